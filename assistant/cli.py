@@ -1,0 +1,223 @@
+"""Command line: ``python -m assistant {inspect,prepare-model,index,search,ask,feedback}``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import AssistantError
+from assistant.settings import Settings
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the parsed manual(s) as JSON or as a readable outline."""
+    from assistant.ingest import corpus_files, load_file
+    from assistant.parse import parse_document
+
+    path = Path(args.path) if args.path else settings.corpus_dir
+    files = corpus_files(path) if path.is_dir() else [path]
+    manuals = []
+    for f in files:
+        try:
+            manuals.append(parse_document(load_file(f)))
+        except AssistantError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+    if not manuals:
+        print("error: no readable manual found.", file=sys.stderr)
+        return 1
+    if args.json:
+        dicts = [m.to_inspect_dict() for m in manuals]
+        _print_json(dicts[0] if len(dicts) == 1 else dicts)
+        return 0
+    for m in manuals:
+        print(f"{m.title}  [{m.code}]  versión {m.version}, vigente desde {m.effective_date}")
+        print(f"Autorizado por: {m.authorized_by}   (fuente: {m.source})")
+        for w in m.warnings:
+            print(f"  ! {w}")
+        for u in m.units:
+            depth = 0
+            parent = u.parent
+            while parent:
+                depth += 1
+                parent = next((x.parent for x in m.units if x.name == parent), None)
+            pad = "  " * depth
+            print(f"\n{pad}■ {u.name}  — jefatura: {u.head or '—'}")
+            if u.positions:
+                print(f"{pad}  Puestos: {', '.join(u.positions)}")
+            if u.objective:
+                print(f"{pad}  Objetivo: {u.objective}")
+            for fn in u.functions:
+                print(f"{pad}  {fn.numeral:>5}. {fn.text}")
+        if m.history:
+            print("\nModificaciones:")
+            for h in m.history:
+                print(f"  v{h.version} ({h.date}):")
+                for c in h.changes:
+                    print(f"      · {c}")
+    return 0
+
+
+def cmd_prepare_model(args: argparse.Namespace, settings: Settings) -> int:
+    """Build the default embedding model folder offline (no-op when ready)."""
+    from assistant.embed import prepare
+
+    prepare(settings.embedding)
+    return 0
+
+
+def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    """Build or update the index with a progress bar."""
+    from tqdm import tqdm
+
+    from assistant.indexer import build_index
+
+    bar = tqdm(total=0, unit="chunk", desc="embedding", disable=args.quiet)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    manifest, report = build_index(settings, rebuild=args.rebuild, progress=progress)
+    bar.close()
+    for e in report.errors:
+        print(f"skipped: {e}", file=sys.stderr)
+    for w in report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(
+        f"index ready: {manifest.chunks} chunks from {len(manifest.manuals)} manual(s), "
+        f"model {manifest.model} ({manifest.dimension}-d), build {manifest.build}"
+    )
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    """Show the retrieved chunks for a question."""
+    from assistant.chain import Assistant
+
+    assistant = Assistant.from_settings(settings)
+    hits = assistant.retriever.search(
+        args.question, k=args.k, unit=args.unit, section=args.section, mode=args.mode
+    )
+    if args.json:
+        _print_json(
+            [
+                {
+                    "id": h.chunk.id,
+                    "score": round(h.score, 4),
+                    "dense": round(h.dense, 4),
+                    "lexical": round(h.lexical, 4),
+                    **h.chunk.metadata(),
+                    "text": h.chunk.text,
+                }
+                for h in hits
+            ]
+        )
+        return 0
+    for rank, h in enumerate(hits, 1):
+        where = " · ".join(x for x in (h.chunk.unit, h.chunk.section, h.chunk.numeral) if x)
+        print(f"{rank}. [{h.score:.3f}] {where}\n   {h.chunk.text}")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    """Answer a question with citations."""
+    from assistant.chain import Assistant
+
+    if args.engine:
+        settings.answer.engine = args.engine
+    assistant = Assistant.from_settings(settings)
+    answer = assistant.ask(args.question)
+    if args.json:
+        _print_json(answer.model_dump(mode="json"))
+        return 0
+    print(answer.answer)
+    if answer.citations:
+        print()
+        for c in answer.citations:
+            where = " · ".join(x for x in (c.unit, c.section, c.numeral) if x)
+            print(f"  [{where}] «{c.quote}»")
+    note = f", fallback: {answer.fallback_reason}" if answer.fallback_reason else ""
+    print(f"\n({answer.engine}, {answer.latency_ms:.0f} ms{note})", file=sys.stderr)
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
+    """Export 👎 feedback as evaluation questions."""
+    from assistant.feedback import FeedbackStore
+
+    store = FeedbackStore(settings.ui.feedback_db)
+    count = store.export(Path(args.out))
+    print(f"wrote {count} question(s) to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (kept separate for tests)."""
+    p = argparse.ArgumentParser(prog="python -m assistant", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("inspect", help="print the parsed manual")
+    s.add_argument("path", nargs="?", help="a manual file or folder (default: the corpus)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("prepare-model", help="build the embedding model folder offline")
+    s.set_defaults(func=cmd_prepare_model)
+
+    s = sub.add_parser("index", help="build or update the index from the corpus")
+    s.add_argument("--rebuild", action="store_true", help="re-embed everything into a fresh build")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_index)
+
+    s = sub.add_parser("search", help="show retrieved chunks")
+    s.add_argument("question")
+    s.add_argument("--k", type=int, default=5)
+    s.add_argument("--unit")
+    s.add_argument(
+        "--section", choices=["funciones", "objetivo", "organigrama", "modificaciones", "documento", "texto"]
+    )
+    s.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("ask", help="answer a question with citations")
+    s.add_argument("question")
+    s.add_argument("--engine", choices=["grounded", "llm"])
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_ask)
+
+    s = sub.add_parser("feedback", help="feedback tools")
+    fsub = s.add_subparsers(dest="feedback_command", required=True)
+    e = fsub.add_parser("export", help="write 👎 answers as evaluation questions (JSON Lines)")
+    e.add_argument("--out", required=True)
+    e.set_defaults(func=cmd_feedback)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; errors print one sentence and exit 1."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args, Settings()))
+    except AssistantError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

