@@ -1,0 +1,155 @@
+"""Text helpers shared by retrieval and answering: accent folding, tokens, Spanish stems, language."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Literal
+
+import snowballstemmer
+
+_STEMMER = snowballstemmer.stemmer("spanish")
+_EN_STEMMER = snowballstemmer.stemmer("english")
+_TOKEN = re.compile(r"[a-z0-9ñ]+")
+
+STOP_ES = frozenset(
+    """a al algo ante como con cual cuales de del desde donde el ella ellas ellos en entre era es esa ese eso
+    esta estan este esto fue ha han hay la las le les lo los mas me mi mis muy no nos o otra otro para pero
+    por que quien quienes se segun ser si sin sobre son su sus tambien tiene todo tu un una unas uno unos y ya
+    cual cuales cuanto cuantos cuantas como donde cuando hace hacen puede debe esta estas estos""".split()
+)
+STOP_EN = frozenset(
+    """a an and are as at be by can do does for from has have how i in is it its of on or the their there this
+    to was what when where which who whom whose why will with you your me my our we they them that these those
+    about into any all also should would could tell please many much more most number""".split()
+)
+_EN_MARKERS = frozenset(
+    "who what which how where when why does do is are the of and handles handle in charge responsible".split()
+)
+_ES_MARKERS = frozenset(
+    "quien quienes que cual cuales como donde cuando cuantos cuantas el la los las de del y se es son "
+    "encarga maneja responsable puestos funciones".split()
+)
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip accents (keeps ñ as n): for matching, never for display."""
+    nfkd = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in nfkd if not unicodedata.combining(c)).lower()
+
+
+def tokens(text: str) -> list[str]:
+    """Folded word tokens."""
+    return _TOKEN.findall(fold(text))
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """Spanish Snowball stem of a folded word."""
+    return str(_STEMMER.stemWord(word))
+
+
+@lru_cache(maxsize=65536)
+def english_stem(word: str) -> str:
+    """English Snowball stem of a folded word (for matching glossary phrases)."""
+    return str(_EN_STEMMER.stemWord(word))
+
+
+def lexical_terms(text: str) -> list[str]:
+    """Tokens for BM25: folded, stop words dropped, Spanish-stemmed."""
+    return [stem(t) for t in tokens(text) if t not in STOP_ES and t not in STOP_EN and len(t) > 1]
+
+
+def detect_language(text: str) -> Literal["es", "en"]:
+    """Spanish or English, from interrogatives, marker words and Spanish-only characters."""
+    if re.search(r"[¿¡ñ]", text.lower()):
+        return "es"
+    words = tokens(text)
+    if not words:
+        return "es"
+    en = sum(1 for w in words if w in _EN_MARKERS or w in STOP_EN)
+    es = sum(1 for w in words if w in _ES_MARKERS or w in STOP_ES)
+    # An English interrogative opening the question decides a mixed question ("who handles activos …").
+    if words[0] in {
+        "who",
+        "what",
+        "which",
+        "how",
+        "where",
+        "when",
+        "why",
+        "does",
+        "do",
+        "is",
+        "are",
+        "can",
+        "list",
+        "tell",
+        "show",
+        "name",
+        "give",
+    }:
+        return "en"
+    if words[0] in {
+        "quien",
+        "quienes",
+        "que",
+        "cual",
+        "cuales",
+        "como",
+        "donde",
+        "cuando",
+        "cuantos",
+        "cuantas",
+        "lista",
+        "dime",
+        "muestra",
+        "menciona",
+    }:
+        return "es"
+    return "en" if en > es else "es"
+
+
+class Speller:
+    """Corrects misspelt words against the vocabulary the assistant knows (manual, glossary, question words)."""
+
+    def __init__(self, vocabulary: set[str], min_zipf: float = 3.0) -> None:
+        self.vocabulary = {w for w in vocabulary if len(w) > 1}
+        self.min_zipf = min_zipf
+        self._by_length: dict[int, list[str]] = {}
+        for w in sorted(self.vocabulary):
+            self._by_length.setdefault(len(w), []).append(w)
+
+    def fix(self, word: str) -> str | None:
+        """The closest known word to an unknown one, or None when the word is known or nothing is close."""
+        if len(word) < 3 or word in self.vocabulary or word.isdigit() or self.is_common_word(word):
+            return None
+        if len(word) == 3 and self.is_common_word(word, 1.0):
+            return None  # short words are corrected only when they are no word at all ("mny")
+        import difflib
+
+        pool = [w for n in range(len(word) - 2, len(word) + 3) for w in self._by_length.get(n, [])]
+        found = difflib.get_close_matches(word, pool, n=1, cutoff=0.8)
+        return found[0] if found else None
+
+    def is_common_word(self, word: str, min_zipf: float | None = None) -> bool:
+        """A real English or Spanish word ("properly", "tasa") is never "corrected" into a manual word."""
+        from wordfreq import zipf_frequency
+
+        floor = self.min_zipf if min_zipf is None else min_zipf
+        return max(zipf_frequency(word, "en"), zipf_frequency(word, "es")) >= floor
+
+    def corrections(self, text: str) -> dict[str, str]:
+        """Misspelt word -> correction, for every word of the text that has one."""
+        out: dict[str, str] = {}
+        for w in tokens(text):
+            fixed = self.fix(w)
+            if fixed:
+                out[w] = fixed
+        return out
+
+    def correct(self, text: str) -> str:
+        """The folded text with misspelt words replaced."""
+        fixes = self.corrections(text)
+        return " ".join(fixes.get(w, w) for w in tokens(text))
