@@ -1,0 +1,858 @@
+"""The web chat: cited answers, feedback, and an onboarding tour of the organisation (Gradio Blocks).
+
+The handlers live in ``ChatController`` and plain functions so they can be tested without a server;
+``build_app`` only lays out components and wires events to them.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Protocol
+
+import gradio as gr
+
+from assistant.errors import AssistantError, InvalidQuestionError
+from assistant.feedback import FeedbackStore, Rating
+from assistant.models import Answer, Citation, Hit, Manual, Unit
+from assistant.settings import Settings, UISettings
+
+log = logging.getLogger(__name__)
+
+USERS_ENV = "ASSISTANT_UI_USERS"
+# How many suggested-question buttons a unit card has; the buttons exist once and are relabelled.
+MAX_SUGGESTIONS = 4
+# Longest question echoed back in the chat; a rejected 100 kB paste should not flood the page.
+MAX_ECHO_CHARS = 400
+
+FALLBACK_NOTE = (
+    "LLM no disponible; respuesta del motor fundamentado · LLM unavailable; grounded-engine answer"
+)
+THINKING = "Buscando en el manual… · Searching the manual…"
+
+_MONTHS_ES = [
+    "enero", "febrero", "marzo", "abril", "mayo", "junio",
+    "julio", "agosto", "septiembre", "octubre", "noviembre", "diciembre",
+]  # fmt: skip
+_SECTION_LABELS = {
+    "funciones": "Funciones",
+    "objetivo": "Objetivo",
+    "organigrama": "Organigrama",
+    "modificaciones": "Modificaciones",
+    "documento": "Documento",
+    "texto": "Texto",
+}
+# Spanish articles for the nouns that name organisational units; an unknown first word gets none.
+_ARTICLES = {
+    "área": "el", "areas": "las", "áreas": "las", "gerencia": "la", "gerencias": "las",
+    "agencia": "la", "agencias": "las", "sucursal": "la", "sucursales": "las", "departamento": "el",
+    "departamentos": "los", "unidad": "la", "unidades": "las", "sección": "la", "división": "la",
+    "oficina": "la", "oficinas": "las", "centro": "el", "grupo": "el", "dirección": "la", "subgerencia": "la",
+}  # fmt: skip
+
+
+class AuthConfigError(AssistantError):
+    """Login is switched on but the credentials are missing or malformed."""
+
+
+class AssistantLike(Protocol):
+    """What the UI needs from ``assistant.chain.Assistant``."""
+
+    manuals: list[Manual]
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The index manifest, stored with every rating."""
+        ...
+
+    def ask(self, question: str, history: list[tuple[str, str]] | None = None) -> Answer:
+        """Answer one question, given the earlier (question, answer) turns."""
+        ...
+
+
+# ---------------------------------------------------------------- text helpers
+
+
+def esc(text: object) -> str:
+    """HTML-escape any value for a text node or a quoted attribute."""
+    return html.escape(str(text), quote=True)
+
+
+def esc_lines(text: str) -> str:
+    """Escape ``text`` and turn its line breaks into ``<br>``.
+
+    The chat renders Markdown, where a blank line ends an HTML block; HTML we build must stay on one line.
+    """
+    return "<br>".join(esc(line.strip()) for line in text.splitlines() if line.strip())
+
+
+def format_date_es(value: date | None) -> str:
+    """``15 de marzo de 2016``, or an empty string."""
+    if value is None:
+        return ""
+    return f"{value.day} de {_MONTHS_ES[value.month - 1]} de {value.year}"
+
+
+def with_article(name: str) -> str:
+    """``Área de Ventas`` → ``el Área de Ventas``; unknown nouns are left bare."""
+    first = name.split(" ", 1)[0].lower()
+    article = _ARTICLES.get(first)
+    return f"{article} {name}" if article else name
+
+
+def _de(name: str) -> str:
+    phrase = with_article(name)
+    return "del " + phrase[3:] if phrase.startswith("el ") else "de " + phrase
+
+
+# ---------------------------------------------------------------- the organisation
+
+
+def root_unit(manual: Manual) -> Unit | None:
+    """The unit the others hang from (the Gerencia): the first one without a parent."""
+    return next((u for u in manual.units if u.parent is None), manual.units[0] if manual.units else None)
+
+
+def children(manual: Manual, parent: str) -> list[Unit]:
+    """Direct sub-units of ``parent``, in the manual's numbering and then reading order."""
+    found = [u for u in manual.units if u.parent == parent]
+    order = {u.name: i for i, u in enumerate(manual.units)}
+    return sorted(found, key=lambda u: (u.number if u.number is not None else 10_000, order[u.name]))
+
+
+def groups(manual: Manual) -> list[Unit]:
+    """The work groups directly under the root unit (six in the Gerencia's manual)."""
+    root = root_unit(manual)
+    return children(manual, root.name) if root else []
+
+
+def ancestors(manual: Manual, unit: Unit) -> list[Unit]:
+    """Parents of ``unit`` from the root down (cycle-safe)."""
+    chain: list[Unit] = []
+    seen = {unit.name}
+    current = manual.unit(unit.parent) if unit.parent else None
+    while current is not None and current.name not in seen:
+        chain.insert(0, current)
+        seen.add(current.name)
+        current = manual.unit(current.parent) if current.parent else None
+    return chain
+
+
+def unit_label(unit: Unit) -> str:
+    """``3. Agencias`` for numbered groups, the bare name otherwise."""
+    return f"{unit.number}. {unit.name}" if unit.number is not None else unit.name
+
+
+def suggested_questions(unit: Unit) -> list[str]:
+    """Questions about ``unit`` that its own data can answer, mixing Spanish and English."""
+    questions: list[str] = []
+    if unit.head:
+        questions.append(f"¿Quién dirige {with_article(unit.name)}?")
+    if unit.functions:
+        questions.append(f"What are the functions of the {unit.name}?")
+    if unit.positions:
+        questions.append(f"¿Qué puestos tiene {with_article(unit.name)}?")
+    if unit.objective:
+        questions.append(f"What is the objective of the {unit.name}?")
+    return questions[:MAX_SUGGESTIONS]
+
+
+def example_questions(manual: Manual) -> list[str]:
+    """Example questions for an empty chat, two Spanish and two English, drawn from the manual's data."""
+    examples: list[str] = []
+    units_with_functions = [u for u in groups(manual) if u.functions] or [
+        u for u in manual.units if u.functions
+    ]
+    if units_with_functions:
+        unit = units_with_functions[0]
+        examples.append(f"¿Cuáles son las funciones {_de(unit.name)}?")
+        # A function line turned into a "who does X?" question shows off unit lookup by duty.
+        duty = units_with_functions[-1].functions[0].text.rstrip(". ")
+        examples.append(f"¿Quién se encarga de {duty[:1].lower()}{duty[1:]}?")
+    with_positions = [u for u in groups(manual) if u.positions]
+    if with_positions:
+        examples.append(f"Which positions are in the {with_positions[len(with_positions) // 2].name}?")
+    root = root_unit(manual)
+    if root is not None and root.objective:
+        examples.append(f"What is the objective of the {root.name}?")
+    return examples
+
+
+def header_html(manual: Manual) -> str:
+    """The page header: what the assistant covers and which edition of the manual it quotes."""
+    root = root_unit(manual)
+    scope = root.name if root else manual.title
+    facts = []
+    if manual.code:
+        facts.append(f"<span class='fact'><b>Código</b> {esc(manual.code)}</span>")
+    if manual.version is not None:
+        facts.append(f"<span class='fact'><b>Versión</b> {esc(manual.version)}</span>")
+    if manual.effective_date:
+        facts.append(
+            f"<span class='fact'><b>Vigente desde</b> {esc(format_date_es(manual.effective_date))}</span>"
+        )
+    if manual.authorized_by:
+        facts.append(f"<span class='fact'><b>Autorizado</b> {esc(manual.authorized_by)}</span>")
+    return (
+        "<header class='mof-header'>"
+        f"<div class='mof-kicker'>Manual de Organización y Funciones · {esc(scope)}</div>"
+        "<h1>Asistente del MOF <span class='en'>· MOF assistant</span></h1>"
+        f"<div class='mof-facts'>{''.join(facts)}</div>"
+        "<p class='mof-lede'>Pregunte en español o en inglés; cada respuesta cita las líneas del manual. "
+        "<span class='en'>Ask in Spanish or English; every answer quotes the manual.</span></p>"
+        "</header>"
+    )
+
+
+def _positions_html(unit: Unit) -> str:
+    if not unit.positions:
+        return ""
+    items = "".join(
+        f"<li class='position{' head' if p == unit.head else ''}'>{esc(p)}</li>" for p in unit.positions
+    )
+    return (
+        f"<li class='positions'><details><summary>Puestos · Positions ({len(unit.positions)})</summary>"
+        f"<ul>{items}</ul></details></li>"
+    )
+
+
+def _tree_node(manual: Manual, unit: Unit, depth: int, seen: set[str]) -> str:
+    seen.add(unit.name)
+    subs = [u for u in children(manual, unit.name) if u.name not in seen]
+    inner = "".join(_tree_node(manual, u, depth + 1, seen) for u in subs) + _positions_html(unit)
+    head = f"<span class='node-head'>{esc(unit.head)}</span>" if unit.head else ""
+    node = (
+        f"<button type='button' class='node depth-{min(depth, 3)}' data-unit='{esc(unit.name)}'>"
+        f"{esc(unit_label(unit))}</button>{head}"
+    )
+    # Top levels start open so the six groups are visible at a glance; deeper levels stay compact.
+    opened = " open" if depth < 1 else ""
+    return f"<li><details{opened}><summary>{node}</summary><ul>{inner}</ul></details></li>"
+
+
+def org_tree_html(manual: Manual) -> str:
+    """The org chart as nested lists: root → groups → sub-units → positions; unit names are buttons."""
+    seen: set[str] = set()
+    roots = [u for u in manual.units if u.parent is None or manual.unit(u.parent) is None]
+    body = "".join(_tree_node(manual, u, 0, seen) for u in roots if u.name not in seen)
+    return f"<nav class='org-tree' aria-label='Organigrama'><ul>{body}</ul></nav>"
+
+
+# Clicking a unit name selects it instead of folding its branch; the arrow still folds.
+TREE_JS = """
+element.addEventListener('click', (e) => {
+  const btn = e.target.closest('button[data-unit]');
+  if (!btn) return;
+  e.preventDefault();
+  element.querySelectorAll('button.node.selected').forEach((b) => b.classList.remove('selected'));
+  btn.classList.add('selected');
+  trigger('click', {unit: btn.dataset.unit});
+});
+"""
+
+
+def unit_card_html(manual: Manual, unit: Unit | None) -> str:
+    """A card with everything the manual says about one unit."""
+    if unit is None:
+        return "<article class='unit-card empty'>Elija una unidad en el organigrama. · Pick a unit.</article>"
+    crumbs = " › ".join(esc(u.name) for u in ancestors(manual, unit))
+    parts = [f"<div class='crumbs'>{crumbs}</div>" if crumbs else ""]
+    parts.append(f"<h3>{esc(unit_label(unit))}</h3>")
+    if unit.head:
+        parts.append(f"<p class='unit-head'>Dirige · Head: <b>{esc(unit.head)}</b></p>")
+    parent = manual.unit(unit.parent) if unit.parent else None
+    if unit.objective:
+        parts.append(f"<h4>Objetivo · Objective</h4><p class='objective'>{esc(unit.objective)}</p>")
+    if unit.functions:
+        rows = "".join(
+            f"<li><span class='numeral'>{esc(f.numeral)}.</span> {esc(f.text)}</li>" for f in unit.functions
+        )
+        parts.append(
+            f"<h4>Funciones · Functions ({len(unit.functions)})</h4><ol class='functions'>{rows}</ol>"
+        )
+    if (
+        not unit.objective
+        and not unit.functions
+        and parent is not None
+        and (parent.objective or parent.functions)
+    ):
+        parts.append(
+            f"<p class='shared'>Comparte el objetivo y las funciones de <b>{esc(parent.name)}</b>. "
+            f"<span class='en'>Shares the objective and functions of {esc(parent.name)}.</span></p>"
+        )
+    if unit.positions:
+        chips = "".join(
+            f"<li class='chip{' head' if p == unit.head else ''}'>{esc(p)}</li>" for p in unit.positions
+        )
+        parts.append(f"<h4>Puestos · Positions ({len(unit.positions)})</h4><ul class='chips'>{chips}</ul>")
+    subs = children(manual, unit.name)
+    if subs:
+        names = "".join(f"<li>{esc(unit_label(u))}</li>" for u in subs)
+        parts.append(f"<h4>Dependencias · Sub-units</h4><ul class='subs'>{names}</ul>")
+    return f"<article class='unit-card'>{''.join(parts)}</article>"
+
+
+def tour_html(manual: Manual, step: int) -> str:
+    """One step of the guided tour through the groups, with progress dots."""
+    steps = groups(manual)
+    if not steps:
+        return "<section class='tour'>El manual no define grupos de trabajo.</section>"
+    step = max(0, min(step, len(steps) - 1))
+    unit = steps[step]
+    dots = "".join(f"<span class='dot{' on' if i == step else ''}'></span>" for i in range(len(steps)))
+    subs = children(manual, unit.name)
+    facts = []
+    if unit.head:
+        facts.append(f"Dirige · Head: <b>{esc(unit.head)}</b>")
+    if unit.positions:
+        facts.append(f"{len(unit.positions)} puestos · positions")
+    if unit.functions:
+        facts.append(f"{len(unit.functions)} funciones · functions")
+    if subs:
+        facts.append("Incluye · Includes: " + ", ".join(esc(u.name) for u in subs))
+    return (
+        "<section class='tour'>"
+        f"<div class='tour-step'>Paso {step + 1} de {len(steps)} · Step {step + 1} of {len(steps)}"
+        f"<span class='dots'>{dots}</span></div>"
+        f"<h3>{esc(unit_label(unit))}</h3>"
+        f"<p>{esc(unit.objective) if unit.objective else ''}</p>"
+        f"<p class='tour-facts'>{' · '.join(facts)}</p>"
+        "</section>"
+    )
+
+
+# ---------------------------------------------------------------- answers
+
+
+def _matching_hit(citation: Citation, sources: list[Hit]) -> Hit | None:
+    for hit in sources:
+        c = hit.chunk
+        if c.unit == citation.unit and c.section == citation.section and c.numeral == citation.numeral:
+            return hit
+    return next((h for h in sources if citation.quote and citation.quote in h.chunk.quote), None)
+
+
+def citation_label(citation: Citation) -> str:
+    """``Área de Ventas · Funciones · vii``."""
+    bits = [citation.unit or citation.manual, _SECTION_LABELS.get(citation.section, citation.section)]
+    if citation.numeral:
+        bits.append(citation.numeral)
+    return " · ".join(bits)
+
+
+def citations_html(answer: Answer) -> str:
+    """The citations under an answer; each opens to the source excerpt it was quoted from."""
+    if not answer.citations:
+        return ""
+    items = []
+    for n, citation in enumerate(answer.citations, start=1):
+        hit = _matching_hit(citation, answer.sources)
+        excerpt = hit.chunk.text if hit else citation.quote
+        items.append(
+            "<details class='cite'>"
+            f"<summary><span class='cite-n'>{n}</span> "
+            f"<span class='cite-where'>{esc(citation_label(citation))}</span>"
+            f"<span class='cite-quote'>“{esc_lines(citation.quote)}”</span></summary>"
+            f"<div class='excerpt'><div class='excerpt-text'>{esc_lines(excerpt)}</div>"
+            f"<div class='excerpt-meta'>Manual {esc(citation.manual)} · "
+            f"relevancia {citation.score:.2f}</div></div>"
+            "</details>"
+        )
+    return f"<div class='cites'><div class='cites-title'>Fuentes · Sources</div>{''.join(items)}</div>"
+
+
+def render_answer(answer: Answer) -> str:
+    """The full assistant message: the answer, the fallback note if any, and the citations."""
+    parts = [answer.answer.strip()]
+    if answer.fallback_reason:
+        parts.append(f"<div class='fallback-note'>ⓘ {esc(FALLBACK_NOTE)}</div>")
+    cites = citations_html(answer)
+    if cites:
+        parts.append(cites)
+    return "\n\n".join(parts)
+
+
+def stream_pieces(text: str, max_updates: int = 24) -> Iterator[str]:
+    """Growing prefixes of ``text`` ending on word boundaries, at most ``max_updates`` of them."""
+    tokens = re.findall(r"\S+\s*", text)
+    if not tokens:
+        return
+    step = max(1, -(-len(tokens) // max_updates))
+    for end in range(step, len(tokens) + step, step):
+        yield "".join(tokens[:end]).rstrip()
+
+
+# ---------------------------------------------------------------- chat handlers
+
+
+@dataclass
+class ChatSession:
+    """One browser tab's conversation, kept on the server (never trusted from the page)."""
+
+    messages: list[dict[str, str]] = field(default_factory=list)
+    turns: list[tuple[str, str]] = field(default_factory=list)
+    answers: dict[int, Answer] = field(default_factory=dict)  # message index → answer
+    feedback: dict[int, int] = field(default_factory=dict)  # message index → feedback row id
+    last_feedback: int | None = None
+
+
+class ChatController:
+    """The chat's behaviour, independent of Gradio's components so it can be unit-tested."""
+
+    def __init__(
+        self,
+        assistant: AssistantLike,
+        store: FeedbackStore,
+        settings: Settings,
+        stream_delay_s: float = 0.015,
+    ) -> None:
+        """Keep references only; the assistant is already loaded."""
+        self.assistant = assistant
+        self.store = store
+        self.settings = settings
+        self.stream_delay_s = stream_delay_s
+
+    def respond(
+        self, message: Any, session: ChatSession
+    ) -> Iterator[tuple[list[dict[str, str]], ChatSession]]:
+        """Ask the assistant and stream the answer into the conversation; errors become chat messages."""
+        question = message if isinstance(message, str) else ""
+        echo = question if len(question) <= MAX_ECHO_CHARS else question[:MAX_ECHO_CHARS] + "…"
+        session.messages.append({"role": "user", "content": echo})
+        session.messages.append({"role": "assistant", "content": THINKING})
+        index = len(session.messages) - 1
+        yield session.messages, session
+        try:
+            answer = self.assistant.ask(message, history=list(session.turns))
+        except InvalidQuestionError as exc:
+            session.messages[index] = {"role": "assistant", "content": f"⚠ {exc}"}
+            log.info("question rejected: %s", exc)
+            yield session.messages, session
+            return
+        except AssistantError as exc:
+            session.messages[index] = {"role": "assistant", "content": f"⚠ {exc}"}
+            log.error("assistant failed: %s", exc)
+            yield session.messages, session
+            return
+        except Exception:
+            log.exception("unexpected error while answering")
+            session.messages[index] = {
+                "role": "assistant",
+                "content": "⚠ Error interno; inténtelo de nuevo. · Internal error; please try again.",
+            }
+            yield session.messages, session
+            return
+        self._log(answer)
+        for partial in stream_pieces(answer.answer):
+            session.messages[index] = {"role": "assistant", "content": partial + " ▍"}
+            yield session.messages, session
+            if self.stream_delay_s:
+                time.sleep(self.stream_delay_s)
+        session.messages[index] = {"role": "assistant", "content": render_answer(answer)}
+        session.answers[index] = answer
+        session.turns.append((answer.question, answer.answer))
+        yield session.messages, session
+
+    def _log(self, answer: Answer) -> None:
+        if self.settings.log_questions:
+            log.info(
+                "answered question=%r lang=%s answered=%s engine=%s citations=%d latency_ms=%.0f",
+                answer.question, answer.language, answer.answered, answer.engine,
+                len(answer.citations), answer.latency_ms,
+            )  # fmt: skip
+        else:
+            log.info(
+                "answered chars=%d lang=%s answered=%s engine=%s citations=%d latency_ms=%.0f",
+                len(answer.question), answer.language, answer.answered, answer.engine,
+                len(answer.citations), answer.latency_ms,
+            )  # fmt: skip
+
+    def rate(self, session: ChatSession, index: int, liked: Any) -> int | None:
+        """Record 👍 (``liked`` true) or 👎 (false) on the answer at ``index``; anything else withdraws it."""
+        answer = session.answers.get(index)
+        if answer is None:
+            return None  # an error message or a stale index: nothing to rate
+        rating: Rating | None = "up" if liked is True else "down" if liked is False else None
+        row_id = session.feedback.get(index)
+        if rating is None:
+            if row_id is not None:
+                self.store.delete(row_id)
+                del session.feedback[index]
+            session.last_feedback = None
+            return None
+        if row_id is None:
+            row_id = self.store.add(answer, rating, manifest=self.assistant.manifest)
+            session.feedback[index] = row_id
+        else:
+            self.store.set_rating(row_id, rating)
+        session.last_feedback = row_id
+        return row_id
+
+    def comment(self, session: ChatSession, text: str) -> bool:
+        """Attach ``text`` to the latest rating; False when there is no rating to attach it to."""
+        if session.last_feedback is None or not text.strip():
+            return False
+        return self.store.set_comment(session.last_feedback, text[:2000])
+
+    @staticmethod
+    def reset() -> ChatSession:
+        """A fresh conversation."""
+        return ChatSession()
+
+
+# ---------------------------------------------------------------- login
+
+
+def load_credentials(ui: UISettings, environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """Users from ``ASSISTANT_UI_USERS`` ("user:pass,user2:pass2"), else from ``ui.auth_file`` lines."""
+    env = os.environ if environ is None else environ
+    raw = env.get(USERS_ENV, "").strip()
+    if raw:
+        entries = [
+            (f"{USERS_ENV} entry {i}", e.strip()) for i, e in enumerate(raw.split(","), 1) if e.strip()
+        ]
+    elif ui.auth_file is not None:
+        if not ui.auth_file.is_file():
+            raise AuthConfigError(
+                f"The login file {ui.auth_file} does not exist: create it with one user:password per line, "
+                f"or set {USERS_ENV}."
+            )
+        lines = ui.auth_file.read_text(encoding="utf-8").splitlines()
+        entries = [
+            (f"{ui.auth_file} line {i}", line.strip())
+            for i, line in enumerate(lines, 1)
+            if line.strip() and not line.lstrip().startswith("#")
+        ]
+    else:
+        entries = []
+    users: list[tuple[str, str]] = []
+    for where, entry in entries:
+        user, sep, password = entry.partition(":")
+        if not sep or not user.strip() or not password:
+            # Name the place, never the content: the line may hold a password.
+            raise AuthConfigError(f"{where} is not of the form user:password; fix it and restart.")
+        users.append((user.strip(), password))
+    return users
+
+
+def make_auth(ui: UISettings, environ: Mapping[str, str] | None = None) -> Callable[[str, str], bool] | None:
+    """The login check for ``launch(auth=...)``, or None when login is off; refuses on-but-empty."""
+    if not ui.auth_enabled:
+        return None
+    users = load_credentials(ui, environ)
+    if not users:
+        raise AuthConfigError(
+            f"Login is on (ASSISTANT_UI__AUTH_ENABLED=true) but no users are configured: set {USERS_ENV}="
+            "'user:password' or ASSISTANT_UI__AUTH_FILE to a file of user:password lines."
+        )
+    table = [(u.encode(), p.encode()) for u, p in users]
+
+    def check(username: str, password: str) -> bool:
+        ok = False
+        # Compare against every entry in constant time so timing does not reveal valid user names.
+        for user, secret in table:
+            match = hmac.compare_digest(user, username.encode()) & hmac.compare_digest(
+                secret, password.encode()
+            )
+            ok |= match
+        return ok
+
+    return check
+
+
+# ---------------------------------------------------------------- the app
+
+CSS = """
+.gradio-container { max-width: 1120px !important; margin: 0 auto; }
+.mof-header { padding: 18px 22px; border-radius: 14px; margin-bottom: 4px;
+  background: linear-gradient(120deg, #0f3d66 0%, #1d6fa5 100%); color: #fff; }
+.mof-header, .mof-header * { color: #fff !important; }
+.mof-header h1 { margin: 2px 0 8px; font-size: 1.6rem; }
+.mof-header .en { opacity: .75; font-weight: 400; }
+.mof-kicker { text-transform: uppercase; letter-spacing: .06em; font-size: .78rem; opacity: .85; }
+.mof-facts { display: flex; flex-wrap: wrap; gap: 8px; margin-bottom: 8px; }
+.mof-facts .fact { background: rgba(255,255,255,.16); border-radius: 999px; padding: 3px 12px;
+  font-size: .85rem; }
+.mof-lede { margin: 0; font-size: .92rem; opacity: .95; }
+.cites { margin-top: 10px; border-top: 1px solid var(--border-color-primary); padding-top: 8px; }
+.cites-title { font-size: .75rem; text-transform: uppercase; letter-spacing: .05em; opacity: .7;
+  margin-bottom: 4px; }
+details.cite { margin: 4px 0; border-radius: 8px; background: var(--background-fill-secondary);
+  padding: 6px 10px; }
+details.cite summary { cursor: pointer; line-height: 1.4; }
+.cite-n { display: inline-block; min-width: 1.4em; text-align: center; border-radius: 999px;
+  font-size: .75rem;
+  background: #1d6fa5; color: #fff; margin-right: 4px; }
+.cite-where { font-weight: 600; }
+.cite-quote { display: block; font-style: italic; margin-left: 1.9em; }
+.excerpt { margin: 6px 0 2px 1.9em; padding-left: 10px; border-left: 3px solid #1d6fa5; font-size: .9rem; }
+.excerpt-meta { font-size: .75rem; opacity: .65; margin-top: 4px; }
+.fallback-note { font-size: .78rem; opacity: .7; margin-top: 6px; }
+.org-tree ul { list-style: none; padding-left: 18px; margin: 2px 0; }
+.org-tree > ul { padding-left: 0; }
+.org-tree summary { cursor: pointer; padding: 2px 0; }
+.org-tree button.node { border: 1px solid var(--border-color-primary);
+  background: var(--background-fill-primary);
+  border-radius: 8px; padding: 3px 10px; cursor: pointer; font-weight: 600; }
+.org-tree button.node:hover { border-color: #1d6fa5; }
+.org-tree button.node.selected { background: #1d6fa5; color: #fff; border-color: #1d6fa5; }
+.org-tree button.node { font-size: .9rem; }
+.org-tree button.depth-0 { font-size: 1rem; }
+.org-tree .node-head { display: block; font-size: .78rem; opacity: .65; margin: 0 0 2px 20px; }
+.org-tree li.positions summary { font-size: .82rem; opacity: .8; }
+.org-tree li.position { font-size: .85rem; padding: 1px 0; }
+.org-tree li.position::before { content: "• "; opacity: .5; }
+.org-tree li.position.head { font-weight: 600; }
+.unit-card { border: 1px solid var(--border-color-primary); border-radius: 14px; padding: 16px 20px; }
+.unit-card h3 { margin: 2px 0 6px; }
+.unit-card h4 { margin: 14px 0 6px; font-size: .8rem; text-transform: uppercase; letter-spacing: .05em;
+  opacity: .7; }
+.unit-card .crumbs { font-size: .8rem; opacity: .65; }
+.unit-card ol.functions { list-style: none; padding-left: 0; }
+.unit-card ol.functions li { margin: 3px 0; display: flex; gap: .3em; }
+.unit-card .numeral { flex: 0 0 2.6em; font-weight: 600; color: #1d6fa5; }
+.unit-card ul.chips { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 6px; }
+.unit-card .chip { border-radius: 999px; padding: 2px 10px; background: var(--background-fill-secondary);
+  font-size: .85rem; }
+.unit-card .chip.head { background: #1d6fa5; color: #fff; }
+.tour { border-radius: 14px; padding: 14px 20px; background: var(--background-fill-secondary); }
+.tour h3 { margin: 6px 0; }
+.tour-step { font-size: .8rem; text-transform: uppercase; letter-spacing: .05em; opacity: .75;
+  display: flex; justify-content: space-between; align-items: center; }
+.tour .dot { display: inline-block; width: 9px; height: 9px; border-radius: 50%; margin-left: 5px;
+  background: var(--border-color-primary); }
+.tour .dot.on { background: #1d6fa5; }
+.tour-facts { font-size: .88rem; opacity: .85; }
+button.suggest { justify-content: flex-start; text-align: left; }
+"""
+
+
+# System fonts: the page must render the same offline, and every glyph of a weight from one font.
+THEME = gr.themes.Default(
+    primary_hue="blue",
+    font=("system-ui", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"),
+    font_mono=("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"),
+)
+
+
+def build_app(
+    assistant: AssistantLike,
+    settings: Settings,
+    store: FeedbackStore | None = None,
+    stream_delay_s: float = 0.015,
+) -> gr.Blocks:
+    """The Blocks app: a chat tab and an onboarding tab over ``assistant.manuals[0]``."""
+    if not assistant.manuals:
+        raise AssistantError("The assistant has no parsed manual to show: run `make index` and restart.")
+    manual = assistant.manuals[0]
+    store = store or FeedbackStore(settings.ui.feedback_db)
+    chat = ChatController(assistant, store, settings, stream_delay_s=stream_delay_s)
+    unit_names = [u.name for u in manual.units]
+    tour_units = groups(manual)
+    first = root_unit(manual)
+
+    def on_like(session: ChatSession, evt: gr.LikeData) -> tuple[ChatSession, Any, Any]:
+        index = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+        row_id = chat.rate(session, int(index), evt.liked)
+        if row_id is None:
+            return session, gr.update(visible=False), gr.update(value="")
+        hint = (
+            "¿Qué faltó o estaba mal? (opcional) · What was missing or wrong? (optional)"
+            if evt.liked is False
+            else "¿Algo que añadir? (opcional) · Anything to add? (optional)"
+        )
+        return session, gr.update(visible=True), gr.update(value="", placeholder=hint)
+
+    def on_comment(session: ChatSession, text: str) -> tuple[Any, Any]:
+        if chat.comment(session, text):
+            gr.Info("¡Gracias por su comentario! · Thanks for your feedback!")
+        return gr.update(visible=False), gr.update(value="")
+
+    def on_new() -> tuple[list[dict[str, str]], ChatSession, Any, str]:
+        return [], chat.reset(), gr.update(visible=False), ""
+
+    def pick_unit(name: str | None) -> list[Any]:
+        unit = manual.unit(name) if name else None
+        questions = suggested_questions(unit) if unit else []
+        buttons = [
+            gr.update(value=questions[i], visible=True) if i < len(questions) else gr.update(visible=False)
+            for i in range(MAX_SUGGESTIONS)
+        ]
+        return [unit_card_html(manual, unit), *buttons]
+
+    def example_text(evt: gr.SelectData) -> str:
+        return str(evt.value.get("text", "")) if isinstance(evt.value, dict) else ""
+
+    def tree_click(evt: gr.EventData) -> Any:
+        name = getattr(evt, "unit", None)
+        return gr.update(value=name) if name in unit_names else gr.update()
+
+    def tour_move(step: int, delta: int) -> tuple[int, str, Any, Any]:
+        step = max(0, min(step + delta, len(tour_units) - 1))
+        return (
+            step,
+            tour_html(manual, step),
+            gr.update(interactive=step > 0),
+            gr.update(interactive=step < len(tour_units) - 1),
+        )
+
+    with gr.Blocks(title="Asistente del MOF", analytics_enabled=False) as app:
+        session = gr.State(ChatSession())
+        gr.HTML(header_html(manual), elem_id="mof-header")
+        with gr.Tabs(selected="chat") as tabs:
+            with gr.Tab("Chat", id="chat"):
+                chatbot = gr.Chatbot(
+                    elem_id="chatbot",
+                    height=520,
+                    buttons=["copy"],
+                    feedback_options=["Like", "Dislike"],
+                    examples=[{"text": q} for q in example_questions(manual)],
+                    placeholder="<b>Pregunte sobre la Gerencia</b><br>Ask about the organisation",
+                    show_label=False,
+                    layout="bubble",
+                )
+                with gr.Group(visible=False, elem_id="comment-box") as comment_box, gr.Row():
+                    comment = gr.Textbox(show_label=False, scale=5, max_lines=3, elem_id="comment")
+                    send_comment = gr.Button("Enviar · Send", scale=1, elem_id="send-comment")
+                with gr.Row():
+                    question = gr.Textbox(
+                        placeholder="Escriba su pregunta… · Type your question…",
+                        show_label=False,
+                        scale=6,
+                        autofocus=True,
+                        elem_id="question",
+                    )
+                    ask = gr.Button(
+                        "Preguntar · Ask", variant="primary", scale=1, min_width=180, elem_id="ask"
+                    )
+                new = gr.Button("Nueva conversación · New conversation", size="sm", elem_id="new-chat")
+            with gr.Tab("Conoce la Gerencia · Explore the organisation", id="onboarding"):
+                tour_step = gr.State(0)
+                tour = gr.HTML(tour_html(manual, 0), elem_id="tour")
+                with gr.Row():
+                    prev_btn = gr.Button(
+                        "◀ Anterior · Previous", size="sm", interactive=False, elem_id="tour-prev"
+                    )
+                    open_btn = gr.Button("Ver ficha · Open card", size="sm", elem_id="tour-open")
+                    next_btn = gr.Button(
+                        "Siguiente · Next ▶", size="sm", interactive=len(tour_units) > 1, elem_id="tour-next"
+                    )
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=2):
+                        gr.Markdown("### Organigrama · Org chart")
+                        tree = gr.HTML(org_tree_html(manual), js_on_load=TREE_JS, elem_id="org-tree")
+                    with gr.Column(scale=3):
+                        unit_pick = gr.Dropdown(
+                            choices=unit_names,
+                            value=first.name if first else None,
+                            label="Unidad · Unit",
+                            elem_id="unit-pick",
+                        )
+                        card = gr.HTML(unit_card_html(manual, first), elem_id="unit-card")
+                        gr.Markdown("**Preguntas sugeridas · Suggested questions** — se abren en el chat")
+                        first_questions = suggested_questions(first) if first else []
+                        suggestions = [
+                            gr.Button(
+                                first_questions[i] if i < len(first_questions) else "",
+                                visible=i < len(first_questions),
+                                size="sm",
+                                elem_classes=["suggest"],
+                                elem_id=f"suggest-{i}",
+                            )
+                            for i in range(MAX_SUGGESTIONS)
+                        ]
+
+        answer_io: dict[str, Any] = {
+            "fn": chat.respond,
+            "inputs": [question, session],
+            "outputs": [chatbot, session],
+            "show_progress": "hidden",
+        }
+        clear_box = {"fn": lambda: "", "outputs": [question], "queue": False, "api_visibility": "private"}
+        # The textbox is read by the answer event first, then cleared; clearing first would send "".
+        question.submit(**answer_io, api_name="chat").then(**clear_box)
+        ask.click(**answer_io, api_visibility="private").then(**clear_box)
+        chatbot.example_select(example_text, None, question, queue=False, api_visibility="private").then(
+            **answer_io, api_visibility="private"
+        ).then(**clear_box)
+        chatbot.like(on_like, [session], [session, comment_box, comment], api_visibility="private")
+        send_comment.click(on_comment, [session, comment], [comment_box, comment], api_visibility="private")
+        comment.submit(on_comment, [session, comment], [comment_box, comment], api_visibility="private")
+        # The chatbot's own trash button must forget the server-side conversation too.
+        for reset in (new.click, chatbot.clear):
+            reset(
+                on_new, None, [chatbot, session, comment_box, question], queue=False, api_visibility="private"
+            )
+
+        unit_pick.change(pick_unit, unit_pick, [card, *suggestions], queue=False, api_visibility="private")
+        tree.click(tree_click, None, unit_pick, queue=False, api_visibility="private")
+        for button in suggestions:
+            button.click(
+                lambda q: (q, gr.Tabs(selected="chat")),
+                button,
+                [question, tabs],
+                queue=False,
+                api_visibility="private",
+            ).then(**answer_io, api_visibility="private").then(**clear_box)
+        prev_btn.click(
+            lambda s: tour_move(s, -1), tour_step, [tour_step, tour, prev_btn, next_btn], queue=False,
+            api_visibility="private",
+        )  # fmt: skip
+        next_btn.click(
+            lambda s: tour_move(s, +1), tour_step, [tour_step, tour, prev_btn, next_btn], queue=False,
+            api_visibility="private",
+        )  # fmt: skip
+        open_btn.click(
+            lambda s: gr.update(value=tour_units[s].name) if tour_units else gr.update(),
+            tour_step, unit_pick, queue=False, api_visibility="private",
+        )  # fmt: skip
+    return app
+
+
+def serve(
+    app: gr.Blocks,
+    settings: Settings,
+    *,
+    prevent_thread_lock: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> Any:
+    """Start the server with the queue, login and address from ``settings.ui``."""
+    ui = settings.ui
+    auth = make_auth(ui, environ)  # before anything starts: a login misconfiguration must not serve openly
+    app.queue(default_concurrency_limit=ui.concurrency_limit, max_size=ui.max_queue)
+    return app.launch(
+        server_name=ui.host,
+        server_port=ui.port,
+        root_path=ui.root_path or None,
+        auth=auth,
+        auth_message="Asistente del MOF · Inicie sesión / Sign in" if auth else None,
+        prevent_thread_lock=prevent_thread_lock,
+        share=False,
+        show_error=False,
+        ssr_mode=False,
+        pwa=False,
+        mcp_server=False,
+        enable_monitoring=False,
+        footer_links=[],
+        max_file_size="1mb",
+        theme=THEME,
+        css=CSS,
+        quiet=True,
+    )
+
+
+def launch(settings: Settings) -> None:
+    """Load the assistant once and serve the web chat until interrupted."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    make_auth(settings.ui)  # fail on a login misconfiguration before paying for the model load
+    from assistant.chain import Assistant
+
+    assistant = Assistant.from_settings(settings)
+    serve(build_app(assistant, settings), settings)

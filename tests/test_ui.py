@@ -1,0 +1,293 @@
+"""The web chat's handlers and renderers, without a server."""
+
+from __future__ import annotations
+
+import re
+from itertools import pairwise
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from fakes_ui import FakeAssistant, fake_manual
+
+from assistant.feedback import FeedbackStore
+from assistant.models import Manual, Unit
+from assistant.settings import Settings, UISettings
+from assistant.ui import (
+    FALLBACK_NOTE,
+    AuthConfigError,
+    ChatController,
+    ChatSession,
+    build_app,
+    children,
+    example_questions,
+    groups,
+    header_html,
+    load_credentials,
+    make_auth,
+    org_tree_html,
+    render_answer,
+    stream_pieces,
+    suggested_questions,
+    tour_html,
+    unit_card_html,
+    with_article,
+)
+
+
+@pytest.fixture()
+def store(tmp_path: Path):
+    s = FeedbackStore(tmp_path / "feedback.sqlite3")
+    yield s
+    s.close()
+
+
+@pytest.fixture()
+def controller(store: FeedbackStore) -> ChatController:
+    return ChatController(FakeAssistant(max_question_chars=200), store, Settings(), stream_delay_s=0)
+
+
+def _run(controller: ChatController, question: str, session: ChatSession) -> list[str]:
+    """Drive ``respond`` to the end; return the assistant message as it was after each update."""
+    return [messages[-1]["content"] for messages, _ in controller.respond(question, session)]
+
+
+# ---------------------------------------------------------------- chat
+
+
+def test_answer_streams_then_shows_citations(controller: ChatController) -> None:
+    session = ChatSession()
+    updates = _run(controller, "¿Quién atiende las quejas y denuncias de los clientes?", session)
+    assert updates[0].startswith("Buscando")
+    streamed = updates[1:-1]
+    assert len(streamed) >= 2, "the answer should arrive in pieces"
+    assert all(len(a) <= len(b) for a, b in pairwise(streamed))
+    final = updates[-1]
+    assert "<details class='cite'>" in final
+    assert "Área de Atención al Cliente · Funciones · i" in final
+    assert "“Atender y solventar las quejas y denuncias de los clientes.”" in final
+    assert session.messages[-2] == {
+        "role": "user",
+        "content": "¿Quién atiende las quejas y denuncias de los clientes?",
+    }
+
+
+def test_follow_up_passes_history(controller: ChatController) -> None:
+    session = ChatSession()
+    _run(controller, "¿Cuáles son las funciones del Área de Ventas?", session)
+    _run(controller, "¿Y quién la dirige?", session)
+    fake = controller.assistant
+    assert isinstance(fake, FakeAssistant)
+    first_answer = session.turns[0][1]
+    assert fake.calls[1] == (
+        "¿Y quién la dirige?",
+        [("¿Cuáles son las funciones del Área de Ventas?", first_answer)],
+    )
+    assert len(session.messages) == 4
+
+
+def test_too_long_question_is_refused_in_the_chat(controller: ChatController) -> None:
+    session = ChatSession()
+    updates = _run(controller, "x" * 5000, session)
+    assert "demasiado larga" in updates[-1] and "too long" in updates[-1]
+    assert session.turns == [] and session.answers == {}
+    assert len(session.messages[-2]["content"]) < 500, "a huge paste is not echoed in full"
+
+
+def test_empty_question_is_refused(controller: ChatController) -> None:
+    session = ChatSession()
+    assert "Escribe una pregunta" in _run(controller, "   ", session)[-1]
+
+
+def test_unexpected_error_becomes_a_message(store: FeedbackStore) -> None:
+    class Broken(FakeAssistant):
+        def ask(self, question, history=None):  # type: ignore[no-untyped-def]
+            raise RuntimeError("secret internals")
+
+    controller = ChatController(Broken(), store, Settings(), stream_delay_s=0)
+    final = _run(controller, "hola", ChatSession())[-1]
+    assert "Error interno" in final and "secret" not in final
+
+
+def test_fallback_note_is_shown_only_when_set() -> None:
+    fake = FakeAssistant(fallback_reason="timeout")
+    answer = fake.ask("¿Quién atiende las quejas?")
+    assert FALLBACK_NOTE in render_answer(answer)
+    assert FALLBACK_NOTE not in render_answer(answer.model_copy(update={"fallback_reason": None}))
+
+
+def test_citation_text_is_escaped() -> None:
+    answer = FakeAssistant().ask("¿Quién atiende las quejas?")
+    bad = answer.citations[0].model_copy(update={"quote": "<script>alert(1)</script>"})
+    html = render_answer(answer.model_copy(update={"citations": [bad], "sources": []}))
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_stream_pieces_rebuild_the_text() -> None:
+    text = "Uno dos  tres\ncuatro " * 30
+    pieces = list(stream_pieces(text, max_updates=10))
+    assert len(pieces) <= 10
+    assert pieces[-1] == text.rstrip()
+    assert list(stream_pieces("")) == []
+
+
+# ---------------------------------------------------------------- feedback
+
+
+def test_thumbs_store_change_and_withdraw(controller: ChatController, store: FeedbackStore) -> None:
+    session = ChatSession()
+    _run(controller, "¿Quién atiende las quejas?", session)
+    index = len(session.messages) - 1
+    row_id = controller.rate(session, index, False)
+    assert row_id is not None
+    row = store.get(row_id)
+    assert row is not None and row.rating == "down" and row.question == "¿Quién atiende las quejas?"
+    assert row.manifest == {"model": "fake", "dimension": 0, "chromadb": "none", "corpus": {}}
+    assert controller.comment(session, "Falta el Centro de Atención Telefónica")
+    assert controller.rate(session, index, True) == row_id, "a second click updates, not duplicates"
+    row = store.get(row_id)
+    assert row is not None and (row.rating, row.comment) == ("up", "Falta el Centro de Atención Telefónica")
+    assert controller.rate(session, index, None) is None
+    assert store.rows() == []
+
+
+def test_rating_an_error_message_stores_nothing(controller: ChatController, store: FeedbackStore) -> None:
+    session = ChatSession()
+    _run(controller, "", session)
+    assert controller.rate(session, len(session.messages) - 1, False) is None
+    assert not controller.comment(session, "x")
+    assert store.rows() == []
+
+
+# ---------------------------------------------------------------- onboarding
+
+
+def test_tree_follows_parent_links() -> None:
+    manual = fake_manual()
+    assert [u.number for u in groups(manual)] == [1, 2, 3, 4, 5, 6]
+    assert [u.name for u in children(manual, "Agencias")] == ["Agencia Santa Ana", "Agencia San Miguel"]
+    tree = org_tree_html(manual)
+    for unit in manual.units:
+        assert f"data-unit='{unit.name}'" in tree
+    # Sub-units nest inside their group's list, and positions inside their unit.
+    agencias = tree.index("data-unit='Agencias'")
+    assert agencias < tree.index("data-unit='Agencia Santa Ana'") < tree.index("data-unit='Área de Ventas'")
+    assert "Supervisor Técnico" in tree
+
+
+def test_tree_is_built_from_data_not_names() -> None:
+    manual = Manual(
+        id="x",
+        source="x",
+        units=[
+            Unit(name="Dirección X", head="Director"),
+            Unit(name="Unidad Y", parent="Dirección X", number=1, positions=["Analista"]),
+        ],
+    )
+    tree = org_tree_html(manual)
+    assert "Dirección X" in tree and "1. Unidad Y" in tree and "Analista" in tree
+    assert "Agencias" not in tree
+    assert "Paso 1 de 1" in tour_html(manual, 0)
+
+
+def test_unit_card_shows_objective_functions_positions() -> None:
+    manual = fake_manual()
+    card = unit_card_html(manual, manual.unit("Área de Atención al Cliente"))
+    assert "Atender y facilitar los diferentes servicios" in card
+    assert "<span class='numeral'>ii.</span> Controlar las operaciones del Centro" in card
+    assert "Coordinador de Ventanilla" in card
+    sub = unit_card_html(manual, manual.unit("Agencia Santa Ana"))
+    assert "Gerencia de Servicio al Cliente › Agencias" in sub
+    assert "Comparte el objetivo y las funciones de <b>Agencias</b>" in sub
+
+
+def test_suggested_questions_come_from_unit_data() -> None:
+    manual = fake_manual()
+    ventas = manual.unit("Área de Ventas")
+    assert ventas is not None
+    assert suggested_questions(ventas) == [
+        "¿Quién dirige el Área de Ventas?",
+        "What are the functions of the Área de Ventas?",
+        "¿Qué puestos tiene el Área de Ventas?",
+        "What is the objective of the Área de Ventas?",
+    ]
+    santa_ana = manual.unit("Agencia Santa Ana")
+    assert santa_ana is not None
+    assert suggested_questions(santa_ana) == [
+        "¿Quién dirige la Agencia Santa Ana?",
+        "¿Qué puestos tiene la Agencia Santa Ana?",
+    ]
+    assert with_article("Sucursal Paseo") == "la Sucursal Paseo"
+    assert with_article("Comité X") == "Comité X"
+
+
+def test_tour_steps_through_the_six_groups() -> None:
+    manual = fake_manual()
+    steps = [tour_html(manual, i) for i in range(6)]
+    for i, (html, unit) in enumerate(zip(steps, groups(manual), strict=True)):
+        assert f"Paso {i + 1} de 6" in html and unit.name in html
+    assert tour_html(manual, 99) == steps[-1], "out-of-range steps clamp to the ends"
+
+
+def test_header_and_examples() -> None:
+    manual = fake_manual()
+    header = header_html(manual)
+    assert "901 0905" in header and "10" in header and "15 de marzo de 2016" in header
+    examples = example_questions(manual)
+    assert any(q.startswith("¿") for q in examples) and any(
+        re.match(r"(What|Which|Who)", q) for q in examples
+    )
+    assert "¿Cuáles son las funciones del Área de Atención al Cliente?" in examples
+
+
+# ---------------------------------------------------------------- login
+
+
+def test_credentials_from_env_and_file(tmp_path: Path) -> None:
+    ui = UISettings(auth_enabled=True)
+    assert load_credentials(ui, {"ASSISTANT_UI_USERS": "ana:s3:cret, luis:pw"}) == [
+        ("ana", "s3:cret"),
+        ("luis", "pw"),
+    ]
+    path = tmp_path / "users.txt"
+    path.write_text("# comment\nana:uno\n\nluis:dos\n", encoding="utf-8")
+    ui_file = UISettings(auth_enabled=True, auth_file=path)
+    assert load_credentials(ui_file, {}) == [("ana", "uno"), ("luis", "dos")]
+    check = make_auth(ui_file, {})
+    assert check is not None
+    assert check("ana", "uno") and check("luis", "dos")
+    assert not check("ana", "dos") and not check("eve", "uno") and not check("", "")
+
+
+def test_login_on_without_users_refuses_to_start(tmp_path: Path) -> None:
+    with pytest.raises(AuthConfigError, match="no users are configured"):
+        make_auth(UISettings(auth_enabled=True), {})
+    with pytest.raises(AuthConfigError, match="does not exist"):
+        make_auth(UISettings(auth_enabled=True, auth_file=tmp_path / "missing"), {})
+    bad = tmp_path / "bad.txt"
+    bad.write_text("ana:ok\nsecretwithoutcolon\n", encoding="utf-8")
+    with pytest.raises(AuthConfigError, match="line 2") as err:
+        make_auth(UISettings(auth_enabled=True, auth_file=bad), {})
+    assert "secretwithoutcolon" not in str(err.value), "the error must not print the line's content"
+    assert make_auth(UISettings(auth_enabled=False), {}) is None
+
+
+# ---------------------------------------------------------------- the app
+
+
+def test_build_app_exposes_one_chat_endpoint(store: FeedbackStore) -> None:
+    app = build_app(FakeAssistant(), Settings(), store=store)
+    assert isinstance(app, gr.Blocks)
+    public = [d.api_name for d in app.fns.values() if d.api_visibility == "public"]
+    assert public == ["chat"]
+
+
+def test_multiline_quotes_stay_one_html_block() -> None:
+    # A blank line would end the HTML block in the chat's Markdown and spill the rest as raw text.
+    answer = FakeAssistant().ask("¿Quién atiende las quejas?")
+    quote = "Jefe Área de Activos Extraordinarios\n\nSecretaria\nAuxiliar"
+    cite = answer.citations[0].model_copy(update={"quote": quote, "section": "organigrama", "numeral": None})
+    html = render_answer(answer.model_copy(update={"citations": [cite], "sources": []}))
+    block = html[html.index("<div class='cites'>") :]
+    assert "\n" not in block
+    assert "“Jefe Área de Activos Extraordinarios<br>Secretaria<br>Auxiliar”" in block
