@@ -1,0 +1,1 @@
+"""Evaluation runs: the question files, metrics without an LLM judge, the tutorial baseline and reports."""

@@ -1,0 +1,311 @@
+"""Metrics with no LLM judge: retrieval, answers, citations and latency, overall and per group.
+
+Everything here is a pure function of plain data, so each metric is unit-tested on hand-made results.
+Evidence and `must` phrases are compared accent-, case- and whitespace-insensitively; citation quotes
+only whitespace-insensitively, because a citation claims to be verbatim.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+EVIDENCE_WINDOW = 1000  # characters of the concatenated sources a reader would see
+RANK_K = 5
+LANG_ORDER = ("es", "en", "mixed")
+
+
+@dataclass(frozen=True)
+class Gates:
+    """The CI gate on our overall figures; the one place the thresholds are kept."""
+
+    evidence_at_1000: float = 0.95
+    correctness: float = 0.90
+    refusal_accuracy: float = 0.90
+
+
+GATES = Gates()
+
+
+@dataclass(frozen=True)
+class Question:
+    """One evaluation question (one line of a question file)."""
+
+    id: str
+    lang: str
+    kind: str
+    question: str
+    answerable: bool
+    evidence: tuple[str, ...] = ()
+    must: tuple[tuple[str, ...], ...] = ()
+    units: tuple[str, ...] = ()
+
+
+@dataclass
+class Source:
+    """One retrieved passage, in rank order; unit/section/numeral are None for the baseline's chunks."""
+
+    text: str
+    unit: str | None = None
+    section: str | None = None
+    numeral: str | None = None
+    score: float | None = None
+
+
+@dataclass
+class Response:
+    """What one system returned for one question, in the shape every metric reads."""
+
+    answer: str
+    answered: bool
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    latency_ms: float = 0.0
+    faithfulness: float | None = None
+
+
+# --- normalisation ---------------------------------------------------------------------------------
+
+
+def fold(text: str) -> str:
+    """Accent-, case- and whitespace-insensitive form of a text, for evidence and `must` matching."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(plain.casefold().split())
+
+
+def squash(text: str) -> str:
+    """Whitespace-normalised text: runs of spaces and line breaks become one space."""
+    return " ".join(text.split())
+
+
+def contains_any(text: str, phrases: Iterable[str]) -> bool:
+    """Whether any phrase occurs in the text, compared with `fold`."""
+    haystack = fold(text)
+    return any(fold(p) and fold(p) in haystack for p in phrases)
+
+
+# --- retrieval -------------------------------------------------------------------------------------
+
+
+def relevance(texts: Sequence[str], evidence: Sequence[str]) -> list[bool]:
+    """Per retrieved text (rank order): does it contain any evidence phrase?"""
+    return [contains_any(t, evidence) for t in texts]
+
+
+def first_hit_rank(rels: Sequence[bool]) -> int | None:
+    """1-based rank of the first relevant source, or None when none is relevant."""
+    return next((i for i, r in enumerate(rels, start=1) if r), None)
+
+
+def hit_at_k(rels: Sequence[bool], k: int) -> bool:
+    """Whether a relevant source is among the first k."""
+    return any(rels[:k])
+
+
+def reciprocal_rank(rels: Sequence[bool]) -> float:
+    """1 / rank of the first relevant source (0 when there is none)."""
+    rank = first_hit_rank(rels)
+    return 1.0 / rank if rank else 0.0
+
+
+def ndcg_at_k(rels: Sequence[bool], k: int = RANK_K) -> float:
+    """Binary nDCG@k; the ideal ranking puts the relevant sources that were retrieved first.
+
+    The manual has no exhaustive relevance judgements, so the ideal is built from what was retrieved:
+    the metric measures ordering, while hit@k measures whether anything relevant came back at all.
+    """
+    top = list(rels[:k])
+    dcg = sum(1.0 / math.log2(i + 2) for i, r in enumerate(top) if r)
+    n_relevant = sum(1 for r in rels if r)
+    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(k, n_relevant)))
+    return dcg / ideal if ideal else 0.0
+
+
+def evidence_within(texts: Sequence[str], evidence: Sequence[str], window: int = EVIDENCE_WINDOW) -> bool:
+    """Whether an evidence phrase lies in the first `window` characters of the texts joined in rank order."""
+    return contains_any("\n".join(texts)[:window], evidence)
+
+
+# --- answers ---------------------------------------------------------------------------------------
+
+
+def missing_must(answer: str, must: Sequence[Sequence[str]]) -> list[list[str]]:
+    """The `must` groups none of whose alternatives occurs in the answer (empty list: all satisfied)."""
+    return [list(group) for group in must if not contains_any(answer, group)]
+
+
+_ELLIPSIS = re.compile(r"\s*(?:…|\.\.\.)\s*")
+
+
+def quote_is_verbatim(quote: str, references: Sequence[str]) -> bool:
+    """Whether the quote occurs verbatim (whitespace-normalised) in one of the squashed reference texts.
+
+    An elided quote ("Atender … clientes") is valid when each of its pieces occurs in the same reference.
+    """
+    pieces = [p for p in _ELLIPSIS.split(squash(quote)) if p]
+    if not pieces:
+        return False
+    return any(all(p in ref for p in pieces) for ref in references)
+
+
+# --- one question ----------------------------------------------------------------------------------
+
+
+def score_question(question: Question, response: Response, references: Sequence[str]) -> dict[str, Any]:
+    """The per-question record written to OUT.json: the response plus every flag the metrics read."""
+    texts = [s.text for s in response.sources]
+    citations = [
+        {**c, "valid": quote_is_verbatim(str(c.get("quote", "")), references)} for c in response.citations
+    ]
+    record: dict[str, Any] = {
+        "id": question.id,
+        "lang": question.lang,
+        "kind": question.kind,
+        "answerable": question.answerable,
+        "question": question.question,
+        "answer": response.answer,
+        "answered": response.answered,
+        "citations": citations,
+        "sources": [],
+        "latency_ms": round(response.latency_ms, 1),
+        "faithfulness": response.faithfulness,
+        "citations_valid": all(c["valid"] for c in citations) if citations else None,
+    }
+    if question.answerable:
+        rels = relevance(texts, question.evidence)
+        missing = missing_must(response.answer, question.must)
+        record.update(
+            hit_rank=first_hit_rank(rels),
+            hit_at_1=hit_at_k(rels, 1),
+            hit_at_5=hit_at_k(rels, 5),
+            reciprocal_rank=reciprocal_rank(rels),
+            ndcg_at_5=ndcg_at_k(rels, 5),
+            evidence_at_1000=evidence_within(texts, question.evidence),
+            missing_must=missing,
+            correct=response.answered and not missing,
+        )
+    else:
+        rels = [False] * len(texts)
+        record.update(
+            hit_rank=None,
+            hit_at_1=None,
+            hit_at_5=None,
+            reciprocal_rank=None,
+            ndcg_at_5=None,
+            evidence_at_1000=None,
+            missing_must=[],
+            # For a question the manual does not cover, declining is the correct answer.
+            correct=not response.answered,
+        )
+    record["sources"] = [
+        {"text": s.text, "unit": s.unit, "section": s.section, "numeral": s.numeral, "score": s.score,
+         "relevant": rel}
+        for s, rel in zip(response.sources, rels, strict=True)
+    ]  # fmt: skip
+    return record
+
+
+def failure_reasons(record: Mapping[str, Any]) -> list[str]:
+    """Short reasons a question failed (empty when it passed), for the report's failure list."""
+    reasons: list[str] = []
+    if record["answerable"]:
+        if not record["answered"]:
+            reasons.append("false refusal")
+        elif record["missing_must"]:
+            groups = "; ".join(" | ".join(g) for g in record["missing_must"])
+            reasons.append(f"answer lacks: {groups}")
+        if record["hit_rank"] is None:
+            reasons.append("evidence not retrieved")
+        elif not record["evidence_at_1000"]:
+            reasons.append(f"evidence only at rank {record['hit_rank']}, beyond 1,000 chars")
+    elif record["answered"]:
+        reasons.append("answered an unanswerable question")
+    bad = [c for c in record["citations"] if not c["valid"]]
+    if bad:
+        quote = squash(str(bad[0].get("quote", "")))
+        short = quote if len(quote) <= 60 else quote[:57] + "..."
+        more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
+        reasons.append(f"citation not verbatim: «{short}»{more}")
+    return reasons
+
+
+# --- aggregates ------------------------------------------------------------------------------------
+
+
+def mean(values: Iterable[Any]) -> float | None:
+    """Mean of the non-None values (booleans count as 0/1), or None when there are none."""
+    kept = [float(v) for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0-100) with linear interpolation, as numpy's default; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def aggregate(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The metrics over a set of per-question records; a metric with nothing to measure is None."""
+    answerable = [r for r in records if r["answerable"]]
+    unanswerable = [r for r in records if not r["answerable"]]
+    citations = [c for r in records for c in r["citations"]]
+    latencies = [float(r["latency_ms"]) for r in records]
+    faithful = [r.get("faithfulness") for r in records]
+    return {
+        "n": len(records),
+        "n_answerable": len(answerable),
+        "n_unanswerable": len(unanswerable),
+        "hit_at_1": mean(r["hit_at_1"] for r in answerable),
+        "hit_at_5": mean(r["hit_at_5"] for r in answerable),
+        "mrr": mean(r["reciprocal_rank"] for r in answerable),
+        "ndcg_at_5": mean(r["ndcg_at_5"] for r in answerable),
+        "evidence_at_1000": mean(r["evidence_at_1000"] for r in answerable),
+        "correctness": mean(r["correct"] for r in answerable),
+        "false_refusals": mean(not r["answered"] for r in answerable),
+        "refusal_accuracy": mean(not r["answered"] for r in unanswerable),
+        "accuracy": mean(r["correct"] for r in records),
+        "citation_validity": mean(c["valid"] for c in citations),
+        "n_citations": len(citations),
+        "latency_p50_ms": percentile(latencies, 50),
+        "latency_p95_ms": percentile(latencies, 95),
+        "faithfulness": mean(faithful),
+    }
+
+
+def _ordered_groups(records: Sequence[Mapping[str, Any]], key: str, first: Sequence[str] = ()) -> list[str]:
+    seen = list(dict.fromkeys(str(r[key]) for r in records))
+    return [g for g in first if g in seen] + [g for g in seen if g not in first]
+
+
+def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Metrics overall, per language (es, en, mixed, then any other) and per kind (in file order)."""
+    return {
+        "overall": aggregate(records),
+        "by_lang": {
+            g: aggregate([r for r in records if r["lang"] == g])
+            for g in _ordered_groups(records, "lang", LANG_ORDER)
+        },
+        "by_kind": {
+            g: aggregate([r for r in records if r["kind"] == g]) for g in _ordered_groups(records, "kind")
+        },
+    }
+
+
+def check_gates(overall: Mapping[str, Any], gates: Gates = GATES) -> list[str]:
+    """One sentence per gate our overall metrics miss; a metric the file cannot measure is not gated."""
+    failures: list[str] = []
+    for name, minimum in asdict(gates).items():
+        value = overall.get(name)
+        if value is not None and value < minimum:
+            failures.append(f"{name} is {value:.3f}, below the gate of {minimum:.2f}")
+    return failures

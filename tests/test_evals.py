@@ -1,0 +1,377 @@
+"""Evaluation runs: metrics on hand-made results, question-file errors, and the runner end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.errors import InvalidQuestionError
+from assistant.models import Answer, Chunk, Citation, Hit
+from evals.metrics import (
+    Question,
+    Response,
+    Source,
+    aggregate,
+    check_gates,
+    evidence_within,
+    fold,
+    hit_at_k,
+    missing_must,
+    ndcg_at_k,
+    percentile,
+    quote_is_verbatim,
+    reciprocal_rank,
+    relevance,
+    score_question,
+    squash,
+    summarise,
+)
+from evals.run import QuestionFileError, load_questions, main
+from tests.fakes import HashEmbedder
+
+MANUAL = """Story Transcript
+
+CÓDIGO 901 0905 MANUAL DE ORGANIZACIÓN Y FUNCIONES
+
+1. Área de Atención al Cliente
+Funciones:
+i. Atender y solventar las quejas y
+denuncias de los clientes.
+ii. Actualizar y velar por la integridad de la base de datos de clientes.
+
+2. Área de Activos Extraordinarios
+Funciones:
+i. Controlar los valúos y revalúos de los activos extraordinarios.
+"""
+
+
+def _q(**kw: Any) -> Question:
+    base: dict[str, Any] = {
+        "id": "q1",
+        "lang": "es",
+        "kind": "function",
+        "question": "¿Quién?",
+        "answerable": True,
+        "evidence": ("Controlar los valúos",),
+        "must": (("Activos Extraordinarios",),),
+    }
+    base.update(kw)
+    return Question(**base)
+
+
+# --- retrieval metrics ------------------------------------------------------------------------------
+
+
+def test_evidence_matches_ignoring_accents_case_and_whitespace() -> None:
+    assert fold("  Área de\n ATENCIÓN ") == "area de atencion"
+    assert relevance(["controlar LOS   valuos y revaluos", "otra cosa"], ["Controlar los valúos"]) == [
+        True,
+        False,
+    ]
+
+
+def test_hit_at_k_and_mrr_follow_the_first_relevant_rank() -> None:
+    rels = [False, False, True, False, True]
+    assert not hit_at_k(rels, 1)
+    assert not hit_at_k(rels, 2)
+    assert hit_at_k(rels, 3)
+    assert reciprocal_rank(rels) == pytest.approx(1 / 3)
+    assert reciprocal_rank([False, False]) == 0.0
+
+
+def test_ndcg_rewards_relevant_sources_ranked_first() -> None:
+    assert ndcg_at_k([True, False, False], 5) == pytest.approx(1.0)
+    assert ndcg_at_k([False, True], 5) == pytest.approx(1 / 1.5849625, rel=1e-6)
+    assert ndcg_at_k([False, False, False], 5) == 0.0
+    # Two relevant at ranks 1 and 3 against the ideal 1 and 2.
+    assert ndcg_at_k([True, False, True], 5) == pytest.approx((1 + 0.5) / (1 + 1 / 1.5849625), rel=1e-6)
+
+
+def test_evidence_at_1000_only_reads_the_first_thousand_characters() -> None:
+    filler = "x" * 990
+    assert evidence_within([filler, "CONTROLAR los valuos"], ["Controlar los valúos"]) is False
+    assert evidence_within(["x" * 500, "Controlar   LOS VALÚOS"], ["controlar los valuos"]) is True
+    # Short chunks: the window spans several of them, in rank order.
+    assert evidence_within(["a" * 300, "b" * 300, "controlar los valúos"], ["Controlar los valúos"]) is True
+
+
+# --- answer metrics ---------------------------------------------------------------------------------
+
+
+def test_every_must_group_needs_one_alternative() -> None:
+    must = [["Gerente Servicio al Cliente", "Gerencia de Servicio al Cliente"], ["6", "seis"]]
+    assert missing_must("Depende de la GERENCIA de servicio al cliente y tiene seis grupos.", must) == []
+    assert missing_must("Depende del Gerente Servicio al Cliente.", must) == [["6", "seis"]]
+
+
+def test_correct_needs_the_must_groups_and_an_answer() -> None:
+    q = _q()
+    found = [Source(text="Área de Activos Extraordinarios, i. Controlar los valúos")]
+    good = score_question(
+        q, Response(answer="El Área de Activos Extraordinarios.", answered=True, sources=found), []
+    )
+    refused = score_question(q, Response(answer="Activos Extraordinarios", answered=False, sources=found), [])
+    assert good["correct"] and good["hit_rank"] == 1 and good["evidence_at_1000"]
+    assert not refused["correct"]
+
+
+def test_refusal_accuracy_and_false_refusals() -> None:
+    neg = _q(id="n", answerable=False, evidence=(), must=())
+    records = [
+        score_question(neg, Response(answer="No lo dice.", answered=False), []),
+        score_question(
+            _q(id="n2", answerable=False, evidence=(), must=()), Response("Sí", answered=True), []
+        ),
+        score_question(_q(id="a"), Response(answer="No lo dice.", answered=False), []),
+        score_question(_q(id="b"), Response(answer="Activos Extraordinarios", answered=True), []),
+    ]
+    m = aggregate(records)
+    assert m["refusal_accuracy"] == 0.5
+    assert m["false_refusals"] == 0.5
+    assert m["correctness"] == 0.5
+    assert m["hit_at_1"] == 0.0  # retrieval counts answerable questions only
+    assert records[0]["correct"] and records[0]["hit_at_1"] is None
+
+
+def test_citation_validity_is_verbatim_up_to_whitespace() -> None:
+    refs = [squash(MANUAL)]
+    assert quote_is_verbatim("Atender y solventar las quejas y denuncias de los clientes.", refs)
+    assert quote_is_verbatim("Atender y solventar … de los clientes", refs)
+    assert not quote_is_verbatim("Atender y solventar las quejas de los clientes", refs)
+    assert not quote_is_verbatim("ATENDER y solventar las quejas", refs)  # case matters in a verbatim quote
+    assert not quote_is_verbatim("Controlar los valuos", refs)  # so do accents
+    assert not quote_is_verbatim("  ", refs)
+    cited = [{"quote": "Controlar los valúos y revalúos"}, {"quote": "Controlar el universo"}]
+    record = score_question(_q(), Response(answer="x", answered=True, citations=cited), refs)
+    assert [c["valid"] for c in record["citations"]] == [True, False]
+    assert aggregate([record])["citation_validity"] == 0.5
+
+
+def test_latency_percentiles_and_groups() -> None:
+    assert percentile([10.0, 20.0, 30.0, 40.0], 50) == 25.0
+    assert percentile([1.0] * 19 + [100.0], 95) == pytest.approx(5.95)
+    assert percentile([], 50) is None
+    records = [
+        score_question(_q(id="e", lang="en"), Response("Activos Extraordinarios", True, latency_ms=5), []),
+        score_question(_q(id="s", lang="es"), Response("nada", True, latency_ms=7), []),
+    ]
+    summary = summarise(records)
+    assert list(summary["by_lang"]) == ["es", "en"]
+    assert summary["by_lang"]["en"]["correctness"] == 1.0
+    assert summary["by_kind"]["function"]["n"] == 2
+
+
+def test_gates_name_what_failed_and_skip_what_was_not_measured() -> None:
+    ok = {"evidence_at_1000": 0.97, "correctness": 0.95, "refusal_accuracy": None}
+    assert check_gates(ok) == []
+    failures = check_gates({"evidence_at_1000": 0.97, "correctness": 0.80, "refusal_accuracy": 1.0})
+    assert len(failures) == 1 and "correctness" in failures[0]
+
+
+# --- question files ---------------------------------------------------------------------------------
+
+GOOD = {"id": "q1", "lang": "es", "kind": "function", "question": "¿Quién atiende las quejas?",
+        "answerable": True, "evidence": ["Atender y solventar las quejas"], "must": [["Atención al Cliente"]],
+        "units": ["Área de Atención al Cliente"]}  # fmt: skip
+NEGATIVE = {"id": "q2", "lang": "en", "kind": "negative", "question": "What is the CEO's salary?",
+            "answerable": False, "evidence": [], "must": [], "units": []}  # fmt: skip
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_question_file_loads_and_skips_blank_lines(tmp_path: Path) -> None:
+    path = _write(tmp_path / "q.jsonl", [json.dumps(GOOD), "", json.dumps(NEGATIVE)])
+    questions = load_questions(path)
+    assert [q.id for q in questions] == ["q1", "q2"]
+    assert questions[0].must == (("Atención al Cliente",),)
+
+
+def test_bad_json_names_its_line(tmp_path: Path) -> None:
+    path = _write(tmp_path / "q.jsonl", [json.dumps(GOOD), '{"id": "q2", "lang": '])
+    with pytest.raises(QuestionFileError, match=r"q\.jsonl:2: not valid JSON"):
+        load_questions(path)
+
+
+def test_missing_key_names_its_line_and_key(tmp_path: Path) -> None:
+    bad = {k: v for k, v in NEGATIVE.items() if k != "answerable"}
+    path = _write(tmp_path / "q.jsonl", [json.dumps(GOOD), json.dumps(GOOD | {"id": "q3"}), json.dumps(bad)])
+    with pytest.raises(QuestionFileError, match=r":3: missing key\(s\) 'answerable'"):
+        load_questions(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"lang": "fr"}, "'lang' is 'fr'"),
+        ({"must": ["Atención"]}, "'must' must be a list of non-empty lists"),
+        ({"answerable": "yes"}, "'answerable' must be a bool"),
+        ({"evidence": [], "must": []}, "needs 'evidence' and 'must' filled in"),
+    ],
+)
+def test_wrong_values_are_explained(tmp_path: Path, change: dict[str, Any], message: str) -> None:
+    path = _write(tmp_path / "q.jsonl", [json.dumps(GOOD | change)])
+    with pytest.raises(QuestionFileError, match=f":1: .*{message}"):
+        load_questions(path)
+
+
+def test_duplicate_ids_and_empty_files_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(QuestionFileError, match=r":2: id 'q1' is already used on line 1"):
+        load_questions(_write(tmp_path / "d.jsonl", [json.dumps(GOOD), json.dumps(GOOD)]))
+    with pytest.raises(QuestionFileError, match="holds no questions"):
+        load_questions(_write(tmp_path / "e.jsonl", [""]))
+    with pytest.raises(QuestionFileError, match="does not exist"):
+        load_questions(tmp_path / "missing.jsonl")
+
+
+# --- the runner end to end --------------------------------------------------------------------------
+
+
+def _hit(text: str, unit: str, numeral: str, score: float) -> Hit:
+    chunk = Chunk(id=f"c-{numeral}-{unit}", text=f"{unit}. Funciones, {numeral}. {text}", quote=text,
+                  manual_id="901 0905", section="funciones", unit=unit, numeral=numeral)  # fmt: skip
+    return Hit(chunk=chunk, score=score, dense=score)
+
+
+class FakeAssistant:
+    """Answers from a fixed table, like the grounded engine would, without a model or an index."""
+
+    def __init__(self, corpus_quote: str, judged: bool = False) -> None:
+        self.embedder = HashEmbedder()
+        self.manuals: list[Any] = []
+        self.llm_judge = FakeJudge() if judged else None
+        self.quote = corpus_quote
+        self.asked: list[str] = []
+
+    def ask(self, question: str) -> Answer:
+        self.asked.append(question)
+        if not question.strip():
+            raise InvalidQuestionError("The question is empty; type a question about the manual.")
+        if "salary" in question:
+            return Answer(question=question, answer="The manual does not say.", answered=False, language="en",
+                          latency_ms=3.0)  # fmt: skip
+        hits = [_hit("Otra función.", "Área de Ventas", "i", 0.8),
+                _hit(self.quote, "Área de Atención al Cliente", "i", 0.7)]  # fmt: skip
+        citation = Citation(unit="Área de Atención al Cliente", section="funciones", numeral="i",
+                            quote=self.quote, manual="901 0905", score=0.7)  # fmt: skip
+        text = "El Área de Atención al Cliente."
+        return Answer(question=question, answer=text, answered=True, language="es",
+                      citations=[citation], sources=hits, latency_ms=12.0)  # fmt: skip
+
+
+class FakeJudge:
+    """An LLM judge that finds every answer faithful."""
+
+    def judge_faithfulness(self, question: str, answer_text: str, sources: list[Hit]) -> float:
+        return 1.0
+
+
+@pytest.fixture
+def eval_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A tiny corpus and question file, with the settings pointed at them."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "manual.txt").write_text(MANUAL, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # keep the repository's .env out of the settings
+    monkeypatch.setenv("ASSISTANT_CORPUS_DIR", str(corpus))
+    _write(tmp_path / "questions.jsonl", [json.dumps(GOOD), json.dumps(NEGATIVE)])
+    return tmp_path
+
+
+def test_runner_writes_json_markdown_and_chart_with_the_baseline(eval_env: Path) -> None:
+    fake = FakeAssistant("Atender y solventar las quejas y denuncias de los clientes.")
+    out = eval_env / "out" / "run.json"
+    code = main(["--questions", str(eval_env / "questions.jsonl"), "--out", str(out), "--quiet"],
+                factory=lambda settings, mode: fake)  # fmt: skip
+    assert code == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert set(data) >= {"config", "metrics", "results", "gate", "compared"}
+    first, negative = data["results"]
+    assert first["id"] == "q1" and first["correct"] and first["hit_rank"] == 2
+    assert [s["unit"] for s in first["sources"]] == ["Área de Ventas", "Área de Atención al Cliente"]
+    assert first["citations"][0]["valid"] is True
+    assert negative["correct"] and not negative["answered"]
+    overall = data["metrics"]["overall"]
+    assert overall["correctness"] == 1.0 and overall["refusal_accuracy"] == 1.0 and overall["mrr"] == 0.5
+    baseline = data["compared"][0]
+    assert baseline["config"]["name"] == "baseline"
+    assert all(r["answered"] for r in baseline["results"])  # the tutorial pipeline never declines
+    assert baseline["metrics"]["overall"]["refusal_accuracy"] == 0.0
+    assert baseline["results"][0]["sources"][0]["unit"] is None
+    report = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "ours (hybrid, grounded)" in report and "baseline" in report and "## Per language" in report
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_gate_exits_non_zero_and_says_which_gate_failed(
+    eval_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeAssistant("Una cita que el manual no contiene.")
+    fake.ask = lambda q: Answer(question=q, answer="No lo sé.", answered=False, language="es")  # type: ignore
+    argv = ["--questions", str(eval_env / "questions.jsonl"), "--out", str(eval_env / "g.json"), "--quiet",
+            "--no-compare"]  # fmt: skip
+    assert main([*argv, "--gate"], factory=lambda s, m: fake) == 1
+    assert "gate failed: correctness is 0.000" in capsys.readouterr().err
+    assert main(argv, factory=lambda s, m: fake) == 0  # without --gate the run only reports it
+    assert json.loads((eval_env / "g.json").read_text())["compared"] == []
+
+
+def test_invalid_citations_and_judge_show_in_the_report(eval_env: Path) -> None:
+    fake = FakeAssistant("Atender las quejas de todos los clientes.", judged=True)
+    out = eval_env / "j.json"
+    argv = ["--questions", str(eval_env / "questions.jsonl"), "--out", str(out), "--quiet", "--no-compare"]
+    assert main(argv, factory=lambda s, m: fake) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["metrics"]["overall"]["citation_validity"] == 0.0
+    assert data["metrics"]["overall"]["faithfulness"] == 1.0
+    report = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "faithful (LLM)" in report and "**q1**" in report and "citation not verbatim" in report
+
+
+def test_a_bad_question_file_stops_the_run_before_loading_anything(
+    eval_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = _write(eval_env / "bad.jsonl", [json.dumps(GOOD), "not json"])
+
+    def factory(settings: Any, mode: str) -> Any:
+        raise AssertionError("the assistant must not be loaded for a bad question file")
+
+    assert main(["--questions", str(bad), "--out", str(eval_env / "x.json")], factory=factory) == 2
+    assert "bad.jsonl:2: not valid JSON" in capsys.readouterr().err
+
+
+def test_baseline_retrieves_raw_text_chunks(eval_env: Path) -> None:
+    from evals.baseline import BaselineRAG
+
+    baseline = BaselineRAG(HashEmbedder(), eval_env / "corpus")
+    try:
+        response = baseline.ask("¿Quién controla los valúos de los activos extraordinarios?")
+    finally:
+        baseline.close()
+    assert response.answered and response.citations == []
+    assert 1 <= len(response.sources) <= 4
+    # The tutorial pipeline keeps the document site's noise the assistant's cleaner removes.
+    assert "Story Transcript" in response.answer
+
+
+def test_an_unreachable_judge_is_given_up_after_a_few_failures() -> None:
+    from evals.run import ask_ours
+
+    class BrokenJudge:
+        calls = 0
+
+        def judge_faithfulness(self, question: str, answer_text: str, sources: list[Hit]) -> float:
+            BrokenJudge.calls += 1
+            raise ConnectionError("LLM server unreachable")
+
+    fake = FakeAssistant("Atender y solventar las quejas y denuncias de los clientes.")
+    fake.llm_judge = BrokenJudge()  # type: ignore[assignment]
+    ask = ask_ours(fake)
+    responses = [ask(f"¿Quién atiende las quejas {i}?")[0] for i in range(6)]
+    assert all(r.faithfulness is None and r.answered for r in responses)
+    assert BrokenJudge.calls == 3
