@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from assistant.embed import get_embedder
+from assistant.errors import AssistantError, StoreUnavailableError
 from assistant.grounded import Catalog, Draft, GroundedEngine, load_scope
 from assistant.models import Answer, Hit, Manual
 from assistant.retrieve import Glossary, HybridRetriever, ManualRetriever, Mode
@@ -31,6 +33,11 @@ log = logging.getLogger(__name__)
 
 History = Sequence[tuple[str, str]]
 _ANSWER_HITS = 8  # the grounded engine looks a little deeper than the k sources it shows
+# What the user sees when the vector store (e.g. a `chroma run` server) stops answering mid-service.
+STORE_DOWN = (
+    "El índice de documentos no está disponible en este momento; inténtelo de nuevo en breve. · "
+    "The document index is unavailable right now; please try again shortly."
+)
 _FOLLOW_UP = re.compile(
     r"\b(it|its|they|them|their|that one|this one|that unit|that area|there|lo|la|le|las|los|su|sus|esa|ese|"
     r"esta|este|ella|alli|ahi|dicha|dicho|dicha area|what about|how about|and|y|tambien|also)\b"
@@ -88,8 +95,12 @@ class Assistant:
         self.retrieval_mode: Mode = retrieval_mode
         self.glossary = Glossary.load(settings.retrieval.glossary)
         self.retriever = HybridRetriever(index, embedder, settings.retrieval, self.glossary)
+        self._reopen_lock = threading.Lock()
         self.grounded = GroundedEngine(
             manuals, settings.answer, self.glossary, load_scope(settings.answer.scope)
+        )
+        self.grounded.search_in_unit = lambda q, unit: self.retriever.search(
+            q, k=8, unit=unit, mode=retrieval_mode
         )
         self.speller = Speller(self._vocabulary())
         self._chunk_by_key = {
@@ -154,6 +165,36 @@ class Assistant:
 
     # --- chain steps -------------------------------------------------------------------------------------
 
+    def _search(self, query: str) -> list[Hit]:
+        """Search the index; a store that stopped answering is reopened once, else `StoreUnavailableError`.
+
+        In server mode the Chroma server may restart under a running app: the next question reconnects.
+        """
+        k = max(_ANSWER_HITS, self.settings.retrieval.k)
+        retriever = self.retriever
+        try:
+            return retriever.search(query, k=k, mode=self.retrieval_mode)
+        except Exception as first:
+            log.warning("index query failed (%s: %s); reconnecting", type(first).__name__, first)
+            try:
+                retriever = self._reopen()
+            except AssistantError as exc:
+                log.error("index unavailable: %s", exc)
+                raise StoreUnavailableError(STORE_DOWN) from exc
+            return retriever.search(query, k=k, mode=self.retrieval_mode)
+
+    def _reopen(self) -> HybridRetriever:
+        """Open the live index again (a new client) and serve from it; raises an `AssistantError` if it fails."""
+        index = Store(self.settings.store).open(self.embedder)
+        retriever = HybridRetriever(index, self.embedder, self.settings.retrieval, self.glossary)
+        with self._reopen_lock:
+            self.index, self.retriever = index, retriever
+            self._chunk_by_key = {
+                (c.unit, c.section, c.numeral if c.section != "organigrama" else None): c
+                for c in index.chunks
+            }
+        return retriever
+
     def _prepare(self, state: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         question = clean_question(state["question"], self.settings.answer.max_question_chars)
@@ -186,11 +227,9 @@ class Assistant:
         fixes = self.speller.corrections(query) if query else {}
         corrected = " ".join(fixes.get(w, w) for w in tokens(query)) if fixes else query
         if query:
-            # Corrections are added to the query, not swapped in: an unknown word may still be a right one.
-            search = f"{query} {' '.join(fixes.values())}" if fixes else query
-            hits = self.retriever.search(
-                search, k=max(_ANSWER_HITS, self.settings.retrieval.k), mode=self.retrieval_mode
-            )
+            # Only non-words are corrected (see Speller), so the corrected text is the better query.
+            search = corrected if fixes else query
+            hits = self._search(search)
         expansion = " ".join(
             dict.fromkeys(f"{self.glossary.expand(query)} {self.glossary.expand(corrected)}".split())
         )

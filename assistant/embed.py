@@ -498,16 +498,31 @@ def model_id(settings: EmbeddingSettings) -> str:
 # --------------------------------------------------------------------------- embedder
 
 
-def _limit_torch_threads() -> None:
-    """Use no more intra-op threads than the CPUs this process may run on (containers report the host's)."""
+def _limit_torch_threads(wanted: int | None = None) -> None:
+    """Set torch's intra-op threads: `wanted`, else no more than the CPUs this process may run on."""
     import torch
 
     try:
         available = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         available = os.cpu_count() or 1
-    if torch.get_num_threads() > available:
+    if wanted is not None:
+        torch.set_num_threads(max(1, min(wanted, available)))
+    elif torch.get_num_threads() > available:
         torch.set_num_threads(available)
+
+
+@contextlib.contextmanager
+def all_cpu_threads() -> Iterator[None]:
+    """Use every available CPU for a batch job (index builds), then restore the serving setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    _limit_torch_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
@@ -554,7 +569,7 @@ class Embedder(Embeddings):
                 return
             started = time.perf_counter()
             source = ensure_model(self.settings)
-            _limit_torch_threads()
+            _limit_torch_threads(self.settings.torch_threads)
             from sentence_transformers import SentenceTransformer
 
             try:

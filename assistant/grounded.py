@@ -14,6 +14,7 @@ import datetime as dt
 import difflib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -87,7 +88,7 @@ _FUNCTIONS = re.compile(
     r"\b(funciones|atribuciones|tareas|responsabilidades|que hace|que hacen|a que se dedica|functions|duties|"
     r"responsibilities|tasks|what does .* do|what do .* do)\b"
 )
-_COUNT = re.compile(r"\b(cuant[oa]s|how many|number of)\b")
+_COUNT = re.compile(r"\b(cuant[oa]s|how m[a-z]?n[a-z]?y|number of)\b")
 _GROUP_WORDS = re.compile(
     r"\b(grupos?|groups?|areas?|unidades|units?|dependencias|divisions?|departments?|agencias|agencies|"
     r"sucursales|branches|sub-?units?)\b"
@@ -473,6 +474,8 @@ class GroundedEngine:
         self.catalog = Catalog(manuals)
         self.glossary = glossary
         self.scope = scope or []
+        # Set by the chain: searches one unit's chunks, for questions that name the unit as a place.
+        self.search_in_unit: Callable[[str, str], list[Hit]] | None = None
 
     # --- entry point ---------------------------------------------------------------------------------
 
@@ -578,19 +581,17 @@ class GroundedEngine:
         unknown = self._unknown_unit(a)
         if unknown:
             reason = (
-                f"El manual no describe ninguna unidad llamada «{unknown}»."
+                f'El manual no describe ninguna unidad llamada "{unknown}".'
                 if lang == "es"
-                else f"The manual does not describe any unit called “{unknown}”."
+                else f'The manual does not describe any unit called "{unknown}".'
             )
             return self._decline(lang, hits, reason)
         return None
 
     def _unknown_unit(self, a: _Analysis) -> str | None:
         """A unit-like phrase ("the finance department", "Gerencia de Finanzas") the manuals do not have."""
-        if a.explicit:
-            return None
         patterns = [
-            r"\b(gerencia|departamento|unidad|division|seccion|oficina|agencia|sucursal) (de|del|de la|de los) "
+            r"\b(gerencia|departamento|unidad|division|seccion|agencia|sucursal) (de|del|de la|de los) "
             r"([a-z]+(?: [a-z]+)?)",
             r"\b(?:the )?((?:[a-z]+ )?[a-z]+) (department|division|unit|office|management|team|agency|branch)\b",
         ]
@@ -1087,8 +1088,20 @@ class GroundedEngine:
             for m in a.units
             if not any(t in fold(best.chunk.quote) for t in tokens(m.unit.name) if len(t) > 3)
         }
+        if places and self.search_in_unit is not None:
+            for place in sorted(places):
+                found = self.search_in_unit(a.q.split(" || ")[-1], place)
+                known = {h.chunk.id for h in duties}
+                duties += [
+                    h
+                    for h in found
+                    if h.chunk.section in ("funciones", "objetivo") and h.chunk.id not in known
+                ]
         if places:
-            located = [h for h in duties if h.chunk.unit in places or h.chunk.parent in places]
+            located = sorted(
+                (h for h in duties if h.chunk.unit in places or h.chunk.parent in places),
+                key=lambda h: -h.score,
+            )
             if located and located[0].score >= best.score - self.settings.place_margin:
                 best = located[0]
                 duties = [best] + [h for h in duties if h is not best]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.chunk import chunk_manual
-from assistant.embed import get_embedder
+from assistant.embed import all_cpu_threads, get_embedder
 from assistant.ingest import load_corpus
 from assistant.models import Manual
 from assistant.parse import parse_document
@@ -56,5 +56,7 @@ def build_index(
     """Build or update the index from the corpus; returns the new manifest and the corpus report."""
     report = read_corpus(settings.corpus_dir)
     embedder = get_embedder(settings.embedding)
-    manifest = Store(settings.store).build(report.sources, embedder, rebuild=rebuild, progress=progress)
+    embedder.warm_up()
+    with all_cpu_threads():
+        manifest = Store(settings.store).build(report.sources, embedder, rebuild=rebuild, progress=progress)
     return manifest, report

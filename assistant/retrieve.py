@@ -76,9 +76,12 @@ class Glossary:
             for key, entry in self._by_first.get(first, [])
             if tuple(stems[i : i + len(key)]) == key
         ]
+        chosen: set[tuple[int, int]] = set()
         for n, i, _key, entry in sorted(candidates, key=lambda c: (-c[0], c[1])):
-            if not any(taken[i : i + n]):
+            # Entries whose phrases stem alike ("market", "marketing") all apply to the same words.
+            if (i, n) in chosen or not any(taken[i : i + n]):
                 taken[i : i + n] = [True] * n
+                chosen.add((i, n))
                 out.append((i, i + n, entry.add))
         return sorted(out)
 

@@ -34,8 +34,12 @@ def looks_like_instruction(text: str) -> bool:
 
 
 _CLAUSE = re.compile(r",|;|\s(?:and|then|y|e|luego|despues)\s", re.I)
-_WH = re.compile(r"\b(who|what|which|where|when|how|quien|quienes|que|cual|cuales|donde|cuando|como|cuantos|cuantas)\b")
-_IMPERATIVE = re.compile(r"^\s*(say|tell|reply|respond|answer|write|di|diga|responde|contesta|escribe|dime)\b")
+_WH = re.compile(
+    r"\b(who|what|which|where|when|how|quien|quienes|que|cual|cuales|donde|cuando|como|cuantos|cuantas)\b"
+)
+_IMPERATIVE = re.compile(
+    r"^\s*(say|tell|reply|respond|answer|write|di|diga|responde|contesta|escribe|dime)\b"
+)
 
 
 def _salvage(sentence: str) -> str:

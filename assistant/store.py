@@ -32,7 +32,7 @@ from chromadb.config import Settings as ChromaSettings
 from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
-from assistant.errors import IndexMismatchError, IndexMissingError, StoreUnavailableError
+from assistant.errors import IndexMismatchError, IndexMissingError, IngestError, StoreUnavailableError
 from assistant.models import Chunk
 from assistant.settings import StoreSettings
 
@@ -192,6 +192,12 @@ class Store:
         progress: ProgressFn | None = None,
     ) -> Manifest:
         """Write the manuals' chunks into a new build, reusing unchanged vectors, then switch to it."""
+        if not any(m.chunks for m in manuals):
+            # An emptied or unreadable corpus must not replace a working index with one that answers nothing.
+            raise IngestError(
+                "No readable manual was found in the corpus, so nothing was indexed and the current index "
+                "was kept; put the manuals in the corpus folder and run `make index` again."
+            )
         with self._build_lock():
             old = None
             with contextlib.suppress(IndexMissingError):

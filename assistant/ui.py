@@ -31,6 +31,7 @@ USERS_ENV = "ASSISTANT_UI_USERS"
 MAX_SUGGESTIONS = 4
 # Longest question echoed back in the chat; a rejected 100 kB paste should not flood the page.
 MAX_ECHO_CHARS = 400
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 
 FALLBACK_NOTE = (
     "LLM no disponible; respuesta del motor fundamentado · LLM unavailable; grounded-engine answer"
@@ -424,7 +425,9 @@ class ChatController:
     ) -> Iterator[tuple[list[dict[str, str]], ChatSession]]:
         """Ask the assistant and stream the answer into the conversation; errors become chat messages."""
         question = message if isinstance(message, str) else ""
-        echo = question if len(question) <= MAX_ECHO_CHARS else question[:MAX_ECHO_CHARS] + "…"
+        # The echo is what the user typed minus control characters (NUL, escapes), which only garble the page.
+        echo = _CONTROL.sub(" ", question[: MAX_ECHO_CHARS + 1]).strip()
+        echo = echo if len(echo) <= MAX_ECHO_CHARS else echo[:MAX_ECHO_CHARS] + "…"
         session.messages.append({"role": "user", "content": echo})
         session.messages.append({"role": "assistant", "content": THINKING})
         index = len(session.messages) - 1
@@ -651,7 +654,8 @@ def build_app(
     """The Blocks app: a chat tab and an onboarding tab over ``assistant.manuals[0]``."""
     if not assistant.manuals:
         raise AssistantError("The assistant has no parsed manual to show: run `make index` and restart.")
-    manual = assistant.manuals[0]
+    # The MOF with the most units: a plain document (minutes, notes) in the corpus must not take the page.
+    manual = max(assistant.manuals, key=lambda m: len(m.units))
     store = store or FeedbackStore(settings.ui.feedback_db)
     chat = ChatController(assistant, store, settings, stream_delay_s=stream_delay_s)
     unit_names = [u.name for u in manual.units]

@@ -1,0 +1,91 @@
+"""Text helpers: accent folding, tokens, BM25 terms, language detection and the speller."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.text import Speller, detect_language, english_stem, fold, lexical_terms, stem, tokens
+
+
+def test_fold_lower_cases_and_strips_accents():
+    assert fold("Área de ATENCIÓN, Año, pingüino") == "area de atencion, ano, pinguino"
+
+
+def test_tokens_are_folded_words_without_punctuation():
+    assert tokens("¿Quién atiende las quejas, ÁREA 10?") == [
+        "quien",
+        "atiende",
+        "las",
+        "quejas",
+        "area",
+        "10",
+    ]
+
+
+def test_lexical_terms_drop_stop_words_and_stem_in_spanish():
+    assert lexical_terms("¿Quién atiende las quejas de los clientes?") == ["atiend", "quej", "client"]
+    assert lexical_terms("Who handles the complaints?") == ["handl", "complaints"]
+
+
+def test_lexical_terms_match_across_accents_and_inflection():
+    assert lexical_terms("valúos") == lexical_terms("VALUOS")
+    assert lexical_terms("créditos hipotecarios") == lexical_terms("credito hipotecario")
+
+
+def test_stemmers_reduce_inflected_forms_to_one_stem():
+    assert stem("quejas") == stem("queja")
+    assert english_stem("evicting") == english_stem("eviction") == english_stem("evicted")
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("¿Quién atiende las quejas?", "es"),
+        ("quien atiende las quejas", "es"),
+        ("¿Qué puestos tiene la Agencia Santa Ana?", "es"),
+        ("Dime los puestos del Área de Ventas", "es"),
+        ("Área de Ventas funciones", "es"),
+        ("Who handles customer complaints?", "en"),
+        ("What positions does the Online Services Area have?", "en"),
+        ("what about San Miguel?", "en"),
+        # Mixed: an English question about Spanish names stays English, and vice versa.
+        ("who handles activos extraordinarios appraisals?", "en"),
+        ("Who heads the Área de Ventas?", "en"),
+        ("the functions of Área de Ventas", "en"),
+        ("¿Quién maneja los appraisals?", "es"),
+        ("y San Miguel?", "es"),
+    ],
+)
+def test_detect_language(text, language):
+    assert detect_language(text) == language
+
+
+@pytest.mark.parametrize("text", ["", "   ", "12345", "Agencia Santa Ana"])
+def test_detect_language_defaults_to_spanish_without_english_cues(text):
+    assert detect_language(text) == "es"
+
+
+@pytest.fixture(scope="module")
+def speller() -> Speller:
+    return Speller(
+        {"customer", "quien", "quejas", "clientes", "atiende", "valuos", "who", "handles", "complaints"}
+    )
+
+
+@pytest.mark.parametrize(("word", "fixed"), [("custmer", "customer"), ("qien", "quien"), ("quejs", "quejas")])
+def test_speller_corrects_misspelt_words_to_known_ones(speller, word, fixed):
+    assert speller.fix(word) == fixed
+
+
+@pytest.mark.parametrize("word", ["properly", "tasa", "cliente", "customer", "xyzzyq", "ab", "2016"])
+def test_speller_leaves_known_common_short_or_hopeless_words_alone(speller, word):
+    assert speller.fix(word) is None
+
+
+def test_speller_corrects_a_whole_question(speller):
+    assert speller.corrections("Qien atiende las quejs del custmer properly") == {
+        "qien": "quien",
+        "quejs": "quejas",
+        "custmer": "customer",
+    }
+    assert speller.correct("Qien atiende") == "quien atiende"
