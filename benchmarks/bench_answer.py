@@ -1,0 +1,147 @@
+"""Answer benchmark: warm end-to-end ``Assistant.ask`` latency (grounded engine) and RSS over many calls.
+
+    python -m benchmarks.bench_answer --root /tmp/x [--quick] [--calls 2000] [--out file.json]
+
+Cycles through the visible and held-out question files; the first ``WARMUP`` calls are untimed, every
+later call is timed, alternating 1 and 2 torch threads in blocks of 25 (``ask`` = calls at the default count;
+the rest of the first pass is also summarised alone, as questions seen once). RSS is sampled every ``sample_every`` calls to show whether memory stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import (
+    QUESTION_FILES,
+    bench_settings,
+    load_average,
+    load_questions,
+    peak_rss_mb,
+    rss_mb,
+    summarize,
+)
+
+SERVING_CALLS = 200
+WARMUP = 20
+THREAD_BLOCK = 25
+
+
+def run(root: Path, quick: bool = False, calls: int | None = None, budget_s: float = 240.0) -> dict[str, Any]:
+    """Load the assistant, ask ``calls`` questions (bounded by ``budget_s``); returns a JSON-ready dict."""
+    calls = calls or (300 if quick else 2000)
+    sample_every = 50 if quick else 100
+    started = time.perf_counter()
+    res: dict[str, Any] = {"quick": quick, "load_average_start": load_average()}
+
+    from assistant.chain import Assistant
+    from assistant.indexer import build_index
+
+    settings = bench_settings(root)
+    if not (settings.store.path / "manifest.json").exists():
+        build_index(settings)  # standalone run: the runner normally hands over a built temp index
+    res["rss_before_load_mb"] = rss_mb()
+    t0 = time.perf_counter()
+    assistant = Assistant.from_settings(settings)
+    res["assistant_load_s"] = round(time.perf_counter() - t0, 3)
+    res["engine"] = settings.answer.engine
+    res["rss_loaded_mb"] = rss_mb()
+
+    visible = load_questions(QUESTION_FILES[:1])
+    questions = visible + load_questions(QUESTION_FILES[1:])
+    one_pass = len(questions)
+    res["questions"] = {"visible": len(visible), "all": len(questions)}
+    deadline = time.monotonic() + budget_s
+    import torch
+
+    default_threads = torch.get_num_threads()
+    res["torch_threads_default"] = default_threads
+    by_threads: dict[int, list[float]] = {1: [], 2: []}
+    cpu_by_threads: dict[int, list[float]] = {1: [], 2: []}
+    first_pass: list[float] = []
+    latencies: list[float] = []
+    visible_lat: list[float] = []
+    answered = 0
+    rss_samples: list[tuple[int, float]] = [(0, rss_mb())]
+    done = 0
+    for i in range(calls):
+        if time.monotonic() > deadline:
+            break
+        q = questions[i % len(questions)]
+        # After the warm-up, blocks of 25 calls alternate 1 and 2 torch threads (load from elsewhere hits both).
+        threads = 1 + ((i - WARMUP) // THREAD_BLOCK) % 2 if i >= WARMUP else default_threads
+        torch.set_num_threads(threads)
+        c0, t = time.process_time(), time.perf_counter()
+        answer = assistant.ask(q)
+        ms = (time.perf_counter() - t) * 1000
+        cpu_ms = (time.process_time() - c0) * 1000
+        done = i + 1
+        answered += bool(answer.answered)
+        if done % sample_every == 0:
+            rss_samples.append((done, rss_mb()))
+        if i < WARMUP:
+            continue
+        by_threads[threads].append(ms)
+        cpu_by_threads[threads].append(cpu_ms)
+        if threads != default_threads:
+            continue
+        latencies.append(ms)
+        if i < one_pass:
+            first_pass.append(ms)
+        if i % one_pass < len(visible):
+            visible_lat.append(ms)
+    if rss_samples[-1][0] != done:
+        rss_samples.append((done, rss_mb()))
+
+    res["calls"] = {"asked": done, "planned": calls, "stopped_by_budget": done < calls}
+    res["answered_share"] = round(answered / done, 3) if done else None
+    res["warmup_calls"] = WARMUP
+    res["first_pass"] = summarize(first_pass)
+    torch.set_num_threads(default_threads)
+    res["ask"] = summarize(latencies)
+    res["ask_by_threads"] = {str(t): summarize(v) for t, v in by_threads.items()}
+    res["ask_cpu_by_threads"] = {str(t): summarize(v) for t, v in cpu_by_threads.items()}
+    res["ask_visible"] = summarize(visible_lat)
+    res["rss_samples"] = [{"calls": c, "rss_mb": m} for c, m in rss_samples]
+    # Memory growth is judged from the end of the first full pass: by then every question has been seen.
+    after_warm = next((m for c, m in rss_samples if c >= one_pass), rss_samples[-1][1])
+    res["rss_after_warmup_mb"] = after_warm
+    # A serving process: model + index + engine loaded, 200 questions answered (issue 3's memory target).
+    res["rss_serving_mb"] = next((m for c, m in rss_samples if c >= SERVING_CALLS), rss_samples[-1][1])
+    res["rss_end_mb"] = rss_samples[-1][1]
+    res["rss_growth_after_warmup_mb"] = round(rss_samples[-1][1] - after_warm, 1)
+    res["rss_growth_from_load_mb"] = round(rss_samples[-1][1] - res["rss_loaded_mb"], 1)
+    res["peak_rss_mb"] = peak_rss_mb()
+    res["load_average_end"] = load_average()
+    res["wall_s"] = round(time.perf_counter() - started, 1)
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the answer benchmark and print (and optionally write) its JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, help="folder holding (or to hold) the temp index")
+    parser.add_argument("--quick", action="store_true", help="300 calls instead of 2,000")
+    parser.add_argument("--calls", type=int, help="how many ask() calls (1–20000)")
+    parser.add_argument("--budget", type=float, default=240.0, help="seconds for the ask() loop")
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    if args.calls is not None and not 1 <= args.calls <= 20000:
+        parser.error("--calls must be 1–20000")
+    with tempfile.TemporaryDirectory(prefix="bench-answer-") as tmp:
+        result = run(args.root or Path(tmp), quick=args.quick, calls=args.calls, budget_s=args.budget)
+    text = json.dumps(result, ensure_ascii=False, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
