@@ -61,7 +61,10 @@ def decode_text(data: bytes, name: str) -> tuple[str, str]:
         western = data.decode("cp1252")
     except UnicodeDecodeError:
         western = None
-    if western is not None and all(c.isascii() or c in _SPANISH for c in western):
+    # Latin-1 letters and signs (©, ®, º …) are what a Spanish cp1252 file holds; cp1250's look-alikes are not.
+    if western is not None and all(
+        c.isascii() or c in _SPANISH or "\u00a0" <= c <= "\u00ff" for c in western
+    ):
         return western, "cp1252"
     best = from_bytes(data).best()
     if best is None or best.encoding is None:
