@@ -544,6 +544,8 @@ class Embedder(Embeddings):
         self._dimension: int | None = None
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
+        self._query_cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._query_cache_lock = threading.Lock()
         self._prompt_names: dict[str, str | None] = {}
 
     @property
@@ -634,9 +636,21 @@ class Embedder(Embeddings):
         """LangChain interface: one query vector as a list."""
         if not isinstance(text, str):
             raise TypeError(f"embed_query expects a string, got {type(text).__name__}.")
-        return self.encode_queries([text])[0].tolist()
+        # Suggested and example questions are asked again and again; their vectors are kept (LRU).
+        with self._query_cache_lock:
+            cached = self._query_cache.get(text)
+            if cached is not None:
+                self._query_cache.move_to_end(text)
+                return list(cached)
+        vector = self.encode_queries([text])[0].tolist()
+        with self._query_cache_lock:
+            self._query_cache[text] = vector
+            if len(self._query_cache) > _QUERY_CACHE_SIZE:
+                self._query_cache.popitem(last=False)
+        return list(vector)
 
 
+_QUERY_CACHE_SIZE = 2048
 _CACHE_SIZE = 4
 _cache: OrderedDict[str, Embedder] = OrderedDict()
 _cache_lock = threading.Lock()

@@ -747,7 +747,7 @@ class GroundedEngine:
         expansion = self.glossary.expand(q) if self.glossary else ""
         terms = set(lexical_terms(f"{q} {expansion}")) - {"version", "manual", "cambi", "modif"}
         rank = {
-            int(h.chunk.numeral): i
+            int(h.chunk.numeral or 0): i
             for i, h in enumerate(hits)
             if h.chunk.section == "modificaciones" and (h.chunk.numeral or "").isdigit()
         }

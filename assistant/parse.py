@@ -460,9 +460,11 @@ def parse_history(body: str) -> list[HistoryEntry]:
         segment = "\n".join(lines[i + 1 : stop])
         own = dates[version]
         if own:
-            segment = _DATE_STATEMENT.sub(
-                lambda m, own=own: "" if parse_spanish_date(m.group(0)) == own else m.group(0), segment
-            )
+
+            def _drop_own(m: re.Match[str], own: dt.date = own) -> str:
+                return "" if parse_spanish_date(m.group(0)) == own else m.group(0)
+
+            segment = _DATE_STATEMENT.sub(_drop_own, segment)
         stream_parts.append(segment)
     stream = "\n".join(stream_parts)
     for phrase in repeated:

@@ -182,7 +182,8 @@ class HybridRetriever:
         ids = [self.chunks[i].id for i in indices]
         data = self.index.vectorstore._collection.get(ids=ids, include=["embeddings"])
         out: dict[int, float] = {}
-        for cid, emb in zip(data["ids"], data["embeddings"], strict=False):
+        embeddings = data["embeddings"] if data["embeddings"] is not None else []
+        for cid, emb in zip(data["ids"], list(embeddings), strict=False):
             out[self._by_id[cid]] = float(np.dot(np.asarray(emb, dtype=np.float32), qvec))
         return out
 

@@ -24,6 +24,12 @@ sys.path.insert(0, str(ROOT))
 BAD = ["", "   ", "\x00\x01", "¿Quién atiende las quejas? " * 3800]
 
 
+# Time every question cold: the embedder's query cache would otherwise answer repeats for free.
+import assistant.embed as _embed  # noqa: E402
+
+_embed._QUERY_CACHE_SIZE = 0
+
+
 def rss_mb() -> float:
     """Resident memory of this process in MB."""
     return psutil.Process().memory_info().rss / 1e6
