@@ -380,7 +380,7 @@ def render_answer(answer: Answer) -> str:
     return "\n\n".join(parts)
 
 
-def stream_pieces(text: str, max_updates: int = 24) -> Iterator[str]:
+def stream_pieces(text: str, max_updates: int = 8) -> Iterator[str]:
     """Growing prefixes of ``text`` ending on word boundaries, at most ``max_updates`` of them."""
     tokens = re.findall(r"\S+\s*", text)
     if not tokens:
