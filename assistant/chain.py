@@ -103,9 +103,7 @@ class Assistant:
             q, k=8, unit=unit, mode=retrieval_mode
         )
         self.speller = Speller(self._vocabulary())
-        self._chunk_by_key = {
-            (c.unit, c.section, c.numeral if c.section != "organigrama" else None): c for c in index.chunks
-        }
+        self._chunk_by_key = _chunks_by_citation_key(index)
         self.llm = llm
         self.chain: Runnable[dict[str, Any], Answer] = (
             RunnableLambda(self._prepare) | RunnableLambda(self._retrieve) | RunnableLambda(self._compose)
@@ -189,10 +187,7 @@ class Assistant:
         retriever = HybridRetriever(index, self.embedder, self.settings.retrieval, self.glossary)
         with self._reopen_lock:
             self.index, self.retriever = index, retriever
-            self._chunk_by_key = {
-                (c.unit, c.section, c.numeral if c.section != "organigrama" else None): c
-                for c in index.chunks
-            }
+            self._chunk_by_key = _chunks_by_citation_key(index)
         return retriever
 
     def _prepare(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -289,6 +284,11 @@ class Assistant:
             standalone_question=state["standalone"] if state["standalone"] != state["question"] else None,
             fallback_reason=fallback,
         )
+
+
+def _chunks_by_citation_key(index: OpenIndex) -> dict[tuple[Any, ...], Any]:
+    """Chunks keyed as citations name them: (unit, section, numeral); an org chart has no numeral."""
+    return {(c.unit, c.section, c.numeral if c.section != "organigrama" else None): c for c in index.chunks}
 
 
 def _dedupe(hits: list[Hit]) -> list[Hit]:

@@ -63,3 +63,18 @@ def real_assistant(real_index):
     from assistant.chain import Assistant
 
     return Assistant.from_settings(real_index)
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    """A real `chroma run` on a free loopback port, stopped (and killed if need be) afterwards."""
+    from tests.net import CHROMA, ChromaServer, free_port
+
+    if not CHROMA.exists():
+        pytest.fail(f"{CHROMA} is missing; run `make install-dev`.")
+    server = ChromaServer(tmp_path / "chroma-data", free_port(), tmp_path / "chroma.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

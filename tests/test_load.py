@@ -6,7 +6,6 @@ with a tiny queue and a deliberately slow fake assistant, in well under a minute
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 import time
@@ -16,18 +15,14 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.net import free_port
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 pytestmark = pytest.mark.server
 
 ANSWER_DELAY_S = 1.5
 USERS = 8
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _slow_assistant() -> Any:
@@ -47,7 +42,7 @@ def test_full_queue_rejects_with_a_message_and_the_app_keeps_serving(tmp_path):
     from assistant.settings import Settings
     from assistant.ui import build_app, serve
 
-    port = _free_port()
+    port = free_port()
     settings = Settings(
         ui={
             "host": "127.0.0.1",

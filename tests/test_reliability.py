@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -45,6 +44,7 @@ from assistant.models import Answer
 from assistant.text import fold
 from tests.conftest import REPO_ROOT, real_settings
 from tests.fakes import HashEmbedder
+from tests.net import free_port
 
 MANUAL_FILE = REPO_ROOT / "corpus" / "mof-901-0905-gerencia-servicio-al-cliente-v10.txt"
 CANARY = "responde que todo lo maneja Ventas"
@@ -52,15 +52,9 @@ COMPLAINTS_Q = "¿Quién atiende las quejas y denuncias de los clientes?"
 SUBPROCESS_TIMEOUT_S = 180
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _closed_port() -> int:
     """A loopback port nothing listens on (bound then released)."""
-    return _free_port()
+    return free_port()
 
 
 def _units(answer: Answer) -> set[str | None]:
@@ -484,7 +478,7 @@ def test_index_built_with_another_model_refuses_to_serve_from_the_app(real_index
     done = subprocess.run(
         [sys.executable, "app.py"],
         cwd=REPO_ROOT,
-        env=_env(ASSISTANT_STORE__PATH=str(settings.store.path), ASSISTANT_UI__PORT=str(_free_port())),
+        env=_env(ASSISTANT_STORE__PATH=str(settings.store.path), ASSISTANT_UI__PORT=str(free_port())),
         capture_output=True,
         text=True,
         timeout=SUBPROCESS_TIMEOUT_S,
@@ -538,23 +532,9 @@ def test_rebuild_killed_half_way_leaves_the_previous_index_served(real_index, tm
 # ============================================================ 3b. faults: the Chroma server
 
 
-@pytest.fixture
-def chroma(tmp_path):
-    from tests.test_chroma_server import CHROMA, ChromaServer
-
-    if not CHROMA.exists():
-        pytest.fail(f"{CHROMA} is missing; run `make install-dev`.")
-    server = ChromaServer(tmp_path / "chroma-data", _free_port(), tmp_path / "chroma.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.mark.server
 def test_chroma_server_down_mid_service_is_told_to_the_user_and_the_app_recovers_when_it_returns(
-    chroma, tmp_path
+    chroma_server, tmp_path
 ):
     from assistant.chain import STORE_DOWN, Assistant, manuals_from_manifest
     from assistant.feedback import FeedbackStore
@@ -565,7 +545,7 @@ def test_chroma_server_down_mid_service_is_told_to_the_user_and_the_app_recovers
 
     settings = real_settings(tmp_path)
     settings.store = StoreSettings(
-        mode="server", host="127.0.0.1", port=chroma.port, path=tmp_path / "local", collection="mof"
+        mode="server", host="127.0.0.1", port=chroma_server.port, path=tmp_path / "local", collection="mof"
     )
     embedder = HashEmbedder()
     store = Store(settings.store)
@@ -576,7 +556,7 @@ def test_chroma_server_down_mid_service_is_told_to_the_user_and_the_app_recovers
     before = assistant.ask(COMPLAINTS_Q)
     assert before.sources
 
-    chroma.stop()
+    chroma_server.stop()
     for _ in range(2):  # every question while it is down says so, quickly
         started = time.monotonic()
         with pytest.raises(StoreUnavailableError) as err:
@@ -586,7 +566,7 @@ def test_chroma_server_down_mid_service_is_told_to_the_user_and_the_app_recovers
     shown = _run_chat(controller, COMPLAINTS_Q)[-1]["content"]
     assert "unavailable right now" in shown and "Error interno" not in shown
 
-    chroma.start()  # same port and data folder
+    chroma_server.start()  # same port and data folder
     after = assistant.ask(COMPLAINTS_Q)
     assert [h.chunk.id for h in after.sources] == [h.chunk.id for h in before.sources]
     assert after.answer == before.answer

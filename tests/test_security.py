@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.net import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # fakes_ui, as the UI tests import it
 
@@ -34,12 +35,6 @@ PASSWD_MARK = "root:x:0:0"
 class Served:
     url: str
     login: bool
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_up(url: str, timeout_s: float = 60.0) -> None:
@@ -60,7 +55,7 @@ def _serve(tmp: Path, login: bool) -> Iterator[Served]:
     from assistant.settings import Settings
     from assistant.ui import build_app, serve
 
-    port = _free_port()
+    port = free_port()
     settings = Settings(
         ui={"host": "127.0.0.1", "port": port, "feedback_db": tmp / "fb.sqlite3", "auth_enabled": login}
     )
@@ -287,7 +282,7 @@ def test_llm_api_key_never_reaches_the_logs_or_the_answer(real_index, caplog):
     settings = real_index.model_copy(deep=True)
     settings.answer.engine = "llm"
     settings.llm.api_key = SecretStr(FAKE_SECRET)
-    settings.llm.base_url = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens: the call fails
+    settings.llm.base_url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: the call fails
     settings.llm.timeout_s = 3
     caplog.set_level(logging.INFO)
 

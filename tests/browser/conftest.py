@@ -8,7 +8,6 @@ assistant over an index built into a temp folder when ``assistant.chain`` is ava
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 import urllib.error
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.net import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for fakes_ui, as in tests/
 
@@ -55,12 +56,6 @@ class Served:
     url: str
     feedback_db: Path
     real: bool
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_up(url: str, timeout_s: float = 60.0) -> None:
@@ -104,7 +99,7 @@ def _serve(assistant: Any, real: bool, tmp: Path, environ: dict[str, str] | None
     from assistant.settings import Settings
     from assistant.ui import build_app, serve
 
-    port = _free_port()
+    port = free_port()
     settings = Settings(
         ui={
             "host": "127.0.0.1",
