@@ -136,7 +136,9 @@ class HybridRetriever:
         if mode == "hybrid":
             missing = [i for i in lexical if i not in dense]
             if missing:
-                dense.update(self._cosines(qvec, missing))
+                # Lexical candidates outside the dense top-n get their cosine from the stored vectors.
+                cosines = self.index.vectors[missing] @ qvec
+                dense.update(zip(missing, cosines.tolist(), strict=True))
         ids = set(dense) | set(lexical)
         wd, wl = (
             (1.0, 0.0)
@@ -168,23 +170,20 @@ class HybridRetriever:
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
     def _dense(self, qvec: np.ndarray, n: int, unit: str | None, section: str | None) -> dict[int, float]:
-        results = self.index.vectorstore.similarity_search_by_vector_with_relevance_scores(
-            qvec.tolist(), k=n, filter=self._where(unit, section)
+        # Ids and distances only: the chunks' text and metadata are already in memory, and asking Chroma for
+        # them again costs more than the search itself.
+        result = self.index.collection.query(
+            query_embeddings=qvec[None, :],
+            n_results=n,
+            where=self._where(unit, section),
+            include=["distances"],
         )
+        distances = result["distances"][0] if result["distances"] else []
         out: dict[int, float] = {}
-        for doc, distance in results:
-            i = self._by_id.get(str(doc.id))
+        for cid, distance in zip(result["ids"][0], distances, strict=True):
+            i = self._by_id.get(cid)
             if i is not None:
                 out[i] = 1.0 - float(distance)  # cosine space: distance = 1 - cosine
-        return out
-
-    def _cosines(self, qvec: np.ndarray, indices: list[int]) -> dict[int, float]:
-        ids = [self.chunks[i].id for i in indices]
-        data = self.index.vectorstore._collection.get(ids=ids, include=["embeddings"])
-        out: dict[int, float] = {}
-        embeddings = data["embeddings"] if data["embeddings"] is not None else []
-        for cid, emb in zip(data["ids"], list(embeddings), strict=False):
-            out[self._by_id[cid]] = float(np.dot(np.asarray(emb, dtype=np.float32), qvec))
         return out
 
     def _lexical(self, query: str, allowed: list[int], n: int) -> dict[int, float]:

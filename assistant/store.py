@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import chromadb
+import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
@@ -88,11 +89,18 @@ class ManualSource:
 
 @dataclass
 class OpenIndex:
-    """A served index: the LangChain vector store over the live build and every chunk it holds."""
+    """A served index: the LangChain vector store over the live build, and every chunk it holds with its
+    stored vector (row i of ``vectors`` belongs to ``chunks[i]``)."""
 
     manifest: Manifest
     vectorstore: Chroma
     chunks: list[Chunk]
+    vectors: np.ndarray
+
+    @property
+    def collection(self) -> chromadb.Collection:
+        """The Chroma collection itself, for queries that need only ids and distances."""
+        return self.vectorstore._collection
 
 
 ProgressFn = Callable[[int, int], None]
@@ -310,7 +318,7 @@ class Store:
             )
         try:
             vs = self._vectorstore(manifest.build, embedder, create=False)
-            data = vs._collection.get(include=["documents", "metadatas"])
+            data = vs._collection.get(include=["documents", "metadatas", "embeddings"])
         except StoreUnavailableError:
             raise
         except Exception as exc:
@@ -328,7 +336,10 @@ class Store:
                 f"The index at {where} holds {len(chunks)} chunks but its manifest says {manifest.chunks}; "
                 "run `make index` to rebuild it."
             )
-        return OpenIndex(manifest=manifest, vectorstore=vs, chunks=chunks)
+        vectors = np.asarray(data["embeddings"] if data["embeddings"] is not None else [], dtype=np.float32)
+        return OpenIndex(
+            manifest=manifest, vectorstore=vs, chunks=chunks, vectors=vectors.reshape(len(chunks), -1)
+        )
 
 
 def check_compatible(manifest: Manifest, model: str, dimension: int) -> None:
