@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from assistant.chunk import spanish_date
-from assistant.models import Citation, HistoryEntry, Hit, Manual, Section, Unit
+from assistant.models import Citation, Function, HistoryEntry, Hit, Manual, Section, Unit
 from assistant.retrieve import Glossary
 from assistant.settings import AnswerSettings
 from assistant.text import STOP_EN, STOP_ES, fold, lexical_terms, stem, tokens
@@ -352,6 +352,16 @@ class Catalog:
                 positions.setdefault(fold(p), p)
         self.positions = sorted(positions.items(), key=lambda x: -len(x[0]))
         self.alias_stems = {stem(t) for a, _u, _m in self.unit_aliases for t in tokens(a)}
+        # Each folded duty line → the units whose own function list holds it. An agency that lists exactly
+        # its group's lines is left out: those lines are the group's.
+        self.duties: dict[str, list[tuple[Unit, Function]]] = {}
+        by_name = {u.name: u for u, _m in self.units}
+        for u, _m in self.units:
+            parent = by_name.get(u.parent or "")
+            if parent is not None and parent.functions == u.functions and parent.parent is not None:
+                continue
+            for f in u.functions:
+                self.duties.setdefault(fold(f.text), []).append((u, f))
 
     @staticmethod
     def _aliases(unit: Unit) -> set[str]:
@@ -1136,23 +1146,20 @@ class GroundedEngine:
             if h.chunk.section != "funciones":
                 continue
             key = fold(h.chunk.quote)
-            for unit, _m in self.catalog.units:
-                parent = self.catalog.unit(unit.parent)
-                if parent and parent[0].functions == unit.functions and parent[0].parent is not None:
-                    continue  # an agency's lines are its group's
-                for f in unit.functions:
-                    if fold(f.text) == key and (unit.name, key) not in seen:
-                        seen.add((unit.name, key))
-                        chunk = h.chunk.model_copy(
-                            update={
-                                "unit": unit.name,
-                                "parent": unit.parent,
-                                "head": unit.head,
-                                "numeral": f.numeral,
-                                "quote": f.text,
-                            }
-                        )
-                        out.append(Hit(chunk=chunk, score=h.score, dense=h.dense, lexical=h.lexical))
+            for unit, f in self.catalog.duties.get(key, []):
+                if (unit.name, key) in seen:
+                    continue
+                seen.add((unit.name, key))
+                chunk = h.chunk.model_copy(
+                    update={
+                        "unit": unit.name,
+                        "parent": unit.parent,
+                        "head": unit.head,
+                        "numeral": f.numeral,
+                        "quote": f.text,
+                    }
+                )
+                out.append(Hit(chunk=chunk, score=h.score, dense=h.dense, lexical=h.lexical))
         return out
 
     def _compose_duties(self, lang: Lang, group: list[Hit]) -> Draft:

@@ -33,8 +33,14 @@ _ES_MARKERS = frozenset(
 )
 
 
+@lru_cache(maxsize=16384)
 def fold(text: str) -> str:
-    """Lower-case and strip accents (keeps ñ as n): for matching, never for display."""
+    """Lower-case and strip accents (keeps ñ as n): for matching, never for display.
+
+    Cached: answering folds the same manual lines and unit names many times per question.
+    """
+    if text.isascii():
+        return text.lower()
     nfkd = unicodedata.normalize("NFKD", text)
     return "".join(c for c in nfkd if not unicodedata.combining(c)).lower()
 
