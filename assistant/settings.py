@@ -102,6 +102,10 @@ class UISettings(BaseModel):
     auth_enabled: bool = False
     # A file of ``user:password`` lines, read at start-up; never committed.
     auth_file: Path | None = None
+    # An answer appears as a placeholder, then grows in this many steps this far apart (when the server is
+    # answering no one else; under load each answer is sent once, complete). 0 steps: complete at once.
+    stream_updates: int = Field(8, ge=0, le=50)
+    stream_delay_ms: float = Field(15.0, ge=0, le=1000)
     concurrency_limit: int = Field(4, ge=1)
     max_queue: int = Field(64, ge=1)
     feedback_db: Path = Path("data/feedback.sqlite3")

@@ -11,6 +11,7 @@ import html
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,11 @@ FALLBACK_NOTE = (
     "LLM no disponible; respuesta del motor fundamentado · LLM unavailable; grounded-engine answer"
 )
 THINKING = "Buscando en el manual… · Searching the manual…"
+# An output Gradio leaves as it is.
+_UNCHANGED = gr.skip()
+QUEUE_STATUS_EVERY_S = 5.0
+# Gradio's queue analytics (read by its monitoring page only): recomputed every million events, 100 kept.
+_QUEUE_ANALYTICS_ENV = {"GRADIO_ANALYTICS_CACHE_FREQUENCY": "1000000", "GRADIO_ANALYTICS_MAX_EVENTS": "100"}
 
 _MONTHS_ES = [
     "enero", "febrero", "marzo", "abril", "mayo", "junio",
@@ -405,25 +411,54 @@ class ChatSession:
 
 
 class ChatController:
-    """The chat's behaviour, independent of Gradio's components so it can be unit-tested."""
+    """The chat's behaviour, independent of Gradio's components so it can be unit-tested.
+
+    An answer is shown in steps (a placeholder, then the text growing word by word) only while it is the
+    only one being prepared. When several users are answered at once the steps cost everyone time and show
+    nothing the final message does not, so each answer is sent once, complete.
+    """
 
     def __init__(
         self,
         assistant: AssistantLike,
         store: FeedbackStore,
         settings: Settings,
-        stream_delay_s: float = 0.015,
+        stream_delay_s: float | None = None,
     ) -> None:
         """Keep references only; the assistant is already loaded."""
         self.assistant = assistant
         self.store = store
         self.settings = settings
-        self.stream_delay_s = stream_delay_s
+        ui = settings.ui
+        self.stream_delay_s = ui.stream_delay_ms / 1000 if stream_delay_s is None else stream_delay_s
+        self.stream_updates = ui.stream_updates
+        self._active = 0
+        self._active_lock = threading.Lock()
+
+    def busy(self) -> bool:
+        """Whether another answer is being prepared right now."""
+        with self._active_lock:
+            return self._active > 1
 
     def respond(
         self, message: Any, session: ChatSession
-    ) -> Iterator[tuple[list[dict[str, str]], ChatSession]]:
-        """Ask the assistant and stream the answer into the conversation; errors become chat messages."""
+    ) -> Iterator[tuple[list[dict[str, str]], ChatSession | Any]]:
+        """Ask the assistant and stream the answer into the conversation; errors become chat messages.
+
+        The session object is updated in place and handed to Gradio once, with the final message: storing
+        a State output costs the server more than rendering a message.
+        """
+        with self._active_lock:
+            self._active += 1
+        try:
+            yield from self._respond(message, session)
+        finally:
+            with self._active_lock:
+                self._active -= 1
+
+    def _respond(
+        self, message: Any, session: ChatSession
+    ) -> Iterator[tuple[list[dict[str, str]], ChatSession | Any]]:
         question = message if isinstance(message, str) else ""
         # The echo is what the user typed minus control characters (NUL, escapes), which only garble the page.
         echo = _CONTROL.sub(" ", question[: MAX_ECHO_CHARS + 1]).strip()
@@ -431,7 +466,8 @@ class ChatController:
         session.messages.append({"role": "user", "content": echo})
         session.messages.append({"role": "assistant", "content": THINKING})
         index = len(session.messages) - 1
-        yield session.messages, session
+        if not self.busy():
+            yield session.messages, _UNCHANGED
         try:
             answer = self.assistant.ask(message, history=list(session.turns))
         except InvalidQuestionError as exc:
@@ -453,11 +489,12 @@ class ChatController:
             yield session.messages, session
             return
         self._log(answer)
-        for partial in stream_pieces(answer.answer):
-            session.messages[index] = {"role": "assistant", "content": partial + " ▍"}
-            yield session.messages, session
-            if self.stream_delay_s:
-                time.sleep(self.stream_delay_s)
+        if self.stream_updates and not self.busy():
+            for partial in stream_pieces(answer.answer, self.stream_updates):
+                session.messages[index] = {"role": "assistant", "content": partial + " ▍"}
+                yield session.messages, _UNCHANGED
+                if self.stream_delay_s:
+                    time.sleep(self.stream_delay_s)
         session.messages[index] = {"role": "assistant", "content": render_answer(answer)}
         session.answers[index] = answer
         session.turns.append((answer.question, answer.answer))
@@ -649,7 +686,7 @@ def build_app(
     assistant: AssistantLike,
     settings: Settings,
     store: FeedbackStore | None = None,
-    stream_delay_s: float = 0.015,
+    stream_delay_s: float | None = None,
 ) -> gr.Blocks:
     """The Blocks app: a chat tab and an onboarding tab over ``assistant.manuals[0]``."""
     if not assistant.manuals:
@@ -830,7 +867,17 @@ def serve(
     """Start the server with the queue, login and address from ``settings.ui``."""
     ui = settings.ui
     auth = make_auth(ui, environ)  # before anything starts: a login misconfiguration must not serve openly
-    app.queue(default_concurrency_limit=ui.concurrency_limit, max_size=ui.max_queue)
+    # Gradio's queue rebuilds a pandas table of up to 10,000 past events after every event, for a monitoring
+    # page this app keeps off: a third of the server's time under load. Built rarely and kept small instead.
+    for name, value in _QUEUE_ANALYTICS_ENV.items():
+        os.environ.setdefault(name, value)
+    # Queue positions are pushed to waiting clients every few seconds rather than on every change, which
+    # sent each waiting client a message whenever any answer started; the chat does not display them.
+    app.queue(
+        default_concurrency_limit=ui.concurrency_limit,
+        max_size=ui.max_queue,
+        status_update_rate=QUEUE_STATUS_EVERY_S,
+    )
     return app.launch(
         server_name=ui.host,
         server_port=ui.port,

@@ -123,6 +123,27 @@ def test_citation_text_is_escaped() -> None:
     assert "<script>" not in html and "&lt;script&gt;" in html
 
 
+def test_answer_comes_whole_while_another_is_being_prepared(controller: ChatController) -> None:
+    other = controller.respond("¿Quién dirige la Gerencia?", ChatSession())
+    next(other)  # another user's answer is under way
+    session = ChatSession()
+    updates = list(controller.respond("¿Quién atiende las quejas y denuncias de los clientes?", session))
+    assert len(updates) == 1, "no placeholder and no typing effect under load"
+    messages, stored = updates[0]
+    assert stored is session and "<details class='cite'>" in messages[-1]["content"]
+    list(other)
+    assert not controller.busy()
+    # Alone again: placeholder and typing effect are back.
+    assert len(_run(controller, "¿Quién atiende las quejas y denuncias de los clientes?", session)) > 2
+
+
+def test_intermediate_updates_leave_the_session_state_alone(controller: ChatController) -> None:
+    session = ChatSession()
+    updates = list(controller.respond("¿Quién atiende las quejas y denuncias de los clientes?", session))
+    assert all(state is not session for _messages, state in updates[:-1])
+    assert updates[-1][1] is session
+
+
 def test_stream_pieces_rebuild_the_text() -> None:
     text = "Uno dos  tres\ncuatro " * 30
     pieces = list(stream_pieces(text, max_updates=10))
