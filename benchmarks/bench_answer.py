@@ -2,9 +2,10 @@
 
     python -m benchmarks.bench_answer --root /tmp/x [--quick] [--calls 2000] [--out file.json]
 
-Cycles through the visible and held-out question files; the first ``WARMUP`` calls are untimed, every
-later call is timed, alternating 1 and 2 torch threads in blocks of 25 (``ask`` = calls at the default count;
-the rest of the first pass is also summarised alone, as questions seen once). RSS is sampled every ``sample_every`` calls to show whether memory stays flat.
+Cycles through the visible and held-out question files; the first ``WARMUP`` calls are untimed and every
+later call is timed (the rest of the first pass is also summarised alone, as questions seen once). RSS is
+sampled every ``sample_every`` calls to show whether memory stays flat. Thread counts are compared in the
+retrieval benchmark, which can afford a second model.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from benchmarks import (
 
 SERVING_CALLS = 200
 WARMUP = 20
-THREAD_BLOCK = 25
 
 
 # Time every question cold: the embedder's query cache would otherwise answer repeats for free.
@@ -63,12 +63,7 @@ def run(root: Path, quick: bool = False, calls: int | None = None, budget_s: flo
     one_pass = len(questions)
     res["questions"] = {"visible": len(visible), "all": len(questions)}
     deadline = time.monotonic() + budget_s
-    import torch
-
-    default_threads = torch.get_num_threads()
-    res["torch_threads_default"] = default_threads
-    by_threads: dict[int, list[float]] = {1: [], 2: []}
-    cpu_by_threads: dict[int, list[float]] = {1: [], 2: []}
+    cpu: list[float] = []
     first_pass: list[float] = []
     latencies: list[float] = []
     visible_lat: list[float] = []
@@ -79,9 +74,6 @@ def run(root: Path, quick: bool = False, calls: int | None = None, budget_s: flo
         if time.monotonic() > deadline:
             break
         q = questions[i % len(questions)]
-        # After the warm-up, blocks of 25 calls alternate 1 and 2 torch threads (load from elsewhere hits both).
-        threads = 1 + ((i - WARMUP) // THREAD_BLOCK) % 2 if i >= WARMUP else default_threads
-        torch.set_num_threads(threads)
         c0, t = time.process_time(), time.perf_counter()
         answer = assistant.ask(q)
         ms = (time.perf_counter() - t) * 1000
@@ -92,10 +84,7 @@ def run(root: Path, quick: bool = False, calls: int | None = None, budget_s: flo
             rss_samples.append((done, rss_mb()))
         if i < WARMUP:
             continue
-        by_threads[threads].append(ms)
-        cpu_by_threads[threads].append(cpu_ms)
-        if threads != default_threads:
-            continue
+        cpu.append(cpu_ms)
         latencies.append(ms)
         if i < one_pass:
             first_pass.append(ms)
@@ -108,10 +97,8 @@ def run(root: Path, quick: bool = False, calls: int | None = None, budget_s: flo
     res["answered_share"] = round(answered / done, 3) if done else None
     res["warmup_calls"] = WARMUP
     res["first_pass"] = summarize(first_pass)
-    torch.set_num_threads(default_threads)
     res["ask"] = summarize(latencies)
-    res["ask_by_threads"] = {str(t): summarize(v) for t, v in by_threads.items()}
-    res["ask_cpu_by_threads"] = {str(t): summarize(v) for t, v in cpu_by_threads.items()}
+    res["ask_cpu"] = summarize(cpu)
     res["ask_visible"] = summarize(visible_lat)
     res["rss_samples"] = [{"calls": c, "rss_mb": m} for c, m in rss_samples]
     # Memory growth is judged from the end of the first full pass: by then every question has been seen.

@@ -133,20 +133,18 @@ def markdown(results: dict[str, Any]) -> str:
          f"{_fmt(_get(r, 'embed_query', 'p95_ms'))}", "ms"),
         ("BM25-only search p50 / p95", f"{_fmt(_get(r, 'bm25_only', 'p50_ms'))} / "
          f"{_fmt(_get(r, 'bm25_only', 'p95_ms'))}", "ms"),
-        ("torch threads by default (capped at the CPUs)", _get(r, "torch_threads_default"), ""),
-        ("search p50 / p95, 1 torch thread", f"{_fmt(s1.get('p50_ms'))} / {_fmt(s1.get('p95_ms'))}", "ms"),
-        ("search p50 / p95, 2 torch threads", f"{_fmt(s2.get('p50_ms'))} / {_fmt(s2.get('p95_ms'))}", "ms"),
+        ("embedding backend", _get(r, "backend"), ""),
+        ("intra-op threads by default", _get(r, "threads_default"), ""),
+        ("search p50 / p95, 1 thread", f"{_fmt(s1.get('p50_ms'))} / {_fmt(s1.get('p95_ms'))}", "ms"),
+        ("search p50 / p95, 2 threads", f"{_fmt(s2.get('p50_ms'))} / {_fmt(s2.get('p95_ms'))}", "ms"),
         ("p50 ratio 1 thread / 2 threads", _get(r, "threads_p50_ratio_1_over_2"), ""),
         ("search CPU time p50, 1 thread (≈ idle-core latency)",
          _get(r, "search_cpu_by_threads", "1", "p50_ms"), "ms"),
-        ("ask p50 / p95, 1 torch thread", f"{_fmt(_get(a, 'ask_by_threads', '1', 'p50_ms'))} / "
-         f"{_fmt(_get(a, 'ask_by_threads', '1', 'p95_ms'))}", "ms"),
-        ("ask p50 / p95, 2 torch threads", f"{_fmt(_get(a, 'ask_by_threads', '2', 'p50_ms'))} / "
-         f"{_fmt(_get(a, 'ask_by_threads', '2', 'p95_ms'))}", "ms"),
-        ("ask CPU time p50, 1 thread (≈ idle-core latency)", _get(a, "ask_cpu_by_threads", "1", "p50_ms"), "ms"),
+        ("ask CPU time p50 / p95", f"{_fmt(_get(a, 'ask_cpu', 'p50_ms'))} / "
+         f"{_fmt(_get(a, 'ask_cpu', 'p95_ms'))}", "ms"),
         ("RSS after model load", _get(r, "rss_model_loaded_mb"), "MB"),
         ("RSS of the retrieval process (load, index builds, searches)", _get(r, "rss_after_queries_mb"), "MB"),
-        ("ask calls timed at the default thread count (after 20 warm-up calls)", _get(a, "ask", "n"), ""),
+        ("ask calls timed (after 20 warm-up calls)", _get(a, "ask", "n"), ""),
         ("ask p50 / p95, visible questions only", f"{_fmt(_get(a, 'ask_visible', 'p50_ms'))} / "
          f"{_fmt(_get(a, 'ask_visible', 'p95_ms'))}", "ms"),
         ("ask p50 / p95, first pass (each question new)", f"{_fmt(_get(a, 'first_pass', 'p50_ms'))} / "
