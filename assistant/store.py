@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import chromadb
+import httpx
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from langchain_chroma import Chroma
@@ -110,6 +111,19 @@ def _chroma_settings() -> ChromaSettings:
     return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
 
 
+def _bound_requests(client: chromadb.ClientAPI, timeout_s: float) -> None:
+    """Make every request of a Chroma HTTP client give up after ``timeout_s``.
+
+    chromadb's HttpClient builds its httpx session with no timeout at all, so a server that accepts the
+    connection and never answers would hang a question forever; the session is reached through the client.
+    """
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if session is None:
+        log.warning("chromadb's HTTP session was not found; server requests are not time-bounded")
+        return
+    session.timeout = httpx.Timeout(timeout_s)
+
+
 class Store:
     """The index on disk or on a Chroma server."""
 
@@ -122,10 +136,13 @@ class Store:
     def _client(self, build: str | None = None) -> chromadb.ClientAPI:
         if self.settings.mode == "server":
             try:
+                # chromadb's client talks to the server while it is constructed, without a time limit.
+                url = f"http://{self.settings.host}:{self.settings.port}/api/v2/heartbeat"
+                httpx.get(url, timeout=self.settings.timeout_s).raise_for_status()
                 client = chromadb.HttpClient(
                     host=self.settings.host, port=self.settings.port, settings=_chroma_settings()
                 )
-                client.heartbeat()
+                _bound_requests(client, self.settings.timeout_s)
             except Exception as exc:
                 raise StoreUnavailableError(
                     f"The Chroma server at {self.settings.host}:{self.settings.port} cannot be reached; "

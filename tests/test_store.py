@@ -341,3 +341,21 @@ def test_store_uses_cosine_distance(tmp_path):
     assert result["ids"][0][0] == target.id
     assert result["distances"][0][0] == pytest.approx(0.0, abs=1e-4)
     assert result["distances"][0][1] > 0.05
+
+
+def test_a_chroma_server_that_never_answers_is_reported_within_the_timeout(tmp_path):
+    """A port that accepts connections and then stays silent: the question must not hang."""
+    import socket
+    import time
+
+    from assistant.errors import StoreUnavailableError
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshakes; nothing ever reads or replies
+        port = silent.getsockname()[1]
+        settings = StoreSettings(mode="server", host="127.0.0.1", port=port, timeout_s=1.0)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError, match="cannot be reached"):
+            Store(settings).open(HashEmbedder())
+        assert time.monotonic() - started < 10
