@@ -111,3 +111,12 @@ def target(
         "op": ">=" if higher_is_better else "<=",
         "met": met,
     }
+
+
+def emit(result: dict[str, Any], out: Path | None) -> None:
+    """Print a benchmark's JSON and, if ``out`` is given, write it there too."""
+    text = json.dumps(result, ensure_ascii=False, indent=2)
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")

@@ -11,7 +11,6 @@ retrieval benchmark, which can afford a second model.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ from typing import Any
 from benchmarks import (
     QUESTION_FILES,
     bench_settings,
+    emit,
     load_average,
     load_questions,
     peak_rss_mb,
@@ -128,11 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--calls must be 1–20000")
     with tempfile.TemporaryDirectory(prefix="bench-answer-") as tmp:
         result = run(args.root or Path(tmp), quick=args.quick, calls=args.calls, budget_s=args.budget)
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
+    emit(result, args.out)
     return 0
 
 

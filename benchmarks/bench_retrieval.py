@@ -10,7 +10,6 @@ Runs in its own process so the model load time and the resident memory are those
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_settings, load_average, load_questions, peak_rss_mb, rss_mb, summarize
+from benchmarks import bench_settings, emit, load_average, load_questions, peak_rss_mb, rss_mb, summarize
 
 QUERY_K = 5
 
@@ -168,11 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-retrieval-") as tmp:
         result = run(args.root or Path(tmp), quick=args.quick, budget_s=args.budget)
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
+    emit(result, args.out)
     return 0
 
 
