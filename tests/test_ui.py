@@ -26,6 +26,8 @@ from assistant.ui import (
     load_credentials,
     make_auth,
     org_tree_html,
+    prepare_process,
+    queued,
     render_answer,
     stream_pieces,
     suggested_questions,
@@ -135,6 +137,68 @@ def test_answer_comes_whole_while_another_is_being_prepared(controller: ChatCont
     assert not controller.busy()
     # Alone again: placeholder and typing effect are back.
     assert len(_run(controller, "¿Quién atiende las quejas y denuncias de los clientes?", session)) > 2
+
+
+def test_answer_comes_whole_while_someone_waits_in_the_queue(store: FeedbackStore) -> None:
+    waiting = [1]
+    controller = ChatController(
+        FakeAssistant(), store, Settings(), stream_delay_s=0, waiting=lambda: waiting[0]
+    )
+    assert controller.busy()
+    question = "¿Quién atiende las quejas y denuncias de los clientes?"
+    assert len(list(controller.respond(question, ChatSession()))) == 1
+    waiting[0] = 0
+    assert not controller.busy()
+    assert len(list(controller.respond(question, ChatSession()))) > 2
+
+
+def test_typing_effect_stops_when_someone_starts_waiting(store: FeedbackStore) -> None:
+    waiting = [0]
+    controller = ChatController(
+        FakeAssistant(), store, Settings(), stream_delay_s=0, waiting=lambda: waiting[0]
+    )
+    updates = controller.respond("¿Quién atiende las quejas y denuncias de los clientes?", ChatSession())
+    next(updates)  # the placeholder
+    next(updates)  # the first words
+    waiting[0] = 3
+    rest = [messages[-1]["content"] for messages, _ in updates]
+    assert len(rest) == 1 and "<details class='cite'>" in rest[0], "the rest comes whole, with its citations"
+
+
+def test_queued_counts_requests_not_yet_started(store: FeedbackStore) -> None:
+    class App:
+        def __init__(self) -> None:
+            self._queue = [object(), object()]
+
+    assert queued(App()) == 2  # type: ignore[arg-type]
+    assert queued(object()) == 0  # type: ignore[arg-type]
+    assert queued(build_app(FakeAssistant(), Settings(), store=store)) == 0
+
+
+def test_event_handlers_carry_evaluated_type_hints(store: FeedbackStore) -> None:
+    # Gradio reads every event function's type hints on every call; string annotations (postponed by
+    # `from __future__ import annotations`) would be eval'ed each time.
+    app = build_app(FakeAssistant(), Settings(), store=store)
+    handlers = [d.fn for d in app.fns.values() if d.fn is not None and d.fn.__name__ != "<lambda>"]
+    assert any(getattr(fn, "__name__", "") == "respond" for fn in handlers)
+    for fn in handlers:
+        hints = getattr(fn, "__annotations__", {})
+        assert not any(isinstance(h, str) for h in hints.values()), fn
+    like = next(fn for fn in handlers if fn.__name__ == "on_like")
+    assert gr.utils.get_type_hints(like)["evt"] is gr.LikeData
+
+
+def test_prepare_process_freezes_the_loaded_heap_and_sets_matplotlib() -> None:
+    import gc
+
+    import matplotlib
+
+    try:
+        prepare_process()
+        assert gc.get_freeze_count() > 0
+        assert matplotlib.get_backend().lower() == "agg"
+    finally:
+        gc.unfreeze()  # the rest of the test session keeps a normal collector
 
 
 def test_intermediate_updates_leave_the_session_state_alone(controller: ChatController) -> None:
