@@ -123,7 +123,9 @@ class Assistant:
 
             llm = LLMEngine(settings.llm)
             llm.warm_up()  # pays the client import once and turns a bad configuration into a clear error
-        return cls(settings, embedder, index, manuals, retrieval_mode=retrieval_mode, llm=llm)
+        assistant = cls(settings, embedder, index, manuals, retrieval_mode=retrieval_mode, llm=llm)
+        assistant.speller.warm_up()
+        return assistant
 
     # --- public ------------------------------------------------------------------------------------------
 

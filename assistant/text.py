@@ -117,6 +117,9 @@ def detect_language(text: str) -> Literal["es", "en"]:
     return "en" if en > es else "es"
 
 
+_MAX_REMEMBERED_FIXES = 4096
+
+
 class Speller:
     """Corrects misspelt words against the vocabulary the assistant knows (manual, glossary, question words)."""
 
@@ -126,10 +129,30 @@ class Speller:
         self._by_length: dict[int, list[str]] = {}
         for w in sorted(self.vocabulary):
             self._by_length.setdefault(len(w), []).append(w)
+        # Unknown words come back (names, "please", the same typo from many users); each costs a fuzzy
+        # search of the vocabulary (up to ~40 ms), so results are kept, a bounded number of them.
+        self._fixed: dict[str, str | None] = {}
+
+    def warm_up(self) -> None:
+        """Load the word-frequency lists now (about half a second) instead of in the first user's question."""
+        self.is_common_word("manual")
 
     def fix(self, word: str) -> str | None:
         """The closest known word to an unknown one, or None when the word is known or nothing is close."""
-        if len(word) < 3 or word in self.vocabulary or word.isdigit() or self.is_common_word(word):
+        if len(word) < 3 or word in self.vocabulary or word.isdigit():
+            return None
+        try:
+            return self._fixed[word]
+        except KeyError:
+            pass
+        fixed = self._closest(word)
+        if len(self._fixed) >= _MAX_REMEMBERED_FIXES:
+            self._fixed.clear()
+        self._fixed[word] = fixed
+        return fixed
+
+    def _closest(self, word: str) -> str | None:
+        if self.is_common_word(word):
             return None
         if len(word) == 3 and self.is_common_word(word, 1.0):
             return None  # short words are corrected only when they are no word at all ("mny")

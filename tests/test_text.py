@@ -89,3 +89,28 @@ def test_speller_corrects_a_whole_question(speller):
         "custmer": "customer",
     }
     assert speller.correct("Qien atiende") == "quien atiende"
+
+
+def test_speller_remembers_its_fuzzy_search_results(monkeypatch):
+    speller = Speller({"customer", "quejas"})
+    searched: list[str] = []
+    closest = speller._closest
+    monkeypatch.setattr(speller, "_closest", lambda w: (searched.append(w), closest(w))[1])
+    assert [speller.fix("custmer") for _ in range(3)] == ["customer"] * 3
+    assert [speller.fix("xyzzyq") for _ in range(2)] == [None, None]
+    assert searched == ["custmer", "xyzzyq"]
+
+
+def test_speller_memory_is_bounded(monkeypatch):
+    from assistant import text
+
+    monkeypatch.setattr(text, "_MAX_REMEMBERED_FIXES", 3)
+    speller = Speller({"customer"})
+    for word in ("aaaqq", "bbbqq", "cccqq", "dddqq", "eeeqq"):
+        speller.fix(word)
+    assert len(speller._fixed) <= 3
+
+
+def test_speller_warm_up_loads_the_word_lists():
+    Speller(set()).warm_up()  # raises if wordfreq's lists cannot be read
+    assert Speller(set()).is_common_word("properly")
