@@ -310,6 +310,7 @@ class _Analysis:
     explicit: bool  # units named in the question itself, not only through the glossary
     positions: list[str]
     leftover: list[str]  # topic stems left after unit, position and question words
+    text: str  # the question as searched (typos corrected, not folded): its vector is already cached
 
 
 @dataclass(frozen=True)
@@ -335,6 +336,11 @@ def load_scope(path: str | Path) -> list[ScopeTopic]:
     ]
 
 
+def _whole_words(folded: str) -> re.Pattern[str]:
+    """A pattern for ``folded`` (already accent-folded) as whole words of a folded text."""
+    return re.compile(rf"(?<![a-z0-9]){re.escape(folded)}(?![a-z0-9])")
+
+
 class Catalog:
     """Units and positions of the served manuals, with the aliases a question may use for them."""
 
@@ -351,6 +357,9 @@ class Catalog:
             for p in u.positions:
                 positions.setdefault(fold(p), p)
         self.positions = sorted(positions.items(), key=lambda x: -len(x[0]))
+        # Compiled once: every question is matched against every alias and position name.
+        self._alias_patterns = [(_whole_words(alias), unit, m) for alias, unit, m in self.unit_aliases]
+        self._position_patterns = [(_whole_words(key), name) for key, name in self.positions]
         self.alias_stems = {stem(t) for a, _u, _m in self.unit_aliases for t in tokens(a)}
         # Each folded duty line → the units whose own function list holds it. An agency that lists exactly
         # its group's lines is left out: those lines are the group's.
@@ -381,8 +390,8 @@ class Catalog:
         folded = fold(text)
         taken: list[tuple[int, int]] = []
         found: list[_Mention] = []
-        for alias, unit, manual in self.unit_aliases:
-            for m in re.finditer(rf"(?<![a-z0-9]){re.escape(alias)}(?![a-z0-9])", folded):
+        for pattern, unit, manual in self._alias_patterns:
+            for m in pattern.finditer(folded):
                 if any(m.start() < e and s < m.end() for s, e in taken):
                     continue
                 if any(f.unit.name == unit.name for f in found):
@@ -397,8 +406,8 @@ class Catalog:
         folded = fold(text)
         taken: list[tuple[int, int]] = []
         out: list[str] = []
-        for key, name in self.positions:
-            m = re.search(rf"(?<![a-z0-9]){re.escape(key)}(?![a-z0-9])", folded)
+        for pattern, name in self._position_patterns:
+            m = pattern.search(folded)
             if m and not any(m.start() < e and s < m.end() for s, e in taken):
                 taken.append((m.start(), m.end()))
                 out.append(name)
@@ -552,7 +561,12 @@ class GroundedEngine:
                 drop[i:j] = [True] * (j - i)
         words = [w for w, d in zip(toks, drop, strict=True) if not d and w not in _QUESTION_WORDS]
         return _Analysis(
-            q=q, units=units, explicit=explicit, positions=positions, leftover=lexical_terms(" ".join(words))
+            q=q,
+            units=units,
+            explicit=explicit,
+            positions=positions,
+            leftover=lexical_terms(" ".join(words)),
+            text=corrected,
         )
 
     # --- declining -----------------------------------------------------------------------------------
@@ -1100,7 +1114,7 @@ class GroundedEngine:
         }
         if places and self.search_in_unit is not None:
             for place in sorted(places):
-                found = self.search_in_unit(a.q.split(" || ")[-1], place)
+                found = self.search_in_unit(a.text, place)
                 known = {h.chunk.id for h in duties}
                 duties += [
                     h

@@ -279,6 +279,30 @@ def test_every_citation_quote_appears_verbatim_in_the_manual(real_assistant, man
 # --- follow-ups
 
 
+def test_search_within_a_named_place_reuses_the_question_vector(real_assistant, monkeypatch):
+    # "…en la Agencia Santa Ana" names a place: the engine searches that unit again with the same question,
+    # which must not cost a second pass of the model.
+    embedder = real_assistant.embedder
+    encoded: list[str] = []
+    batcher = embedder._query_batcher()
+    assert batcher is not None
+    real_encode = batcher.encode
+    monkeypatch.setattr(batcher, "encode", lambda text: (encoded.append(text), real_encode(text))[1])
+    places: list[str] = []
+    search_in_unit = real_assistant.grounded.search_in_unit
+    monkeypatch.setattr(
+        real_assistant.grounded,
+        "search_in_unit",
+        lambda q, unit: (places.append(unit), search_in_unit(q, unit))[1],
+    )
+    question = "¿Quién atiende las quejas en la Agencia Santa Ana? (vector reuse)"
+
+    answer = real_assistant.ask(question)
+
+    assert answer.answered and places == ["Agencia Santa Ana"]
+    assert len(encoded) == 1
+
+
 def test_follow_up_about_who_leads_it_resolves_to_the_previous_unit(real_assistant):
     first = real_assistant.ask("¿Qué funciones tiene el Área de Ventas?")
     assert first.answered
