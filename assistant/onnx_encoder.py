@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -80,17 +81,28 @@ class OnnxEncoder(torch.nn.Module):
         token_type_ids: torch.Tensor | None = None,
         **_: Any,
     ) -> BaseModelOutput:
+        def array(value: torch.Tensor | None) -> np.ndarray | None:
+            return None if value is None else value.detach().cpu().numpy()
+
+        hidden = self.run(array(input_ids), array(attention_mask), array(token_type_ids))  # type: ignore[arg-type]
+        return BaseModelOutput(last_hidden_state=torch.from_numpy(hidden))
+
+    def run(
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray | None = None,
+        token_type_ids: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``last_hidden_state`` for a padded batch of token ids; safe to call from several threads at once."""
         given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
         feeds: dict[str, np.ndarray] = {}
         for name in self.input_names:
             value = given.get(name)
             if value is None:
-                value = (
-                    torch.ones_like(input_ids) if name == "attention_mask" else torch.zeros_like(input_ids)
-                )
-            feeds[name] = value.detach().cpu().numpy().astype(np.int64, copy=False)
+                value = np.ones_like(input_ids) if name == "attention_mask" else np.zeros_like(input_ids)
+            feeds[name] = value.astype(np.int64, copy=False)
         (hidden,) = self.session.run(["last_hidden_state"], feeds)
-        return BaseModelOutput(last_hidden_state=torch.from_numpy(hidden))
+        return np.asarray(hidden)
 
 
 class OnnxTransformer(Transformer):
@@ -120,6 +132,106 @@ def load_onnx_sentence_transformer(folder: str | Path, threads: int | None = Non
     module = type("OnnxTransformer", (OnnxTransformer,), {"threads": threads})
     classes = dict.fromkeys(_TRANSFORMER_REFS, module)
     return SentenceTransformer._load_with_module_classes(str(folder), classes, device="cpu", backend="onnx")
+
+
+class OnnxPipeline:
+    """A loaded ONNX sentence-transformer's encode path without sentence-transformers' per-call machinery.
+
+    ``SentenceTransformer.encode`` spends about as long in Python around a short question (the transformers
+    tokenizer wrapper, tensor conversions, the pooling and normalisation modules in torch) as ONNX Runtime
+    spends on the network, all of it holding the GIL, which a web server with many users at once pays
+    for twice. This path reads the same configuration from the loaded model (prompts, maximum length,
+    pooling mode, normalisation) and runs the same steps: the Rust tokenizer, :meth:`OnnxEncoder.run` and
+    numpy pooling. ``tests/test_embed.py`` checks it returns sentence-transformers' vectors.
+
+    It is thread-safe: the tokenizer, shared with the model (a copy of XLM-R's would hold another 290 MB),
+    is set up and used under a lock (a fraction of a millisecond per text), and ONNX Runtime sessions
+    accept concurrent runs.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        encoder: OnnxEncoder,
+        pooling: str,
+        normalize: bool,
+        pad_id: int,
+        max_length: int,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        self.pooling = pooling
+        self.normalize = normalize
+        self.pad_id = pad_id
+        self.max_length = max_length
+        self._tokenizer_lock = threading.Lock()
+
+    @classmethod
+    def from_sentence_transformer(cls, model: SentenceTransformer) -> OnnxPipeline | None:
+        """The pipeline for ``model``, or None when its modules are not ONNX transformer → pooling → normalise."""
+        from sentence_transformers.base.modules.normalize import Normalize
+        from sentence_transformers.sentence_transformer.modules.pooling import Pooling
+
+        modules = list(model)
+        if not 2 <= len(modules) <= 3 or not isinstance(modules[0], OnnxTransformer):
+            return None
+        encoder = getattr(modules[0], "auto_model", None)
+        backend = getattr(model.tokenizer, "backend_tokenizer", None)
+        if not isinstance(encoder, OnnxEncoder) or backend is None:
+            return None
+        pooling = modules[1]
+        config = pooling.get_config_dict() if isinstance(pooling, Pooling) else {}
+        # Prompt-excluding pooling needs the prompt's token count; such models keep the general path.
+        if config.get("pooling_mode") not in ("mean", "cls") or not config.get("include_prompt", True):
+            return None
+        if len(modules) == 3 and not isinstance(modules[2], Normalize):
+            return None
+        pad_id = model.tokenizer.pad_token_id
+        if pad_id is None:
+            return None
+        return cls(
+            backend,
+            encoder,
+            str(config["pooling_mode"]),
+            len(modules) == 3,
+            int(pad_id),
+            int(model.max_seq_length or 512),
+        )
+
+    def encode(self, texts: list[str], prompt: str = "", batch_size: int = 8) -> np.ndarray:
+        """float32 vectors, shape (n, dimension): texts of similar length are batched together."""
+        with self._tokenizer_lock:
+            # Set on every call: sentence-transformers' own encode changes both on the shared tokenizer.
+            self.tokenizer.no_padding()
+            self.tokenizer.enable_truncation(max_length=self.max_length)
+            encodings = [self.tokenizer.encode(prompt + text) for text in texts]
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        out: list[np.ndarray] = [np.empty(0, np.float32)] * len(texts)
+        for start in range(0, len(order), max(1, batch_size)):
+            chunk = order[start : start + max(1, batch_size)]
+            width = max(len(encodings[i].ids) for i in chunk)
+            ids = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(chunk), width), dtype=np.int64)
+            for row, i in enumerate(chunk):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+            vectors = self._pool(self.encoder.run(ids, mask), mask)
+            for row, i in enumerate(chunk):
+                out[i] = vectors[row]
+        if not out:
+            return np.zeros((0, 0), np.float32)
+        return np.stack(out).astype(np.float32, copy=False)
+
+    def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self.pooling == "cls":
+            vectors = hidden[:, 0]
+        else:
+            weights = mask[..., None].astype(hidden.dtype)
+            vectors = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        if self.normalize:
+            vectors = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+        return vectors
 
 
 class _LastHiddenState(torch.nn.Module):

@@ -15,6 +15,7 @@ from assistant.embed import (
     MARKER_FILE,
     Embedder,
     EmbeddingModelError,
+    QueryBatcher,
     ensure_model,
     get_embedder,
 )
@@ -228,6 +229,100 @@ def test_onnx_and_torch_backends_give_the_same_vectors(e5_embedder: Embedder) ->
         ours = getattr(e5_embedder, encode)(SENTENCES)
         reference = getattr(torch_embedder, encode)(SENTENCES)
         assert np.sum(ours * reference, axis=1).min() >= 0.9999
+
+
+@pytest.mark.integration
+def test_lean_onnx_path_gives_sentence_transformers_vectors(e5_embedder: Embedder) -> None:
+    # The lean path (Rust tokenizer, ONNX Runtime, numpy pooling) against sentence-transformers' own encode
+    # of the same ONNX model: padding, truncation of an over-long text and an empty text included.
+    from assistant.onnx_encoder import OnnxPipeline
+
+    e5_embedder.warm_up()
+    assert isinstance(e5_embedder._pipeline, OnnxPipeline), "the ONNX backend takes the lean path"
+    model = e5_embedder._model
+    assert model is not None
+    texts = [*SENTENCES, "informe " * 700, ""]
+    for side, prompt in (("query", "query: "), ("passage", "passage: ")):
+        ours = e5_embedder._encode(texts, side)
+        reference = model.encode(
+            texts, prompt=prompt, batch_size=4, convert_to_numpy=True, normalize_embeddings=True
+        )
+        assert ours.shape == reference.shape and ours.dtype == np.float32
+        assert np.sum(ours * reference, axis=1).min() >= 0.99999
+
+
+def test_batcher_alone_encodes_at_once() -> None:
+    batches: list[list[str]] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        batches.append(texts)
+        return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+    batcher = QueryBatcher(encode)
+    assert batcher.encode("hola").tolist() == [4.0, 1.0]
+    assert batches == [["hola"]]
+
+
+def test_batcher_shares_passes_between_concurrent_callers() -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    batches: list[list[str]] = []
+    first_pass_started, release = threading.Event(), threading.Event()
+
+    def encode(texts: list[str]) -> np.ndarray:
+        batches.append(texts)
+        if len(batches) == 1:
+            first_pass_started.set()
+            assert release.wait(10)
+        return np.array([[float(t.split()[-1]), 0.0] for t in texts], dtype=np.float32)
+
+    batcher = QueryBatcher(encode, max_batch=4)
+    texts = [f"pregunta {i}" for i in range(10)]
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        first = pool.submit(batcher.encode, texts[0])
+        assert first_pass_started.wait(10)
+        rest = [pool.submit(batcher.encode, t) for t in texts[1:]]
+        while sum(len(b) for b in batches) + len(batcher._pending) < len(texts):
+            threading.Event().wait(0.01)  # until all nine wait behind the first pass
+        release.set()
+        results = [first.result(10)] + [f.result(10) for f in rest]
+    assert [r[0] for r in results] == list(range(10)), "each caller gets its own vector"
+    assert [len(b) for b in batches] == [1, 4, 4, 1], "waiting callers were served in shared passes"
+
+
+def test_batcher_error_reaches_every_caller_of_the_failed_pass() -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    started, release = threading.Event(), threading.Event()
+    calls = [0]
+
+    def encode(texts: list[str]) -> np.ndarray:
+        calls[0] += 1
+        if calls[0] == 1:
+            started.set()
+            assert release.wait(10)
+            return np.zeros((len(texts), 2), np.float32)
+        raise RuntimeError("model crashed")
+
+    batcher = QueryBatcher(encode)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        first = pool.submit(batcher.encode, "a")
+        assert started.wait(10)
+        others = [pool.submit(batcher.encode, t) for t in ("b", "c", "d")]
+        while len(batcher._pending) < 3:
+            threading.Event().wait(0.01)
+        release.set()
+        assert first.result(10).tolist() == [0.0, 0.0]
+        for future in others:
+            with pytest.raises(RuntimeError, match="model crashed"):
+                future.result(10)
+    assert calls[0] == 2
+    # The batcher is usable again afterwards.
+    with pytest.raises(RuntimeError):
+        batcher.encode("e")
+    assert not batcher._running and not batcher._pending
 
 
 def test_onnx_backend_without_an_export_names_the_fix(tmp_path: Path) -> None:
