@@ -4,9 +4,10 @@ A short question through e5-small takes about 55 ms in torch on these machines a
 Runtime, with the same vectors (cosine 1.0000). sentence-transformers' own ``backend="onnx"`` loads
 through ``optimum-onnx``, whose only release requires transformers < 4.58, while sentence-transformers 6
 requires transformers 5; so the one module that runs the network is ours and everything else (tokenizer,
-e5 prompts, mean pooling, normalisation, batching) stays sentence-transformers'. The module class is
-swapped in with ``SentenceTransformer._load_with_module_classes`` (6.2+, pinned below 7 in pyproject);
-``tests/test_embed.py`` checks that the loaded model really runs :class:`OnnxEncoder`.
+e5 prompts, mean pooling, normalisation) is sentence-transformers' loaded configuration. The module class
+is swapped in with ``SentenceTransformer._load_with_module_classes`` (6.2+, pinned below 7 in pyproject);
+``tests/test_embed.py`` checks that the loaded model really runs :class:`OnnxEncoder`. At run time
+:class:`OnnxPipeline` applies that configuration without sentence-transformers' per-call Python.
 
 The model folder keeps the standard layout for exported models: ``onnx/model.onnx`` beside the weights.
 :func:`export_onnx` writes it for the offline build; hub models that ship one are used as they are.
