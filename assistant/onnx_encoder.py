@@ -201,6 +201,8 @@ class OnnxPipeline:
 
     def encode(self, texts: list[str], prompt: str = "", batch_size: int = 8) -> np.ndarray:
         """float32 vectors, shape (n, dimension): texts of similar length are batched together."""
+        if not texts:
+            return np.zeros((0, 0), np.float32)
         with self._tokenizer_lock:
             # Set on every call: sentence-transformers' own encode changes both on the shared tokenizer.
             self.tokenizer.no_padding()
@@ -208,8 +210,9 @@ class OnnxPipeline:
             encodings = [self.tokenizer.encode(prompt + text) for text in texts]
         order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
         out: list[np.ndarray] = [np.empty(0, np.float32)] * len(texts)
-        for start in range(0, len(order), max(1, batch_size)):
-            chunk = order[start : start + max(1, batch_size)]
+        step = max(1, batch_size)
+        for start in range(0, len(order), step):
+            chunk = order[start : start + step]
             width = max(len(encodings[i].ids) for i in chunk)
             ids = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
             mask = np.zeros((len(chunk), width), dtype=np.int64)
@@ -220,8 +223,6 @@ class OnnxPipeline:
             vectors = self._pool(self.encoder.run(ids, mask), mask)
             for row, i in enumerate(chunk):
                 out[i] = vectors[row]
-        if not out:
-            return np.zeros((0, 0), np.float32)
         return np.stack(out).astype(np.float32, copy=False)
 
     def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
