@@ -107,8 +107,12 @@ def clean_text(raw: str) -> Cleaned:
     where: dict[str, set[int]] = {}
     after_lines: list[str] = []
     page_tops: set[int] = set()
-    for b in breaks:
-        indices = _window(lines, b, -1) + _window(lines, b, 1)
+    page_ends: set[int] = set()
+    # Real pages (form feeds): the last page's footer sits at the end of the text, after no break.
+    edges = [len(lines)] if PAGE_BREAK in text else []
+    for b in [*breaks, *edges]:
+        page_ends.update(_window(lines, b, -1))
+        indices = _window(lines, b, -1) + (_window(lines, b, 1) if b < len(lines) else [])
         near.update({_norm(lines[j]) for j in indices})
         for j in indices:
             where.setdefault(_norm(lines[j]), set()).add(j)
@@ -127,6 +131,8 @@ def clean_text(raw: str) -> Cleaned:
         if c >= need and n and n != "#" and not _LIST_MARKER.fullmatch(n) and c * 5 >= everywhere[n] * 4
     }
     prefixes = _running_prefixes(after_lines, need, running)
+    # A running line found on its own on most pages can also be run into the first line of another page.
+    glued = [_running_pattern(n) for n in sorted(running, key=len, reverse=True) if len(n) >= 15]
 
     out: list[str] = []
     joined_break = False
@@ -137,14 +143,11 @@ def clean_text(raw: str) -> Cleaned:
         flat = " ".join(line.split())
         if _norm(flat) in running or flat in prefixes:
             continue
-        if i > breaks[0] and _PAGE_NUMBER.match(flat) and joined_break:
-            continue
+        if _PAGE_NUMBER.match(flat) and ((i > breaks[0] and joined_break) or i in page_ends):
+            continue  # a page number in the footer or header, next to a break
         if i >= _cover_end(lines, breaks[0]):
             # A header run into the first lines of a page; the same words in mid-page are content.
-            for prefix in prefixes if i in page_tops else []:
-                if flat.startswith(prefix + " ") or flat == prefix:
-                    flat = flat[len(prefix) :].strip()
-                    break
+            flat = _strip_header(flat, prefixes, glued) if i in page_tops else flat
             if not flat:
                 continue
         if joined_break and flat and out:
@@ -165,6 +168,28 @@ def clean_text(raw: str) -> Cleaned:
         running_prefixes=prefixes,
         page_breaks=len(breaks),
     )
+
+
+def _running_pattern(norm: str) -> re.Pattern[str]:
+    """A regex for a normalised running line ("# # MANUAL …") at the start of a line, digits as any."""
+    parts = [re.escape(word).replace("\\#", r"\d+") for word in norm.split()]
+    return re.compile(r"^" + r"\s+".join(parts) + r"\s+(?=\S)")
+
+
+def _strip_header(flat: str, prefixes: list[str], glued: list[re.Pattern[str]]) -> str:
+    """Remove a running header that was run into the first line of a page."""
+    for prefix in prefixes:
+        if flat.startswith(prefix + " ") or flat == prefix:
+            return flat[len(prefix) :].strip()
+    return _strip_glued(flat, glued)
+
+
+def _strip_glued(flat: str, patterns: list[re.Pattern[str]]) -> str:
+    for pattern in patterns:
+        m = pattern.match(flat)
+        if m:
+            return flat[m.end() :]
+    return flat
 
 
 def _cover_end(lines: list[str], first_break: int) -> int:

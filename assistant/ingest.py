@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from charset_normalizer import from_bytes
 
@@ -84,6 +85,154 @@ def _read_pdf(path: Path) -> str:
     return PAGE_BREAK.join(pages)
 
 
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_BULLET_MARK = "·"
+
+
+def _roman(n: int) -> str:
+    out = []
+    for value, sym in ((1000, "m"), (900, "cm"), (500, "d"), (400, "cd"), (100, "c"), (90, "xc"), (50, "l")):
+        out.append(sym * (n // value))
+        n %= value
+    for value, sym in ((40, "xl"), (10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i")):
+        out.append(sym * (n // value))
+        n %= value
+    return "".join(out)
+
+
+def _format_number(n: int, fmt: str) -> str:
+    """A list counter in a Word number format (decimal, lowerRoman, upperLetter …)."""
+    if fmt == "lowerRoman":
+        return _roman(n)
+    if fmt == "upperRoman":
+        return _roman(n).upper()
+    if fmt == "lowerLetter":
+        return chr(ord("a") + (n - 1) % 26)
+    if fmt == "upperLetter":
+        return chr(ord("A") + (n - 1) % 26)
+    return str(n)
+
+
+@dataclass
+class _Level:
+    fmt: str = "decimal"
+    text: str = "%1."
+    start: int = 1
+
+
+class _Numbering:
+    """Word list numbering: which numeral each numbered paragraph shows (not stored in its text)."""
+
+    def __init__(self, document: Any) -> None:
+        self.levels: dict[str, dict[int, _Level]] = {}
+        self.style_num: dict[str, tuple[str, int]] = {}
+        self.counters: dict[str, dict[int, int]] = {}
+        try:
+            root = document.part.numbering_part.element
+        except (KeyError, AttributeError, NotImplementedError):
+            root = None
+        abstract: dict[str, dict[int, _Level]] = {}
+        for node in root.iter(f"{_W}abstractNum") if root is not None else ():
+            abstract[node.get(f"{_W}abstractNumId", "")] = self._levels(node)
+        for node in root.iter(f"{_W}num") if root is not None else ():
+            ref = node.find(f"{_W}abstractNumId")
+            levels = dict(abstract.get(ref.get(f"{_W}val", "") if ref is not None else "", {}))
+            for override in node.iter(f"{_W}lvlOverride"):
+                start = override.find(f"{_W}startOverride")
+                ilvl = int(override.get(f"{_W}ilvl", "0"))
+                if start is not None and ilvl in levels:
+                    base = levels[ilvl]
+                    levels[ilvl] = _Level(base.fmt, base.text, int(start.get(f"{_W}val", "1")))
+            self.levels[node.get(f"{_W}numId", "")] = levels
+        for style in document.styles.element.iter(f"{_W}style"):
+            num = self._num_pr(style.find(f"{_W}pPr"))
+            if num:
+                self.style_num[style.get(f"{_W}styleId", "")] = num
+
+    @staticmethod
+    def _levels(node: Any) -> dict[int, _Level]:
+        out: dict[int, _Level] = {}
+        for lvl in node.iter(f"{_W}lvl"):
+            values = {}
+            for tag in ("numFmt", "lvlText", "start"):
+                child = lvl.find(f"{_W}{tag}")
+                if child is not None:
+                    values[tag] = child.get(f"{_W}val", "")
+            out[int(lvl.get(f"{_W}ilvl", "0"))] = _Level(
+                values.get("numFmt", "decimal"),
+                values.get("lvlText", "%1."),
+                int(values.get("start", "1") or 1),
+            )
+        return out
+
+    @staticmethod
+    def _num_pr(ppr: Any) -> tuple[str, int] | None:
+        num_pr = ppr.find(f"{_W}numPr") if ppr is not None else None
+        if num_pr is None:
+            return None
+        num_id = num_pr.find(f"{_W}numId")
+        ilvl = num_pr.find(f"{_W}ilvl")
+        if num_id is None:
+            return None
+        return num_id.get(f"{_W}val", ""), int(ilvl.get(f"{_W}val", "0")) if ilvl is not None else 0
+
+    def label(self, paragraph: Any) -> str:
+        """The numeral ("iv.", "3.") or bullet a list paragraph shows, or "" when it is not in a list."""
+        ppr = paragraph.find(f"{_W}pPr")
+        num = self._num_pr(ppr)
+        if num is None and ppr is not None:
+            style = ppr.find(f"{_W}pStyle")
+            num = self.style_num.get(style.get(f"{_W}val", "")) if style is not None else None
+        if num is None or num[0] in ("", "0") or num[0] not in self.levels:
+            return ""
+        num_id, ilvl = num
+        levels = self.levels[num_id]
+        level = levels.get(ilvl, _Level())
+        if level.fmt in ("bullet", "none"):
+            return _BULLET_MARK if level.fmt == "bullet" else ""
+        counters = self.counters.setdefault(num_id, {})
+        counters[ilvl] = counters.get(ilvl, level.start - 1) + 1
+        for deeper in [k for k in counters if k > ilvl]:
+            del counters[deeper]
+        text = level.text
+        for k in range(ilvl, -1, -1):
+            lv = levels.get(k, _Level())
+            text = text.replace(f"%{k + 1}", _format_number(counters.get(k, lv.start), lv.fmt))
+        return text
+
+
+def _paragraph_text(paragraph: Any) -> str:
+    parts: list[str] = []
+    for node in paragraph.iter(f"{_W}t", f"{_W}tab", f"{_W}br"):
+        if node.tag == f"{_W}t":
+            parts.append(node.text or "")
+        elif node.tag == f"{_W}tab":
+            parts.append(" ")
+        elif node.get(f"{_W}type") not in ("page", "column"):
+            parts.append("\n")
+    return "".join(parts)
+
+
+def _docx_paragraph(paragraph: Any, numbering: _Numbering) -> list[str]:
+    lines: list[str] = []
+    if paragraph.xpath('.//w:br[@w:type="page"]') or paragraph.xpath(".//w:lastRenderedPageBreak"):
+        lines.append(PAGE_BREAK)
+    label = numbering.label(paragraph)
+    text = _paragraph_text(paragraph)
+    lines.append(f"{label} {text}" if label and text.strip() else text)
+    return lines
+
+
+def _docx_table(table: Any, numbering: _Numbering) -> list[str]:
+    """A table row by row, each cell's paragraphs on lines of their own."""
+    lines: list[str] = []
+    for row in table.iter(f"{_W}tr"):
+        for cell in row.iter(f"{_W}tc"):
+            for paragraph in cell.iter(f"{_W}p"):
+                lines += [x for x in _docx_paragraph(paragraph, numbering) if x.strip()]
+    return lines
+
+
 def _read_docx(path: Path) -> str:
     import zipfile
 
@@ -94,26 +243,15 @@ def _read_docx(path: Path) -> str:
         document = docx.Document(str(path))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise IngestError(f"{path.name} is not a readable DOCX file; it was skipped.") from exc
+    numbering = _Numbering(document)
     lines: list[str] = []
-    body = document.element.body
-    # Walk paragraphs and tables in document order; explicit page breaks become form feeds.
-    for child in body.iterchildren():
-        tag = child.tag.rsplit("}", 1)[-1]
-        if tag == "p":
-            xml = child.xml
-            if 'w:type="page"' in xml or "lastRenderedPageBreak" in xml:
-                lines.append(PAGE_BREAK)
-            text = "".join(node.text or "" for node in child.iter() if node.tag.endswith("}t"))
-            lines.append(text)
-        elif tag == "tbl":
-            for row in child.iter():
-                if row.tag.endswith("}tr"):
-                    cells = [
-                        "".join(n.text or "" for n in cell.iter() if n.tag.endswith("}t"))
-                        for cell in row
-                        if cell.tag.endswith("}tc")
-                    ]
-                    lines.append("\n".join(c for c in cells if c.strip()))
+    # Walk paragraphs and tables of the body in document order (the header and footer parts are not in
+    # the body); explicit page breaks become form feeds and list numerals are rebuilt from numbering.xml.
+    for child in document.element.body.iterchildren():
+        if child.tag == f"{_W}p":
+            lines += _docx_paragraph(child, numbering)
+        elif child.tag == f"{_W}tbl":
+            lines += _docx_table(child, numbering)
     return "\n".join(lines)
 
 

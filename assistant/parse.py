@@ -1,133 +1,42 @@
 """Parse stage: turn a cleaned MOF text into a typed `Manual`.
 
-It relies on what MOF manuals share, not on this file's line numbers: upper-case roman sections
-("II. ORGANIGRAMA …", "III. ESTRUCTURA …", "IV. MODIFICACIONES …"), numbered groups ("1. Área …"), an org
-chart of one position per line, "a) Objetivo", "b) Funciones" with lower-case roman numerals, and a change
-history whose rows are numbered versions.
+It relies on what MOF manuals of the template share, not on one manual's text: upper-case roman sections
+("II. ORGANIGRAMA …", "III. ESTRUCTURA …", "IV. MODIFICACIONES …"), numbered unit headings ("1. Área …",
+nested "2.1 Sección …" whose parent is the enclosing unit), an org chart of one position per line (offices
+that share one objective and function list each open their chart with their name), "a) Objetivo",
+"b) Funciones" with roman or arabic numerals, and a change history whose rows are numbered versions. The
+vocabulary (months, section, unit and position words, labels) is data: `assistant/data/template.json`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from assistant.clean import Cleaned, clean_text
 from assistant.models import Document, Function, HistoryEntry, Manual, Unit
 from assistant.safety import strip_instructions
+from assistant.template import fold, template
 
-MONTHS = {
-    "enero": 1,
-    "febrero": 2,
-    "marzo": 3,
-    "abril": 4,
-    "mayo": 5,
-    "junio": 6,
-    "julio": 7,
-    "agosto": 8,
-    "septiembre": 9,
-    "setiembre": 9,
-    "octubre": 10,
-    "noviembre": 11,
-    "diciembre": 12,
-}
-DATE_RE = re.compile(r"(\d{1,2})\s+de\s+(" + "|".join(MONTHS) + r")\s+(?:de|del)\s+(\d{4})", re.I)
-# First words of position titles in Spanish org charts; used to split "Agencia Santa Ana Jefe de Agencia".
-POSITION_WORDS = frozenset(
-    [
-        "jefe",
-        "jefa",
-        "gerente",
-        "subgerente",
-        "director",
-        "directora",
-        "subdirector",
-        "coordinador",
-        "coordinadora",
-        "supervisor",
-        "supervisora",
-        "asistente",
-        "auxiliar",
-        "secretaria",
-        "secretario",
-        "tecnico",
-        "tecnica",
-        "analista",
-        "promotor",
-        "promotora",
-        "gestor",
-        "gestora",
-        "colaborador",
-        "colaboradora",
-        "ordenanza",
-        "perito",
-        "encargado",
-        "encargada",
-        "especialista",
-        "oficial",
-        "ejecutivo",
-        "ejecutiva",
-        "cajero",
-        "cajera",
-        "motorista",
-        "asesor",
-        "asesora",
-        "administrador",
-        "administradora",
-        "contador",
-        "contadora",
-        "abogado",
-        "abogada",
-        "notario",
-        "digitador",
-        "digitadora",
-        "recepcionista",
-        "inspector",
-        "inspectora",
-        "operador",
-        "operadora",
-        "agente",
-        "consultor",
-        "ingeniero",
-        "arquitecto",
-        "valuador",
-        "notificador",
-        "archivista",
-        "mensajero",
-        "conserje",
-        "vigilante",
-        "responsable",
-        "delegado",
-        "representante",
-    ]
-)
-SMALL_WORDS = frozenset(
-    ["de", "del", "la", "las", "el", "los", "al", "y", "e", "o", "u", "en", "a", "para", "por", "con", "sin"]
-)
 _BULLET = "·•▪●◦*–-"
-_SECTION_KINDS = (
-    ("history", ("MODIFICACION", "HISTORIAL", "CONTROL DE CAMBIOS", "CONTROL DE VERSIONES", "CAMBIOS")),
-    ("chart", ("ORGANIGRAMA",)),
-    ("structure", ("ESTRUCTURA",)),
-    ("purpose", ("OBJETIVO",)),
-)
 
 
-def fold(text: str) -> str:
-    """Lower-case and strip accents (for matching, never for display)."""
-    nfkd = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in nfkd if not unicodedata.combining(c)).lower()
+@lru_cache(maxsize=1)
+def _date_re() -> re.Pattern[str]:
+    months = "|".join(sorted(template().months, key=len, reverse=True))
+    return re.compile(r"(\d{1,2})\s+de\s+(" + months + r")\s+(?:de|del)\s+(\d{4})", re.I)
 
 
 def parse_spanish_date(text: str) -> dt.date | None:
     """The first "15 de marzo de 2016" style date in the text."""
-    m = DATE_RE.search(text)
+    m = _date_re().search(text)
     if not m:
         return None
     try:
-        return dt.date(int(m.group(3)), MONTHS[m.group(2).lower()], int(m.group(1)))
+        return dt.date(int(m.group(3)), template().months[m.group(2).lower()], int(m.group(1)))
     except ValueError:
         return None
 
@@ -158,8 +67,9 @@ def roman(n: int) -> str:
 
 def smart_title(text: str) -> str:
     """Title case in the Spanish way: "GERENCIA DE SERVICIO AL CLIENTE" -> "Gerencia de Servicio al Cliente"."""
+    small = template().small_words
     words = text.lower().split()
-    return " ".join(w if (i and w in SMALL_WORDS) else w[:1].upper() + w[1:] for i, w in enumerate(words))
+    return " ".join(w if (i and w in small) else w[:1].upper() + w[1:] for i, w in enumerate(words))
 
 
 def _flat(text: str) -> str:
@@ -218,7 +128,7 @@ def parse_cover(cover: str) -> _Cover:
     if labels:
         # Labels stacked above their values (a scraped table): values follow the last bare label.
         tail = cover[bare[-1] :] if bare else ""
-        queue_dates = [d for d in (parse_spanish_date(x.group(0)) for x in DATE_RE.finditer(tail)) if d]
+        queue_dates = [d for d in (parse_spanish_date(x.group(0)) for x in _date_re().finditer(tail)) if d]
         queue_ints = [int(x) for x in re.findall(r"(?m)^\s*(\d{1,3})\s*$", tail)]
         for _start, end, kind in labels:
             line = cover[end:].split("\n", 1)[0]
@@ -227,7 +137,7 @@ def parse_cover(cover: str) -> _Cover:
                 value_int = int(inline.group(1)) if inline else (queue_ints.pop(0) if queue_ints else None)
                 out.version = out.version or value_int
                 continue
-            inline_date = parse_spanish_date(line) if DATE_RE.match(line.strip()) else None
+            inline_date = parse_spanish_date(line) if _date_re().match(line.strip()) else None
             value = inline_date or (queue_dates.pop(0) if queue_dates else None)
             if kind == "created":
                 out.created_date = out.created_date or value
@@ -258,22 +168,25 @@ def split_sections(text: str) -> list[tuple[str, str, str]]:
     sections = []
     for i, (_start, end, title) in enumerate(found):
         stop = found[i + 1][0] if i + 1 < len(found) else len(text)
-        kind = next((k for k, words in _SECTION_KINDS if any(w in title for w in words)), "other")
+        kinds = template().section_kinds.model_dump().items()
+        kind = next((k for k, words in kinds if any(w in title for w in words)), "other")
         sections.append((kind, title, text[end:stop].strip()))
     return sections
 
 
 def split_functions(text: str) -> list[Function]:
-    """Split "i. … ii. … iii. …" into functions, looking for each next numeral in sequence."""
+    """Split "i. … ii. …" (or "1. … 2. …") into functions, looking for each next numeral in sequence."""
+    arabic = re.match(r"\s*1[.)]\s", text) is not None
     functions: list[Function] = []
     starts: list[tuple[int, int, str]] = []
     pos = 0
     n = 1
     while True:
-        m = re.compile(rf"(?:^|(?<=\s)){roman(n)}[.)]\s").search(text, pos)
+        numeral = str(n) if arabic else roman(n)
+        m = re.compile(rf"(?:^|(?<=\s)){numeral}[.)]\s").search(text, pos)
         if not m:
             break
-        starts.append((m.start(), m.end(), roman(n)))
+        starts.append((m.start(), m.end(), numeral))
         pos = m.end()
         n += 1
     for i, (_s, e, numeral) in enumerate(starts):
@@ -284,8 +197,15 @@ def split_functions(text: str) -> list[Function]:
     return functions
 
 
-_OBJ = re.compile(r"(?:^|(?<=\s))a\)\s*Objetivos?\b:?", re.I)
-_FUN = re.compile(r"(?:^|(?<=\s))b\)\s*Funci[oó]n(?:es)?\b:?", re.I)
+def _label_re(letter: str, labels: list[str]) -> re.Pattern[str]:
+    alternatives = "|".join(r"\s+".join(re.escape(w) for w in label.split()) for label in labels)
+    return re.compile(rf"(?:^|(?<=\s)){letter}\)\s*(?:{alternatives})\b:?", re.I)
+
+
+@lru_cache(maxsize=1)
+def _markers() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """The "a) Objetivo" and "b) Funciones" markers, with the template's label variants."""
+    return _label_re("a", template().objective_labels), _label_re("b", template().function_labels)
 
 
 @dataclass
@@ -297,8 +217,9 @@ class _Block:
 
 def parse_unit_block(block: str) -> _Block:
     """Org chart text, objective and functions of one unit's block."""
-    obj = _OBJ.search(block)
-    fun = _FUN.search(block, obj.end() if obj else 0)
+    obj_re, fun_re = _markers()
+    obj = obj_re.search(block)
+    fun = fun_re.search(block, obj.end() if obj else 0)
     chart_end = obj.start() if obj else (fun.start() if fun else len(block))
     objective = _flat(block[obj.end() : fun.start() if fun else len(block)]) if obj else ""
     functions = split_functions(block[fun.end() :]) if fun else []
@@ -306,15 +227,22 @@ def parse_unit_block(block: str) -> _Block:
 
 
 def chart_positions(chart: str) -> list[str]:
-    """One position per line of an org chart, bullets dropped."""
-    return [p for p in (_strip_bullets(_flat(line)) for line in chart.split("\n")) if p]
+    """One position per line of an org chart, bullets dropped; labelled lines ("Dependencia: …") are not."""
+    lines = (_strip_bullets(_flat(line)) for line in chart.split("\n"))
+    return [p for p in lines if p and ":" not in p]
 
 
 def split_name_and_position(line: str) -> tuple[str, str | None]:
-    """Split "Agencia Santa Ana Jefe de Agencia" into the unit name and its first position."""
+    """Split "Agencia Santa Ana Jefe de Agencia" into the unit name and its first position.
+
+    A position title starts with a position word that does not follow a linking word ("Unidad de
+    Secretaría …" is a name) and has at least two words ("Sección de Evaluación Técnica" is a name).
+    """
+    t = template()
     words = line.split()
-    for i in range(1, len(words)):
-        if fold(words[i]) in POSITION_WORDS:
+    for i in range(1, len(words) - 1):
+        starts_title = fold(words[i]) in t.position_words and words[i][:1].isupper()
+        if starts_title and fold(words[i - 1]) not in t.small_words:
             return " ".join(words[:i]), " ".join(words[i:])
     return line, None
 
@@ -328,58 +256,106 @@ def _proper_name(upper: str, text: str) -> str:
     return smart_title(upper)
 
 
-def _group_headings(text: str) -> list[tuple[int, int, int, str]]:
-    """(start, end, number, name) of numbered groups "1. Área …", found in sequence."""
-    out = []
-    pos = 0
-    n = 1
-    while True:
-        m = re.compile(rf"(?:^|(?<=\s)){n}\.\s+([A-ZÁÉÍÓÚÑ][^\n]*)").search(text, pos)
-        if not m:
-            break
-        name = _strip_bullets(m.group(1))
-        out.append((m.start(), m.end(), n, name))
-        pos = m.end()
-        n += 1
+@dataclass
+class _Heading:
+    start: int
+    end: int
+    number: tuple[int, ...]
+    name: str
+    first_position: str | None
+
+
+_MAX_DEPTH = 3
+
+
+def _next_numbers(path: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The numbers that may follow heading `path`: its first child, or the next sibling at any level."""
+    if not path:
+        return [(1,)]
+    out = [(*path, 1)] if len(path) < _MAX_DEPTH else []
+    out += [(*path[:i], path[i] + 1) for i in range(len(path) - 1, -1, -1)]
     return out
+
+
+def _find_heading(text: str, number: tuple[int, ...], pos: int) -> _Heading | None:
+    """The first "2." / "2.1" / "2.1." heading at or after pos whose title starts with a unit word."""
+    num = r"\.".join(str(n) for n in number) + (r"\." if len(number) == 1 else r"\.?")
+    pattern = re.compile(rf"(?:^|(?<=\s)){num}[ \t]+([A-ZÁÉÍÓÚÑ][^\n]*)")
+    obj_re, _fun = _markers()
+    for m in pattern.finditer(text, pos):
+        line = m.group(1)
+        label = obj_re.search(line)
+        raw = _strip_bullets(line[: label.start()] if label else line)
+        if raw and fold(raw.split()[0]) in template().unit_words:
+            name, first = split_name_and_position(raw)
+            end = m.start(1) + (label.start() if label else len(line))
+            return _Heading(m.start(), end, number, name, first)
+    return None
+
+
+def _unit_headings(text: str) -> list[_Heading]:
+    """Numbered unit headings ("1. Área …", "2.1 Sección …"), found in sequence."""
+    out: list[_Heading] = []
+    pos = 0
+    path: tuple[int, ...] = ()
+    while True:
+        found = [h for h in (_find_heading(text, n, pos) for n in _next_numbers(path)) if h]
+        if not found:
+            return out
+        heading = min(found, key=lambda h: h.start)
+        out.append(heading)
+        pos = heading.end
+        path = heading.number
+
+
+def _sub_units(chart: str, parent: str, block: _Block) -> list[Unit]:
+    """Offices listed under one group ("· Agencia Santa Ana Jefe de Agencia" + its chart) sharing its duties.
+
+    An office's chart opens with a line that starts with a unit word; a position never does.
+    """
+    lines = chart_positions(chart)
+    starts = [i for i, line in enumerate(lines) if fold(line.split()[0]) in template().unit_words]
+    if not starts or starts[0] != 0:
+        return []
+    subs: list[Unit] = []
+    for k, start in enumerate(starts):
+        chunk = lines[start : starts[k + 1] if k + 1 < len(starts) else len(lines)]
+        sub_name, sub_first = split_name_and_position(chunk[0])
+        positions = ([sub_first] if sub_first else []) + chunk[1:]
+        subs.append(
+            Unit(
+                name=sub_name,
+                parent=parent,
+                head=positions[0] if positions else None,
+                positions=positions,
+                objective=block.objective,
+                functions=list(block.functions),
+            )
+        )
+    return subs
 
 
 def _parse_groups(body: str, top: str, warnings: list[str]) -> list[Unit]:
     units: list[Unit] = []
-    headings = _group_headings(body)
+    headings = _unit_headings(body)
     declared = re.search(r"dividid[ao]s? en (\d+)", body)
-    if declared and int(declared.group(1)) != len(headings):
-        warnings.append(f"The manual says {declared.group(1)} groups but {len(headings)} were found.")
-    for i, (_start, end, number, raw_name) in enumerate(headings):
-        stop = headings[i + 1][0] if i + 1 < len(headings) else len(body)
-        block = parse_unit_block(body[end:stop])
-        name, first = split_name_and_position(raw_name)
-        chart_lines = ([first] if first else []) + chart_positions(block.chart)
-        sub_chunks = [c for c in re.split(rf"(?m)^\s*[{_BULLET}]\s*$|\n\s*[{_BULLET}]\s+", block.chart)]
-        sub_chunks = [c for c in sub_chunks if c.strip()]
-        if len(sub_chunks) >= 2 or (block.chart.strip()[:1] in _BULLET and sub_chunks):
-            subs: list[Unit] = []
-            for chunk in sub_chunks:
-                lines = chart_positions(chunk)
-                if not lines:
-                    continue
-                sub_name, sub_first = split_name_and_position(lines[0])
-                positions = ([sub_first] if sub_first else []) + lines[1:]
-                subs.append(
-                    Unit(
-                        name=sub_name,
-                        parent=name,
-                        head=positions[0] if positions else None,
-                        positions=positions,
-                        objective=block.objective,
-                        functions=list(block.functions),
-                    )
-                )
+    first_level = [h for h in headings if len(h.number) == 1]
+    if declared and int(declared.group(1)) != len(first_level):
+        warnings.append(f"The manual says {declared.group(1)} groups but {len(first_level)} were found.")
+    names = {h.number: h.name for h in headings}
+    for i, heading in enumerate(headings):
+        stop = headings[i + 1].start if i + 1 < len(headings) else len(body)
+        block = parse_unit_block(body[heading.end : stop])
+        name = heading.name
+        parent = names.get(heading.number[:-1], top) if len(heading.number) > 1 else top
+        number = heading.number[0] if len(heading.number) == 1 else None
+        subs = _sub_units(block.chart, name, block)
+        if subs:
             heads = {s.head for s in subs}
             units.append(
                 Unit(
                     name=name,
-                    parent=top,
+                    parent=parent,
                     head=heads.pop() if len(heads) == 1 else None,
                     positions=[],
                     objective=block.objective,
@@ -388,19 +364,46 @@ def _parse_groups(body: str, top: str, warnings: list[str]) -> list[Unit]:
                 )
             )
             units.extend(subs)
-        else:
-            units.append(
-                Unit(
-                    name=name,
-                    parent=top,
-                    head=chart_lines[0] if chart_lines else None,
-                    positions=chart_lines,
-                    objective=block.objective,
-                    functions=block.functions,
-                    number=number,
-                )
+            continue
+        chart_lines = ([heading.first_position] if heading.first_position else []) + chart_positions(
+            block.chart
+        )
+        units.append(
+            Unit(
+                name=name,
+                parent=parent,
+                head=chart_lines[0] if chart_lines else None,
+                positions=chart_lines,
+                objective=block.objective,
+                functions=block.functions,
+                number=number,
             )
+        )
     return units
+
+
+def _without_descendant_heads(units: list[Unit]) -> list[Unit]:
+    """A unit's chart lists the heads of the units under it; they belong to those units, not its staff."""
+    children: dict[str | None, list[Unit]] = {}
+    for u in units:
+        children.setdefault(u.parent, []).append(u)
+
+    def heads_below(name: str) -> set[str]:
+        out: set[str] = set()
+        for child in children.get(name, []):
+            if child.name == name:
+                continue
+            if child.head:
+                out.add(child.head)
+            out |= heads_below(child.name)
+        return out
+
+    fixed = []
+    for u in units:
+        below = heads_below(u.name) if u.positions else set()
+        staff = [p for p in u.positions[1:] if p not in below]
+        fixed.append(u.model_copy(update={"positions": [u.positions[0], *staff]}) if below else u)
+    return fixed
 
 
 # --- history ---------------------------------------------------------------------------------------------
@@ -413,12 +416,17 @@ _SIGNATURE = re.compile(
     r"(?:\.(?=\s|$)|(?=\s*·)|(?=\n)|$)",
     re.I,
 )
-_DATE_STATEMENT = re.compile(
-    r"[·\s]*(?:Fecha de (?:última modificación|vigencia)\s*:\s*)?" + DATE_RE.pattern + r"\.?", re.I
-)
 
 
-_DATE_TERMINATOR = re.compile(r"[·\s]*Fecha de vigencia\s*:\s*" + DATE_RE.pattern + r"\.?", re.I)
+@lru_cache(maxsize=1)
+def _date_statement() -> re.Pattern[str]:
+    pattern = r"[·\s]*(?:Fecha de (?:última modificación|vigencia)\s*:\s*)?" + _date_re().pattern + r"\.?"
+    return re.compile(pattern, re.I)
+
+
+@lru_cache(maxsize=1)
+def _date_terminator() -> re.Pattern[str]:
+    return re.compile(r"[·\s]*Fecha de vigencia\s*:\s*" + _date_re().pattern + r"\.?", re.I)
 
 
 def _cell(phrase: str) -> re.Pattern[str]:
@@ -427,7 +435,7 @@ def _cell(phrase: str) -> re.Pattern[str]:
 
 
 def parse_history(body: str) -> list[HistoryEntry]:
-    """Reconstruct the change history from a table whose columns the scrape has interleaved."""
+    """Reconstruct the change history: from a table read row by row, or one whose columns are interleaved."""
     lines = body.split("\n")
     markers: list[tuple[int, int]] = []
     for i, line in enumerate(lines):
@@ -436,10 +444,14 @@ def parse_history(body: str) -> list[HistoryEntry]:
             markers.append((i, int(m.group(1))))
     if not markers:
         return []
+    segments: dict[int, str] = {}
     dates: dict[int, dt.date | None] = {}
+    previous: dt.date | None = None
     for k, (i, version) in enumerate(markers):
         stop = markers[k + 1][0] if k + 1 < len(markers) else len(lines)
-        dates[version] = parse_spanish_date("\n".join(lines[i + 1 : stop]))
+        segments[version] = "\n".join(lines[i + 1 : stop])
+        dates[version] = _version_date(segments[version], previous)
+        previous = dates[version] or previous
 
     # Column headers and the authorisation column repeat on every page: drop phrases that do.
     section = "\n".join(lines)
@@ -453,29 +465,69 @@ def parse_history(body: str) -> list[HistoryEntry]:
     repeated = sorted(
         (c for c in candidates if c and len(re.findall(_cell(c), section)) >= 2), key=len, reverse=True
     )
-    # Each version's own date statements, right under its number, are the date column.
-    stream_parts: list[str] = []
-    for k, (i, version) in enumerate(markers):
-        stop = markers[k + 1][0] if k + 1 < len(markers) else len(lines)
-        segment = "\n".join(lines[i + 1 : stop])
+    for version, segment in segments.items():
+        segments[version] = _drop_own_dates(segment, dates[version])
+    if _interleaved(segments, dates):
+        groups = _interleaved_groups(segments, dates, repeated)
+    else:
+        groups = {v: _row_group(segment, repeated) for v, segment in segments.items()}
+    history = []
+    for _i, version in markers:
+        text, who = groups.get(version, ("", ""))
+        history.append(
+            HistoryEntry(version=version, date=dates[version], changes=_changes(text), prepared_by=who)
+        )
+    return history
+
+
+def _drop_own_dates(segment: str, own: dt.date | None) -> str:
+    """Each version's own date statements, under its number, are the date column: not a change."""
+    if own is None:
+        return segment
+
+    def _drop(m: re.Match[str]) -> str:
+        return "" if parse_spanish_date(m.group(0)) == own else m.group(0)
+
+    return _date_statement().sub(_drop, segment)
+
+
+def _interleaved(segments: dict[int, str], dates: dict[int, dt.date | None]) -> bool:
+    """Whether the scrape interleaved the columns: an earlier version's "Fecha de vigencia" under a number."""
+    for version, segment in segments.items():
         own = dates[version]
-        if own:
+        for m in _date_terminator().finditer(segment):
+            date = parse_spanish_date(m.group(0))
+            if own and date and date < own:
+                return True
+    return False
 
-            def _drop_own(m: re.Match[str], own: dt.date = own) -> str:
-                return "" if parse_spanish_date(m.group(0)) == own else m.group(0)
 
-            segment = _DATE_STATEMENT.sub(_drop_own, segment)
-        stream_parts.append(segment)
-    stream = "\n".join(stream_parts)
-    for phrase in repeated:
-        stream = re.sub(rf"(?<!\w){re.escape(phrase)}(?!\w)", " ", stream)
+def _without_phrases(text: str, phrases: list[str]) -> str:
+    for phrase in phrases:
+        text = re.sub(rf"(?<!\w){re.escape(phrase)}(?!\w)", " ", text)
+    return text
 
+
+def _row_group(segment: str, repeated: list[str]) -> tuple[str, str]:
+    """A version's changes and signature when the table was read row by row."""
+    text = _without_phrases(segment, repeated)
+    who = ""
+    for m in _SIGNATURE.finditer(text):
+        who = who or _flat(m.group("who") or "")
+    return _SIGNATURE.sub(" ", text), who
+
+
+def _interleaved_groups(
+    segments: dict[int, str], dates: dict[int, dt.date | None], repeated: list[str]
+) -> dict[int, tuple[str, str]]:
+    """Split the interleaved description column into versions at signatures and labelled dates."""
+    stream = _without_phrases("\n".join(segments.values()), repeated)
     by_date = {d: v for v, d in dates.items() if d}
     groups: dict[int, tuple[str, str]] = {}
     cursor = 0
     last_version = 0
     # A version's description ends at a signature, or at a labelled date that belongs to it.
-    pattern = re.compile(f"{_SIGNATURE.pattern}|{_DATE_TERMINATOR.pattern}", re.I)
+    pattern = re.compile(f"{_SIGNATURE.pattern}|{_date_terminator().pattern}", re.I)
     for m in pattern.finditer(stream):
         is_signature = _SIGNATURE.fullmatch(m.group(0).strip()) is not None or m.group("who") is not None
         date = None if is_signature else parse_spanish_date(m.group(0))
@@ -493,14 +545,19 @@ def parse_history(body: str) -> list[HistoryEntry]:
     tail = stream[cursor:]
     if _flat(tail).strip(_BULLET + " ") and last_version + 1 in dates:
         groups[last_version + 1] = (tail, "")
+    return groups
 
-    history = []
-    for _i, version in markers:
-        text, who = groups.get(version, ("", ""))
-        history.append(
-            HistoryEntry(version=version, date=dates[version], changes=_changes(text), prepared_by=who)
-        )
-    return history
+
+def _version_date(segment: str, previous: dt.date | None) -> dt.date | None:
+    """A version's date: the first date under its number that is later than the previous version's.
+
+    The scrape interleaves columns, so an earlier version's "Fecha de vigencia" can sit under this number.
+    """
+    for m in _date_re().finditer(segment):
+        date = parse_spanish_date(m.group(0))
+        if date and (previous is None or date > previous):
+            return date
+    return None
 
 
 def _changes(text: str) -> list[str]:
@@ -590,16 +647,11 @@ def parse_text(cleaned: Cleaned, source: str) -> Manual:
             )
         elif kind == "structure":
             units.extend(_parse_groups(body, top_name or cover.title, warnings))
-            first = _group_headings(body)
-            structure_intro = _flat(body[: first[0][0]]) if first else ""
+            first = _unit_headings(body)
+            structure_intro = _flat(body[: first[0].start]) if first else ""
         elif kind == "history":
             history = parse_history(body)
-    if units and units[0].parent is None:
-        # Group heads appear in the Gerencia's chart; they belong to their groups, not to its direct staff.
-        heads = {u.head for u in units[1:] if u.head}
-        top = units[0]
-        staff = [p for p in top.positions[1:] if p not in heads]
-        units[0] = top.model_copy(update={"positions": [top.positions[0], *staff]} if top.positions else {})
+    units = _without_descendant_heads(units)
     units = [_without_instructions(u, source, warnings) for u in units]
     sections_plain: list[str] = []
     if not any(u.functions for u in units):

@@ -146,3 +146,35 @@ def test_text_without_page_breaks_is_only_tidied() -> None:
     assert cleaned.text == "I. OBJETIVOS\n\nMostrar la estructura."
     assert cleaned.page_breaks == 0
     assert cleaned.running_lines == []
+
+
+def test_header_on_its_own_line_is_also_removed_where_a_page_runs_it_into_the_text() -> None:
+    header = "902 0100 MANUAL DE ORGANIZACIÓN Y FUNCIONES"
+    raw = _paged(
+        [
+            ["CÓDIGO 902 0100 MANUAL", "Versión: 3"],
+            ["I. OBJETIVOS DEL MANUAL", "Dar a conocer la estructura."],
+            ["b) Funciones", "i. Reclutar al personal idóneo para las"],
+            [f"{header} plazas vacantes de la Institución.", "ii. Capacitar."],
+            ["iii. Evaluar."],
+        ],
+        header=header,
+    ).replace(f"{header}\n\n{header} plazas", f"{header} plazas")
+    text = clean_text(raw).text
+    assert "MANUAL DE ORGANIZACIÓN" not in text
+    assert "i. Reclutar al personal idóneo para las plazas vacantes de la Institución." in text
+
+
+def test_pdf_pages_lose_their_footer_and_page_number_on_the_last_page_too() -> None:
+    pages = [
+        ["CÓDIGO 902 0100", "Versión: 3"],
+        ["I. OBJETIVOS DEL MANUAL", "Dar a conocer la estructura."],
+        ["b) Funciones", "i. Reclutar al personal."],
+        ["ii. Capacitar al personal."],
+    ]
+    raw = "\f".join(
+        "\n".join([HEADER, *body, FOOTER, str(n), "Autorizado por: Junta"]) for n, body in enumerate(pages, 1)
+    )
+    text = clean_text(raw).text
+    assert FOOTER not in text and "Autorizado por" not in text and HEADER not in text
+    assert text.rstrip().endswith("ii. Capacitar al personal.")

@@ -135,3 +135,37 @@ def test_two_copies_of_the_same_manual_keep_one_and_report_the_other(tmp_path: P
 def test_missing_corpus_folder_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="does not exist; create it"):
         load_corpus(tmp_path / "no-such-folder")
+
+
+def test_docx_list_numerals_come_from_the_numbering_definitions(tmp_path: Path) -> None:
+    """Word keeps a list's numeral in numbering.xml, not in the paragraph: it is rebuilt per list."""
+    import docx
+
+    from evals.manuals.render import _in_list, _Lists
+
+    document = docx.Document()
+    document.sections[0].header.paragraphs[0].text = "ENCABEZADO"
+    document.sections[0].footer.paragraphs[0].text = "PIE DE PÁGINA"
+    lists = _Lists(document)
+    roman_list, decimal_list, bullets = lists.new("lowerRoman"), lists.new("decimal"), lists.new("bullet")
+    for text in ("Uno.", "Dos.", "Tres.", "Cuatro."):
+        _in_list(document.add_paragraph(text), roman_list)
+    for text in ("Uno.", "Dos."):
+        _in_list(document.add_paragraph(text), decimal_list)
+    cell = document.add_table(rows=1, cols=1).cell(0, 0)
+    cell.paragraphs[0].text = "Creación."
+    _in_list(cell.paragraphs[0], bullets)
+    cell.add_paragraph("Analista: Ana.")
+    path = tmp_path / "listas.docx"
+    document.save(str(path))
+    lines = load_file(path).text.split("\n")
+    assert lines == [
+        "i. Uno.",
+        "ii. Dos.",
+        "iii. Tres.",
+        "iv. Cuatro.",
+        "1. Uno.",
+        "2. Dos.",
+        "· Creación.",
+        "Analista: Ana.",
+    ]

@@ -479,3 +479,137 @@ def test_file_without_mof_structure_is_kept_as_plain_sections_with_a_warning(tmp
     ]
     assert len(parsed.warnings) == 1
     assert parsed.warnings[0].startswith("circular-vacaciones.txt: no MOF structure was recognised")
+
+
+# --- the template's variations (other Gerencias, other authors) --------------------------------------------
+
+VARIED = "\n".join(
+    [
+        "CÓDIGO 903 0001 MANUAL DE ORGANIZACIÓN Y FUNCIONES DIRECCIÓN DE OPERACIONES",
+        "Autorizado: Junta Directiva",
+        "Fecha de vigencia: 02 de febrero de 2015",
+        "Versión: 2",
+        "I. OBJETIVOS DEL MANUAL Dar a conocer la estructura de la Dirección de Operaciones.",
+        "II. ORGANIGRAMA GENERAL DE LA DIRECCIÓN DE OPERACIONES",
+        "Director de Operaciones",
+        "Secretaria Ejecutiva",
+        "Subgerente de Logística",
+        "Jefe Unidad de Bodega",
+        "a) Objetivo",
+        "Dirigir las operaciones.",
+        "b) Funciones",
+        "i. Dirigir la logística.",
+        "III. ESTRUCTURA ORGANIZATIVA La Dirección de Operaciones está conformada por: 1. Subgerencia de Logística",
+        "Subgerente de Logística",
+        "Técnico de Logística",
+        "a) Objetivo General",
+        "Abastecer a las dependencias.",
+        "b) Funciones",
+        "i. Planificar las compras. ii. Revisar los casos, tales como: a) urgencias; b) donaciones.",
+        "1.1 Unidad de Bodega",
+        "Dependencia jerárquica: Subgerencia de Logística",
+        "Jefe Unidad de Bodega",
+        "Auxiliar de Bodega",
+        "a) Objetivo Custodiar los bienes.",
+        "b) Funciones",
+        "1. Recibir los bienes.",
+        "2. Entregar los bienes.",
+        "1.2 Unidad de Inventarios",
+        "a) Objetivo",
+        "Controlar el inventario.",
+        "b) Funciones i. Contar los bienes.",
+        "IV. MODIFICACIONES REALIZADAS",
+        "Versión",
+        "Fecha",
+        "Descripción de la modificación",
+        "1.",
+        "10 de enero de 2010",
+        "· Creación.",
+        "2.",
+        "02 de febrero de 2015",
+        "· Creación de la Unidad de Inventarios.",
+        "· Eliminación del puesto Digitador.",
+        "Elaborado por: Ana Pérez.",
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def varied(tmp_path_factory: pytest.TempPathFactory) -> Manual:
+    path = tmp_path_factory.mktemp("varied") / "mof-903-0001.txt"
+    path.write_text(VARIED, encoding="utf-8")
+    return parse_document(load_file(path))
+
+
+def test_nested_units_hang_from_the_enclosing_unit(varied: Manual) -> None:
+    assert [(u.name, u.parent) for u in varied.units] == [
+        ("Dirección de Operaciones", None),
+        ("Subgerencia de Logística", "Dirección de Operaciones"),
+        ("Unidad de Bodega", "Subgerencia de Logística"),
+        ("Unidad de Inventarios", "Subgerencia de Logística"),
+    ]
+
+
+def test_heads_of_units_below_are_not_the_staff_of_the_unit_above(varied: Manual) -> None:
+    top = varied.units[0]
+    assert top.head == "Director de Operaciones"
+    assert top.positions == ["Director de Operaciones", "Secretaria Ejecutiva"]
+
+
+def test_dependency_line_is_neither_a_position_nor_the_head(varied: Manual) -> None:
+    bodega = varied.unit("Unidad de Bodega")
+    assert bodega is not None
+    assert bodega.head == "Jefe Unidad de Bodega"
+    assert bodega.positions == ["Jefe Unidad de Bodega", "Auxiliar de Bodega"]
+
+
+def test_unit_without_a_chart_has_no_head(varied: Manual) -> None:
+    unit = varied.unit("Unidad de Inventarios")
+    assert unit is not None
+    assert (unit.head, unit.positions, unit.objective) == (None, [], "Controlar el inventario.")
+    assert [f.text for f in unit.functions] == ["Contar los bienes."]
+
+
+def test_arabic_numerals_and_objetivo_general(varied: Manual) -> None:
+    bodega = varied.unit("Unidad de Bodega")
+    logistica = varied.unit("Subgerencia de Logística")
+    assert bodega is not None and logistica is not None
+    assert [(f.numeral, f.text) for f in bodega.functions] == [
+        ("1", "Recibir los bienes."),
+        ("2", "Entregar los bienes."),
+    ]
+    assert logistica.objective == "Abastecer a las dependencias."
+
+
+def test_enumeration_inside_a_function_stays_in_it(varied: Manual) -> None:
+    logistica = varied.unit("Subgerencia de Logística")
+    assert logistica is not None
+    assert logistica.functions[-1].text == "Revisar los casos, tales como: a) urgencias; b) donaciones."
+
+
+def test_history_table_read_row_by_row(varied: Manual) -> None:
+    assert [(h.version, h.date, h.changes, h.prepared_by) for h in varied.history] == [
+        (1, dt.date(2010, 1, 10), ["Creación."], ""),
+        (
+            2,
+            dt.date(2015, 2, 2),
+            ["Creación de la Unidad de Inventarios.", "Eliminación del puesto Digitador."],
+            "Ana Pérez",
+        ),
+    ]
+
+
+def test_a_malformed_template_file_names_the_file_and_the_field(tmp_path: Path) -> None:
+    import json
+
+    from assistant.template import TEMPLATE_PATH, TemplateError, load_template
+
+    data = json.loads(TEMPLATE_PATH.read_text(encoding="utf-8"))
+    data["position_words"] = "jefe"
+    bad = tmp_path / "template.json"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(TemplateError, match=r"template\.json has a bad field 'position_words'"):
+        load_template(bad)
+    bad.write_text("{", encoding="utf-8")
+    with pytest.raises(TemplateError, match="is not valid JSON"):
+        load_template(bad)
