@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run install install-dev model index test test-fast lint eval eval-heldout bench browser-deps clean
+.PHONY: run install install-dev model index test test-fast lint eval eval-heldout eval-calibration eval-conversations eval-manuals bench browser-deps clean
 
 $(STAMP): pyproject.toml
 	$(PY_SYS) -m venv $(VENV)
@@ -50,6 +50,20 @@ eval: index                  ## the visible question set, ours beside the tutori
 
 eval-heldout: index          ## the held-out question set (never used for tuning)
 	$(PY) -m evals.run --questions evals/heldout.jsonl --out evals/out/heldout.json
+
+eval-calibration: index      ## refusal curve on the calibration dev half; issue #13's gate on the held-out half
+	$(PY) -m evals.run --questions evals/calibration/dev.jsonl --out evals/out/calibration-dev.json --no-compare
+	$(PY) -m evals.run --questions evals/calibration/heldout.jsonl --out evals/out/calibration-heldout.json --no-compare --gate calibration
+
+eval-conversations: index    ## multi-turn conversations (each turn asked with the earlier ones as history)
+	$(PY) -m evals.run --conversations evals/conversations/dev.jsonl --out evals/out/conversations-dev.json
+	$(PY) -m evals.run --conversations evals/conversations/heldout.jsonl --out evals/out/conversations-heldout.json
+
+eval-manuals: model          ## each extra manual alone, then every manual together (temporary indexes)
+	for d in evals/manuals/*/ evals/heldout_manual/*/; do n=$$(basename $$d); \
+	  $(PY) -m evals.run --quiet --questions $$d/questions.jsonl --corpus $$d/manual.txt --out evals/out/$$n-alone.json || exit 1; done
+	$(PY) -m evals.run --questions $(wildcard evals/manuals/*/questions.jsonl evals/heldout_manual/*/questions.jsonl) \
+	  --corpus corpus $(wildcard evals/manuals/*/manual.txt evals/heldout_manual/*/manual.txt) --out evals/out/manuals-all.json
 
 bench: $(DEVSTAMP) index     ## speed and memory benchmarks; results in benchmarks/out/
 	$(PY) -m benchmarks.run

@@ -11,24 +11,87 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 EVIDENCE_WINDOW = 1000  # characters of the concatenated sources a reader would see
 RANK_K = 5
 LANG_ORDER = ("es", "en", "mixed")
+NO_MANUAL = "(none)"  # the by-manual group of questions without a "manual" field
+CURVE_STEPS = 101  # thresholds 0.00, 0.01, … 1.00 for the refusal trade-off curve
+
+
+# --- gates -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One gate: `metric` must be at least `limit`, or at most it when `upper` is set."""
+
+    metric: str
+    limit: float
+    upper: bool = False
+
+    @property
+    def sign(self) -> str:
+        """ "≤" or "≥", for reports."""
+        return "≤" if self.upper else "≥"
+
+    def passes(self, value: float) -> bool:
+        """Whether a measured value meets this bound."""
+        return value <= self.limit if self.upper else value >= self.limit
+
+    def describe_failure(self, value: float) -> str:
+        """One sentence for a value that misses this bound."""
+        side = "above" if self.upper else "below"
+        return f"{self.metric} is {value:.3f}, {side} the gate of {self.limit:.2f}"
 
 
 @dataclass(frozen=True)
 class Gates:
-    """The CI gate on our overall figures; the one place the thresholds are kept."""
+    """A named set of bounds on our overall figures; `GATE_SETS` is the one place thresholds are kept."""
 
-    evidence_at_1000: float = 0.95
-    correctness: float = 0.90
-    refusal_accuracy: float = 0.90
+    name: str
+    purpose: str
+    bounds: tuple[Bound, ...]
+
+    def check(self, overall: Mapping[str, Any]) -> list[str]:
+        """One sentence per bound the figures miss; a metric the file cannot measure (None) is not gated."""
+        failures: list[str] = []
+        for bound in self.bounds:
+            value = overall.get(bound.metric)
+            if value is not None and not bound.passes(float(value)):
+                failures.append(bound.describe_failure(float(value)))
+        return failures
+
+    def to_json(self) -> dict[str, Any]:
+        """The gate as written to OUT.json."""
+        return {
+            "name": self.name,
+            "purpose": self.purpose,
+            "bounds": [{"metric": b.metric, "limit": b.limit, "at_most": b.upper} for b in self.bounds],
+        }
 
 
-GATES = Gates()
+GATE_SETS: dict[str, Gates] = {
+    # The CI gate of `make eval` on the visible set (issue #5).
+    "visible": Gates(
+        name="visible",
+        purpose="CI gate on the visible question set",
+        bounds=(Bound("evidence_at_1000", 0.95), Bound("correctness", 0.90), Bound("refusal_accuracy", 0.90)),
+    ),
+    # Issue #13's targets, checked on the calibration held-out half (never used to pick the threshold).
+    "calibration": Gates(
+        name="calibration",
+        purpose="issue #13 targets on the calibration held-out half",
+        bounds=(
+            Bound("refusal_accuracy", 0.95),
+            Bound("false_refusals", 0.03, upper=True),
+            Bound("correctness", 0.95),
+        ),
+    ),
+}
+GATES = GATE_SETS["visible"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +106,10 @@ class Question:
     evidence: tuple[str, ...] = ()
     must: tuple[tuple[str, ...], ...] = ()
     units: tuple[str, ...] = ()
+    # The manual the question is about (its code, e.g. "901 0903"): for the per-manual breakdown only; the
+    # assistant is never told it, since finding the right manual is part of answering.
+    manual: str | None = None
+    file: str = ""  # the question file it came from
 
 
 @dataclass
@@ -66,6 +133,8 @@ class Response:
     sources: list[Source] = field(default_factory=list)
     latency_ms: float = 0.0
     faithfulness: float | None = None
+    # The engine's calibrated support of its best duty line (0..1), when it scored one; the curve sweeps it.
+    support: float | None = None
 
 
 # --- normalisation ---------------------------------------------------------------------------------
@@ -166,10 +235,13 @@ def score_question(question: Question, response: Response, references: Sequence[
         "id": question.id,
         "lang": question.lang,
         "kind": question.kind,
+        "manual": question.manual,
+        "file": question.file,
         "answerable": question.answerable,
         "question": question.question,
         "answer": response.answer,
         "answered": response.answered,
+        "support": response.support,
         "citations": citations,
         "sources": [],
         "latency_ms": round(response.latency_ms, 1),
@@ -282,30 +354,132 @@ def aggregate(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _ordered_groups(records: Sequence[Mapping[str, Any]], key: str, first: Sequence[str] = ()) -> list[str]:
-    seen = list(dict.fromkeys(str(r[key]) for r in records))
-    return [g for g in first if g in seen] + [g for g in seen if g not in first]
+def _group_key(record: Mapping[str, Any], key: str) -> str:
+    value = record.get(key)
+    if key == "manual":
+        return str(value) if value else NO_MANUAL
+    return str(value)
+
+
+def breakdown(records: Sequence[Mapping[str, Any]], key: str, first: Sequence[str] = ()) -> dict[str, Any]:
+    """`aggregate` per value of `key` (the values in `first` first, then the others in record order)."""
+    seen = list(dict.fromkeys(_group_key(r, key) for r in records))
+    order = [g for g in first if g in seen] + [g for g in seen if g not in first]
+    return {g: aggregate([r for r in records if _group_key(r, key) == g]) for g in order}
 
 
 def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Metrics overall, per language (es, en, mixed, then any other) and per kind (in file order)."""
-    return {
+    """Metrics overall, per language (es, en, mixed, then any other), per kind and per manual (file order).
+
+    With records from more than one question file, `by_file` is added.
+    """
+    summary = {
         "overall": aggregate(records),
-        "by_lang": {
-            g: aggregate([r for r in records if r["lang"] == g])
-            for g in _ordered_groups(records, "lang", LANG_ORDER)
-        },
-        "by_kind": {
-            g: aggregate([r for r in records if r["kind"] == g]) for g in _ordered_groups(records, "kind")
-        },
+        "by_lang": breakdown(records, "lang", LANG_ORDER),
+        "by_kind": breakdown(records, "kind"),
+        "by_manual": breakdown(records, "manual"),
     }
+    if len({r.get("file", "") for r in records}) > 1:
+        summary["by_file"] = breakdown(records, "file")
+    return summary
 
 
 def check_gates(overall: Mapping[str, Any], gates: Gates = GATES) -> list[str]:
     """One sentence per gate our overall metrics miss; a metric the file cannot measure is not gated."""
-    failures: list[str] = []
-    for name, minimum in asdict(gates).items():
-        value = overall.get(name)
-        if value is not None and value < minimum:
-            failures.append(f"{name} is {value:.3f}, below the gate of {minimum:.2f}")
-    return failures
+    return gates.check(overall)
+
+
+# --- conversations ---------------------------------------------------------------------------------
+
+
+def summarise_conversations(conversations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Turn metrics (as `summarise`, plus `by_turn` position) and the share of conversations all right.
+
+    Each conversation is ``{"id", "turns": [turn records]}``; a turn is right when its record is `correct`
+    (answerable: answered with every `must` group; unanswerable: declined).
+    """
+    turns = [t for c in conversations for t in c["turns"]]
+    summary = summarise(turns)
+    summary["by_turn"] = breakdown(turns, "turn")
+    summary["conversations"] = {
+        "n": len(conversations),
+        "n_turns": len(turns),
+        "all_turns_right": mean(all(t["correct"] for t in c["turns"]) for c in conversations),
+    }
+    return summary
+
+
+# --- the refusal trade-off curve ---------------------------------------------------------------------
+
+
+def answered_at(record: Mapping[str, Any], threshold: float, operating: float) -> bool:
+    """Whether the answer would be given if the support threshold were `threshold` instead of `operating`.
+
+    An answer given stays given while its support (None: not scored) reaches the threshold; an answer the
+    engine declined for low support (scored, below `operating`) comes back once the threshold falls to its
+    support. An answer declined for any other reason (scope, no support scored) stays declined.
+    """
+    support = record.get("support")
+    if record["answered"]:
+        return support is None or support >= threshold
+    return support is not None and threshold <= support < operating
+
+
+def curve_point(records: Sequence[Mapping[str, Any]], threshold: float, operating: float) -> dict[str, Any]:
+    """Refusal accuracy, false refusals, correctness and accuracy if the threshold were `threshold`.
+
+    A would-be answer the engine declined is unknown text, so it counts as answered but incorrect: a false
+    acceptance for an unanswerable question, a wrong answer for an answerable one.
+    """
+    answerable = [r for r in records if r["answerable"]]
+    unanswerable = [r for r in records if not r["answerable"]]
+
+    def right(r: Mapping[str, Any]) -> bool:
+        given = answered_at(r, threshold, operating)
+        if not r["answerable"]:
+            return not given
+        return given and bool(r["answered"]) and bool(r["correct"])
+
+    return {
+        "threshold": round(threshold, 4),
+        "refusal_accuracy": mean(not answered_at(r, threshold, operating) for r in unanswerable),
+        "false_refusals": mean(not answered_at(r, threshold, operating) for r in answerable),
+        "correctness": mean(right(r) for r in answerable),
+        "accuracy": mean(right(r) for r in records),
+    }
+
+
+def refusal_curve(
+    records: Sequence[Mapping[str, Any]], operating: float, steps: int = CURVE_STEPS
+) -> dict[str, Any] | None:
+    """The support threshold swept over [0, 1] post hoc; None when the set cannot draw it.
+
+    Drawing it needs answerable and unanswerable questions. ``best`` is where refusal accuracy minus false
+    refusals is highest (the thresholds reaching it, as runs ``[from, to]``); information, not a choice.
+    """
+    if steps < 2:
+        raise ValueError("steps must be at least 2.")
+    if not any(r["answerable"] for r in records) or all(r["answerable"] for r in records):
+        return None
+    grid = {round(i / (steps - 1), 4) for i in range(steps)} | {round(operating, 4)}
+    points = [curve_point(records, t, operating) for t in sorted(grid)]
+    scores = [p["refusal_accuracy"] - p["false_refusals"] for p in points]
+    top = max(scores)
+    # The maximising thresholds as runs of neighbouring grid points: [[from, to], …].
+    ranges: list[list[float]] = []
+    previous_best = False
+    for p, score in zip(points, scores, strict=True):
+        is_best = math.isclose(score, top)
+        if is_best and previous_best:
+            ranges[-1][1] = p["threshold"]
+        elif is_best:
+            ranges.append([p["threshold"], p["threshold"]])
+        previous_best = is_best
+    operating_point = next(p for p in points if p["threshold"] == round(operating, 4))
+    return {
+        "operating_threshold": operating,
+        "operating_point": operating_point,
+        "best": {"score": round(top, 4), "ranges": ranges},
+        "n_scored": sum(1 for r in records if r.get("support") is not None),
+        "points": points,
+    }

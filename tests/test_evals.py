@@ -375,3 +375,359 @@ def test_an_unreachable_judge_is_given_up_after_a_few_failures() -> None:
     responses = [ask(f"¿Quién atiende las quejas {i}?")[0] for i in range(6)]
     assert all(r.faithfulness is None and r.answered for r in responses)
     assert BrokenJudge.calls == 3
+
+
+# --- manuals: the "manual" field and the per-manual breakdown ---------------------------------------
+
+CREDITOS = GOOD | {"id": "c1", "manual": "901 0903"}
+
+
+def test_the_manual_field_is_optional_and_validated(tmp_path: Path) -> None:
+    path = _write(tmp_path / "q.jsonl", [json.dumps(CREDITOS | {"manual": "901  0903"}), json.dumps(GOOD)])
+    first, second = load_questions(path)
+    assert first.manual == "901 0903" and second.manual is None  # runs of spaces are squashed
+    for bad in ("", 901, ["901 0903"]):
+        with pytest.raises(QuestionFileError, match=r"q\.jsonl:1: 'manual' must be a manual's code"):
+            load_questions(_write(tmp_path / "q.jsonl", [json.dumps(GOOD | {"manual": bad})]))
+
+
+def test_reports_break_down_per_manual_and_never_tell_the_assistant(eval_env: Path) -> None:
+    fake = FakeAssistant("Atender y solventar las quejas y denuncias de los clientes.")
+    lines = [json.dumps(CREDITOS), json.dumps(GOOD), json.dumps(NEGATIVE | {"manual": "901 0903"})]
+    questions = _write(eval_env / "m.jsonl", lines)
+    out = eval_env / "m.json"
+    argv = ["--questions", str(questions), "--out", str(out), "--quiet"]
+    # FakeAssistant.ask takes the question alone: passing the manual on would raise a TypeError.
+    assert main(argv, factory=lambda s, m: fake) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    by_manual = data["metrics"]["by_manual"]
+    assert list(by_manual) == ["901 0903", "(none)"]
+    assert by_manual["901 0903"]["n"] == 2 and by_manual["901 0903"]["refusal_accuracy"] == 1.0
+    assert data["results"][0]["manual"] == "901 0903"
+    assert data["compared"][0]["metrics"]["by_manual"]["901 0903"]["n"] == 2  # the baseline too
+    report = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "## Per manual" in report and "| 901 0903 | ours (hybrid, grounded) | 2 |" in report
+
+
+def test_several_question_files_in_one_run(eval_env: Path) -> None:
+    a = _write(eval_env / "a.jsonl", [json.dumps(CREDITOS)])
+    b = _write(eval_env / "b.jsonl", [json.dumps(GOOD), json.dumps(NEGATIVE)])
+    fake = FakeAssistant("Atender y solventar las quejas y denuncias de los clientes.")
+    loads: list[str] = []
+
+    def factory(settings: Any, mode: str) -> Any:
+        loads.append(mode)
+        return fake
+
+    out = eval_env / "ab.json"
+    argv = ["--questions", str(a), str(b), "--out", str(out), "--quiet", "--no-compare"]
+    assert main(argv, factory=factory) == 0
+    assert loads == ["hybrid"]  # one assistant for all the files
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["config"]["questions"] == [str(a), str(b)]
+    assert {k: v["n"] for k, v in data["metrics"]["by_file"].items()} == {str(a): 1, str(b): 2}
+    # Ids name questions in reports, so they may not repeat across the files of a run.
+    dup = _write(eval_env / "dup.jsonl", [json.dumps(NEGATIVE | {"id": "c1"})])
+    with pytest.raises(QuestionFileError, match=rf"dup\.jsonl:1: id 'c1' is already used on {a}:1"):
+        from evals.questions import load_questions as load
+
+        seen: dict[str, Any] = {}
+        load(a, seen)
+        load(dup, seen)
+
+
+# --- --corpus: a temporary index of other manuals ----------------------------------------------------
+
+CREDITOS_MANUAL = MANUAL.replace("901 0905", "901 0903").replace(
+    "Atención al Cliente", "Recepción de Solicitudes"
+)
+
+
+def test_corpus_names_copies_after_their_folder(tmp_path: Path) -> None:
+    from evals.corpus import CorpusArgumentError, plan_corpus
+
+    for name in ("creditos", "planificacion"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manual.txt").write_text(MANUAL, encoding="utf-8")
+        (tmp_path / name / "questions.jsonl").write_text("{}", encoding="utf-8")
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "creditos.txt").write_text(MANUAL, encoding="utf-8")
+    (tmp_path / "corpus" / "scope.json").write_text("{}", encoding="utf-8")
+    plan = plan_corpus(
+        [tmp_path / "creditos" / "manual.txt", tmp_path / "planificacion", tmp_path / "corpus",
+         tmp_path / "creditos" / "manual.txt"]
+    )  # fmt: skip
+    assert [(f.source.relative_to(tmp_path).as_posix(), f.name) for f in plan] == [
+        ("creditos/manual.txt", "creditos.txt"),
+        ("planificacion/manual.txt", "manual.txt"),  # found in a folder: keeps its name
+        ("corpus/creditos.txt", "creditos-2.txt"),  # taken: numbered; scope.json and .jsonl are not manuals
+    ]
+    with pytest.raises(CorpusArgumentError, match="no such file or folder"):
+        plan_corpus([tmp_path / "missing.txt"])
+    with pytest.raises(CorpusArgumentError, match="unsupported file type"):
+        plan_corpus([tmp_path / "creditos" / "questions.jsonl"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorpusArgumentError, match="holds no manual"):
+        plan_corpus([tmp_path / "empty"])
+
+
+def test_corpus_runs_against_a_temporary_index_of_the_given_files(
+    eval_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assistant import indexer
+    from assistant.store import Store
+
+    embedder = HashEmbedder()
+    monkeypatch.setattr(indexer, "get_embedder", lambda _settings: embedder)
+    for name, text in (("gerencia-creditos", CREDITOS_MANUAL), ("gerencia-servicio", MANUAL)):
+        (eval_env / name).mkdir()
+        (eval_env / name / "manual.txt").write_text(text, encoding="utf-8")
+    seen: dict[str, Any] = {}
+    fake = FakeAssistant("Atender y solventar las quejas y denuncias de los clientes.")
+
+    def factory(settings: Any, mode: str) -> Any:
+        # The assistant is opened on the temporary index, which holds exactly the given manuals.
+        index = Store(settings.store).open(embedder)
+        seen.update(
+            corpus_dir=settings.corpus_dir,
+            store=settings.store.path,
+            manuals=sorted(index.manifest.manuals),
+            codes={c.manual_code for c in index.chunks},
+            files=sorted(p.name for p in settings.corpus_dir.iterdir()),
+        )
+        return fake
+
+    out = eval_env / "c.json"
+    argv = ["--questions", str(eval_env / "questions.jsonl"), "--out", str(out), "--quiet", "--corpus",
+            str(eval_env / "gerencia-creditos" / "manual.txt"), str(eval_env / "gerencia-servicio" / "manual.txt")]  # fmt: skip
+    assert main(argv, factory=factory) == 0
+    assert seen["files"] == ["gerencia-creditos.txt", "gerencia-servicio.txt"]
+    assert seen["manuals"] == ["gerencia-creditos", "gerencia-servicio"]
+    assert seen["codes"] == {"901 0903", "901 0905"}
+    assert seen["corpus_dir"] != eval_env / "corpus" and not seen["corpus_dir"].exists()  # removed after
+    assert not Path(seen["store"]).exists()
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["config"]["corpus_files"] == {
+        "gerencia-creditos.txt": str(eval_env / "gerencia-creditos" / "manual.txt"),
+        "gerencia-servicio.txt": str(eval_env / "gerencia-servicio" / "manual.txt"),
+    }
+    baseline = data["compared"][0]
+    assert baseline["config"]["corpus_dir"] == str(seen["corpus_dir"])  # the baseline read the same files
+    assert any("Recepción de Solicitudes" in s["text"] for r in baseline["results"] for s in r["sources"])
+    assert data["results"][0]["citations"][0]["valid"]  # checked against the given manuals
+
+
+def test_a_bad_corpus_path_stops_the_run_before_loading_anything(
+    eval_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def factory(settings: Any, mode: str) -> Any:
+        raise AssertionError("nothing may be loaded for a bad --corpus")
+
+    argv = ["--questions", str(eval_env / "questions.jsonl"), "--out", str(eval_env / "x.json"),
+            "--corpus", str(eval_env / "nowhere")]  # fmt: skip
+    assert main(argv, factory=factory) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+# --- conversations ----------------------------------------------------------------------------------
+
+FOLLOW_UP = {"id": "t2", "lang": "es", "kind": "follow-up", "question": "¿Y quién la dirige?",
+             "answerable": True, "evidence": ["Atender y solventar las quejas"],
+             "must": [["Jefe Área de Atención al Cliente"]]}  # fmt: skip
+
+
+class ConversationalAssistant(FakeAssistant):
+    """Answers a follow-up right only when the previous turn is passed as history."""
+
+    def __init__(self) -> None:
+        super().__init__("Atender y solventar las quejas y denuncias de los clientes.")
+        self.histories: list[list[tuple[str, str]] | None] = []
+
+    def ask(self, question: str, history: list[tuple[str, str]] | None = None) -> Answer:
+        self.histories.append(history)
+        answer = super().ask(question)
+        if question.startswith("¿Y quién") and history and "Atención al Cliente" in history[-1][1]:
+            return answer.model_copy(update={"answer": "El Jefe Área de Atención al Cliente."})
+        return answer
+
+
+def test_conversation_turns_are_asked_with_the_history_and_scored(eval_env: Path) -> None:
+    conversations = _write(
+        eval_env / "conv.jsonl",
+        [
+            json.dumps({"id": "conv-1", "turns": [GOOD, FOLLOW_UP, NEGATIVE | {"id": "t3"}]}),
+            json.dumps({"id": "conv-2", "turns": [FOLLOW_UP | {"id": "alone"}]}),
+        ],
+    )
+    fake = ConversationalAssistant()
+    out = eval_env / "conv.json"
+    argv = ["--conversations", str(conversations), "--out", str(out), "--quiet"]
+    assert main(argv, factory=lambda s, m: fake) == 0
+    q1 = GOOD["question"]
+    assert fake.histories[:3] == [
+        None,
+        [(q1, "El Área de Atención al Cliente.")],
+        [
+            (q1, "El Área de Atención al Cliente."),
+            (FOLLOW_UP["question"], "El Jefe Área de Atención al Cliente."),
+        ],
+    ]
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["results"] == [] and data["metrics"]["overall"]["n"] == 0
+    convs = data["conversations"]
+    first, second = convs["results"]
+    assert [t["correct"] for t in first["turns"]] == [True, True, True] and first["all_turns_right"]
+    assert [t["turn"] for t in first["turns"]] == [1, 2, 3] and first["turns"][1]["conversation"] == "conv-1"
+    assert not second["all_turns_right"]  # the same follow-up without its context misses the head
+    m = convs["metrics"]
+    assert m["conversations"] == {"n": 2, "n_turns": 4, "all_turns_right": 0.5}
+    assert m["by_turn"]["1"]["accuracy"] == 0.5 and m["by_turn"]["2"]["accuracy"] == 1.0
+    assert m["overall"]["accuracy"] == 0.75
+    # Without questions, the gate reads the turns; the baseline (no memory) is in the report too.
+    assert data["gate"]["name"] == "visible" and data["compared"][0]["conversations"]["results"]
+    report = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "## Conversations" in report and "### Per turn position" in report
+    assert "**conv-2**: turn 1 (alone): answer lacks: Jefe Área de Atención al Cliente" in report
+
+
+def test_conversation_files_are_validated_with_their_line(tmp_path: Path) -> None:
+    from evals.questions import load_conversations
+
+    ok = load_conversations(
+        _write(tmp_path / "c.jsonl", [json.dumps({"id": "c", "turns": [GOOD, NEGATIVE]})])
+    )
+    assert [t.id for t in ok[0].turns] == ["q1", "q2"]
+    no_id = {k: v for k, v in GOOD.items() if k != "id"}
+    ok = load_conversations(_write(tmp_path / "c.jsonl", [json.dumps({"id": "c", "turns": [no_id]})]))
+    assert ok[0].turns[0].id == "c#1"  # a turn's id may be left out
+    cases = [
+        ({"id": "c", "turns": []}, r"c\.jsonl:1: conversation 'c' needs 'turns'"),
+        ({"turns": [GOOD]}, r"c\.jsonl:1: a conversation needs an 'id'"),
+        ({"id": "c", "turns": [GOOD, GOOD | {"lang": "fr"}]}, r"c\.jsonl:1: turn 2: 'lang' is 'fr'"),
+        (
+            {"id": "c", "turns": [GOOD, GOOD]},
+            r"c\.jsonl:1: turn 2: id 'q1' is already used on line 1 \(turn 1\)",
+        ),
+    ]
+    for line, message in cases:
+        with pytest.raises(QuestionFileError, match=message):
+            load_conversations(_write(tmp_path / "c.jsonl", [json.dumps(line)]))
+    with pytest.raises(QuestionFileError, match=r"c\.jsonl:2: conversation id 'c' is already used on line 1"):
+        load_conversations(_write(tmp_path / "c.jsonl", [json.dumps({"id": "c", "turns": [GOOD]}),
+                                                          json.dumps({"id": "c", "turns": [NEGATIVE]})]))  # fmt: skip
+
+
+# --- the refusal trade-off curve --------------------------------------------------------------------
+
+
+def _scored(
+    qid: str, answerable: bool, answered: bool, support: float | None, right: bool = True
+) -> dict[str, Any]:
+    q = _q(id=qid) if answerable else _q(id=qid, answerable=False, evidence=(), must=())
+    text = "Activos Extraordinarios" if right else "Otra área"
+    return score_question(q, Response(answer=text, answered=answered, support=support), [])
+
+
+def test_the_curve_sweeps_the_support_threshold_post_hoc() -> None:
+    from evals.metrics import curve_point, refusal_curve
+
+    operating = 0.5
+    records = [
+        _scored("a1", True, True, 0.9),
+        _scored("a2", True, True, 0.6, right=False),
+        _scored("a3", True, False, 0.3),  # declined for low support
+        _scored("a4", True, True, None),  # a structure answer: never scored
+        _scored("u1", False, False, 0.2),
+        _scored("u2", False, False, 0.45),
+        _scored("u3", False, True, 0.7),  # a false acceptance at the operating point
+        _scored("u4", False, False, None),  # out of scope: declined before scoring, at any threshold
+    ]
+    curve = refusal_curve(records, operating)
+    assert curve is not None
+    points = {p["threshold"]: p for p in curve["points"]}
+    assert len(points) == 101 and points[0.0]["threshold"] == 0.0 and points[1.0]["threshold"] == 1.0
+    # The operating point is on the curve and reproduces what the engine actually did.
+    actual = aggregate(records)
+    op = curve["operating_point"]
+    assert op == points[0.5]
+    assert (op["refusal_accuracy"], op["false_refusals"], op["correctness"]) == (
+        actual["refusal_accuracy"], actual["false_refusals"], actual["correctness"]
+    )  # fmt: skip
+    assert op == {"threshold": 0.5, "refusal_accuracy": 0.75, "false_refusals": 0.25, "correctness": 0.5,
+                  "accuracy": 0.625}  # fmt: skip
+    # Threshold 0: every scored answer is given; a would-be answer counts as given but wrong.
+    assert points[0.0]["refusal_accuracy"] == 0.25 and points[0.0]["false_refusals"] == 0.0
+    assert points[0.0]["correctness"] == 0.5  # a3 comes back, but its text is unknown
+    # Threshold 1: only unscored answers survive.
+    assert points[1.0]["refusal_accuracy"] == 1.0 and points[1.0]["false_refusals"] == 0.75
+    # refusal acc. − false refusals peaks at 0.5 on three stretches of thresholds.
+    assert curve["best"] == {"score": 0.5, "ranges": [[0.21, 0.3], [0.46, 0.6], [0.71, 0.9]]}
+    # An operating point off the grid is added to it, so it is always on the curve.
+    off = refusal_curve(records, 0.555)
+    assert off is not None and off["operating_point"] == curve_point(records, 0.555, 0.555)
+    assert 0.555 in [p["threshold"] for p in off["points"]]
+    # Without unanswerable (or without answerable) questions there is no trade-off to draw.
+    assert refusal_curve([r for r in records if r["answerable"]], operating) is None
+
+
+def test_the_runner_writes_the_curve_beside_the_report(
+    eval_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeAssistant("Atender y solventar las quejas y denuncias de los clientes.")
+    real_ask = fake.ask
+
+    def ask(question: str) -> Answer:
+        answer = real_ask(question)
+        return answer.model_copy(update={"support": 0.2 if not answer.answered else 0.8})
+
+    fake.ask = ask  # type: ignore[method-assign]
+    out = eval_env / "curve.json"
+    argv = ["--questions", str(eval_env / "questions.jsonl"), "--out", str(out), "--quiet", "--no-compare"]
+    assert main(argv, factory=lambda s, m: fake) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    curve = data["curve"]
+    assert curve["operating_threshold"] == 0.5 and curve["n_scored"] == 2
+    assert curve["operating_point"] in curve["points"]
+    assert data["results"][0]["support"] == 0.8
+    png = eval_env / "curve-curve.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "## Refusal trade-off curve" in report and "**0.50** (operating)" in report
+    assert "![refusal trade-off curve](curve-curve.png)" in report
+    assert "refusal curve: operating point t=0.50" in capsys.readouterr().out
+
+
+# --- gate sets --------------------------------------------------------------------------------------
+
+
+def test_gate_sets_hold_minima_and_maxima() -> None:
+    from evals.metrics import GATE_SETS, GATES
+
+    assert GATES is GATE_SETS["visible"]
+    calibration = GATE_SETS["calibration"]
+    good = {"refusal_accuracy": 0.96, "false_refusals": 0.03, "correctness": 0.95}
+    assert calibration.check(good) == []
+    bad = calibration.check({"refusal_accuracy": 0.99, "false_refusals": 0.05, "correctness": 0.9})
+    assert bad == [
+        "false_refusals is 0.050, above the gate of 0.03",
+        "correctness is 0.900, below the gate of 0.95",
+    ]
+    assert calibration.check({"refusal_accuracy": None, "false_refusals": None, "correctness": None}) == []
+    assert calibration.to_json()["bounds"][1] == {"metric": "false_refusals", "limit": 0.03, "at_most": True}
+
+
+def test_gate_selects_a_set_and_plain_gate_keeps_the_visible_one(
+    eval_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeAssistant("Atender y solventar las quejas y denuncias de los clientes.")
+    real_ask = fake.ask
+    # Right answer, but no evidence retrieved: passes the calibration gate, misses the visible one.
+    fake.ask = lambda q: real_ask(q).model_copy(update={"sources": []})  # type: ignore[method-assign, assignment]
+    out = eval_env / "gate.json"
+    argv = ["--questions", str(eval_env / "questions.jsonl"), "--out", str(out), "--quiet", "--no-compare"]
+    assert main([*argv, "--gate"], factory=lambda s, m: fake) == 1
+    assert "gate failed: evidence_at_1000 is 0.000" in capsys.readouterr().err
+    assert main([*argv, "--gate", "calibration"], factory=lambda s, m: fake) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["gate"]["name"] == "calibration" and data["gate"]["passed"]
+    assert "false_refusals ≤ 0.03: 0.000 — pass" in out.with_suffix(".md").read_text(encoding="utf-8")
