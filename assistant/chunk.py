@@ -55,6 +55,8 @@ def _make(
         quote=quote,
         manual_id=manual.id,
         manual_version=manual.version,
+        manual_code=manual.code,
+        gerencia=manual.gerencia,
         section=section,
         unit=unit.name if unit else None,
         parent=unit.parent if unit else None,

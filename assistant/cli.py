@@ -35,7 +35,8 @@ def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     if args.json:
         dicts = [m.to_inspect_dict() for m in manuals]
-        _print_json(dicts[0] if len(dicts) == 1 else dicts)
+        # One manual keeps the single-manual schema; several are listed, each in that same schema.
+        _print_json(dicts[0] if len(dicts) == 1 else {"manuals": dicts})
         return 0
     for m in manuals:
         print(f"{m.title}  [{m.code}]  versión {m.version}, vigente desde {m.effective_date}")
@@ -105,7 +106,12 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
     assistant = Assistant.from_settings(settings)
     hits = assistant.retriever.search(
-        args.question, k=args.k, unit=args.unit, section=args.section, mode=args.mode
+        args.question,
+        k=args.k,
+        unit=args.unit,
+        section=args.section,
+        mode=args.mode,
+        manual=assistant.manual_id(args.manual),
     )
     if args.json:
         _print_json(
@@ -135,7 +141,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.engine:
         settings.answer.engine = args.engine
     assistant = Assistant.from_settings(settings)
-    answer = assistant.ask(args.question)
+    answer = assistant.ask(args.question, manual=args.manual)
     if args.json:
         _print_json(answer.model_dump(mode="json"))
         return 0
@@ -143,7 +149,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if answer.citations:
         print()
         for c in answer.citations:
-            where = " · ".join(x for x in (c.unit, c.section, c.numeral) if x)
+            manual = f"{c.manual_code} v{c.version}" if c.manual_code else c.manual
+            where = " · ".join(x for x in (manual, c.unit, c.section, c.numeral) if x)
             print(f"  [{where}] «{c.quote}»")
     note = f", fallback: {answer.fallback_reason}" if answer.fallback_reason else ""
     print(f"\n({answer.engine}, {answer.latency_ms:.0f} ms{note})", file=sys.stderr)
@@ -187,12 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--section", choices=["funciones", "objetivo", "organigrama", "modificaciones", "documento", "texto"]
     )
     s.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    s.add_argument("--manual", help="only this manual (its code, e.g. '901 0905', or its gerencia)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("ask", help="answer a question with citations")
     s.add_argument("question")
     s.add_argument("--engine", choices=["grounded", "llm"])
+    s.add_argument("--manual", help="only this manual (its code, e.g. '901 0905', or its gerencia)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_ask)
 

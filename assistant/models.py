@@ -81,6 +81,24 @@ class Manual(_Frozen):
         """The unit with exactly this name, if any."""
         return next((u for u in self.units if u.name == name), None)
 
+    @property
+    def gerencia(self) -> str:
+        """The organisation the manual describes: its top unit ("Gerencia de …", "Dirección de …")."""
+        top = next((u for u in self.units if u.parent is None), None)
+        if top is not None:
+            return top.name
+        title = self.title
+        prefix = "manual de organización y funciones"
+        if title.lower().startswith(prefix):
+            title = title[len(prefix) :].strip(" -:")
+        return title or self.id
+
+    @property
+    def label(self) -> str:
+        """How answers and the page name the manual: "Gerencia de … (901 0905, v10)"."""
+        bits = [b for b in (self.code, f"v{self.version}" if self.version is not None else "") if b]
+        return f"{self.gerencia} ({', '.join(bits)})" if bits else self.gerencia
+
     def to_inspect_dict(self) -> dict[str, Any]:
         """The shape printed by ``python -m assistant inspect --json``."""
         return {
@@ -119,6 +137,8 @@ class Chunk(_Frozen):
     quote: str  # the verbatim manual text a citation may show
     manual_id: str
     manual_version: int | None = None
+    manual_code: str = ""
+    gerencia: str = ""
     section: Section
     unit: str | None = None
     parent: str | None = None
@@ -136,6 +156,8 @@ class Chunk(_Frozen):
             "head": self.head or "",
             "numeral": self.numeral or "",
             "manual_version": self.manual_version if self.manual_version is not None else -1,
+            "manual_code": self.manual_code,
+            "gerencia": self.gerencia,
         }
         return meta
 
@@ -149,6 +171,8 @@ class Chunk(_Frozen):
             quote=str(meta.get("quote", "")),
             manual_id=str(meta.get("manual_id", "")),
             manual_version=None if version in (-1, None) else int(version),
+            manual_code=str(meta.get("manual_code", "")),
+            gerencia=str(meta.get("gerencia", "")),
             section=meta.get("section", "texto"),
             unit=meta.get("unit") or None,
             parent=meta.get("parent") or None,
@@ -173,8 +197,11 @@ class Citation(_Frozen):
     section: Section
     numeral: str | None
     quote: str
-    manual: str
+    manual: str  # the manual's id (its file name without extension)
     score: float
+    manual_code: str = ""
+    version: int | None = None
+    gerencia: str = ""
 
 
 class Answer(_Frozen):
@@ -192,3 +219,6 @@ class Answer(_Frozen):
     standalone_question: str | None = None
     # Set when an LLM engine failed and the grounded engine answered instead.
     fallback_reason: str | None = None
+    # The calibrated support of the best duty line for the question's topic (0..1), when one was scored:
+    # an answer below the refusal threshold is declined. Evaluations sweep it to draw the refusal curve.
+    support: float | None = None

@@ -110,8 +110,9 @@ class HybridRetriever:
         unit: str | None = None,
         section: str | None = None,
         mode: Mode = "hybrid",
+        manual: str | None = None,
     ) -> list[Hit]:
-        """The top-k hits for a question, best first, optionally filtered by unit and section."""
+        """The top-k hits for a question, best first, optionally filtered by manual (id), unit and section."""
         k = self.settings.k if k is None else k
         if k < 1:
             raise ValueError("k must be at least 1.")
@@ -121,6 +122,7 @@ class HybridRetriever:
             for i, c in enumerate(self.chunks)
             if (unit is None or c.unit == unit or c.parent == unit)
             and (section is None or c.section == section)
+            and (manual is None or c.manual_id == manual)
         ]
         if not allowed:
             return []
@@ -130,7 +132,7 @@ class HybridRetriever:
         if mode in ("hybrid", "dense"):
             dense_query = f"{query} {expansion}".strip() if self.settings.expand_dense else query
             qvec = np.asarray(self.embedder.embed_query(dense_query), dtype=np.float32)
-            dense = self._dense(qvec, n, unit, section)
+            dense = self._dense(qvec, n, self._where(unit, section, manual))
         if mode in ("hybrid", "bm25") and self._bm25 is not None:
             lexical = self._lexical(f"{query} {expansion}", allowed, n)
         if mode == "hybrid":
@@ -159,8 +161,12 @@ class HybridRetriever:
         scored.sort(key=lambda h: (-h.score, h.chunk.id))
         return scored[:k]
 
-    def _where(self, unit: str | None, section: str | None) -> dict[str, Any] | None:
+    def _where(
+        self, unit: str | None, section: str | None, manual: str | None = None
+    ) -> dict[str, Any] | None:
         clauses: list[dict[str, Any]] = []
+        if manual is not None:
+            clauses.append({"manual_id": manual})
         if unit is not None:
             clauses.append({"$or": [{"unit": unit}, {"parent": unit}]})
         if section is not None:
@@ -169,13 +175,13 @@ class HybridRetriever:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
-    def _dense(self, qvec: np.ndarray, n: int, unit: str | None, section: str | None) -> dict[int, float]:
+    def _dense(self, qvec: np.ndarray, n: int, where: dict[str, Any] | None) -> dict[int, float]:
         # Ids and distances only: the chunks' text and metadata are already in memory, and asking Chroma for
         # them again costs more than the search itself.
         result = self.index.collection.query(
             query_embeddings=qvec[None, :],
             n_results=n,
-            where=self._where(unit, section),
+            where=where,
             include=["distances"],
         )
         distances = result["distances"][0] if result["distances"] else []

@@ -70,6 +70,10 @@ class AnswerSettings(BaseModel):
     # (or their glossary translations) must appear in the best hits.
     confident_threshold: float = 0.86
     min_lexical_support: float = 0.34
+    # A "who handles …" answer is given only when its best duty line's calibrated support (0..1, see
+    # assistant/support.py) reaches this; below it the answer says no unit is assigned the duty and points to
+    # the closest one. Chosen on evals/calibration/dev.jsonl (the curve: `make eval-calibration`).
+    support_threshold: float = Field(0.5, ge=0, le=1)
     max_question_chars: int = Field(2000, ge=10)
     max_quotes: int = Field(4, ge=1)
     # A unit named as a place ("at management level") wins among duty lines this close to the best score.

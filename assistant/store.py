@@ -40,7 +40,8 @@ from assistant.settings import StoreSettings
 
 log = logging.getLogger(__name__)
 
-SCHEMA = 1
+# 2: chunks carry their manual's code and gerencia (several manuals in one index).
+SCHEMA = 2
 MANIFEST = "manifest.json"
 _BATCH = 64
 
@@ -233,6 +234,7 @@ class Store:
                 and old.model == embedder.name
                 and old.dimension == embedder.dimension
                 and old.chromadb == chromadb.__version__
+                and old.schema == SCHEMA
             )
             build = "build-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
             if compatible and old is not None:
