@@ -15,7 +15,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol, TypeVar, get_type_hints
@@ -25,6 +25,7 @@ import gradio as gr
 from assistant.errors import AssistantError, InvalidQuestionError
 from assistant.feedback import FeedbackStore, Rating
 from assistant.models import Answer, Citation, Hit, Manual, Unit
+from assistant.orgchart import org_chart_svg
 from assistant.settings import Settings, UISettings
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,13 @@ FALLBACK_NOTE = (
     "LLM no disponible; respuesta del motor fundamentado · LLM unavailable; grounded-engine answer"
 )
 THINKING = "Buscando en el manual… · Searching the manual…"
+# The chat filter's "no filter" choice; any other value is a manual's code, passed to ``ask(manual=...)``.
+ALL_MANUALS = "all"
+ALL_MANUALS_LABEL = "Todas las gerencias · All"
+# The tree's root: the manuals do not name the institution they belong to.
+INSTITUTION = "Institución · Institution"
+# Example questions per manual when several are served (all of them for one manual).
+EXAMPLES_PER_MANUAL = 2
 # An output Gradio leaves as it is.
 _UNCHANGED = gr.skip()
 QUEUE_STATUS_EVERY_S = 5.0
@@ -60,6 +68,7 @@ def hints_evaluated(fn: _F) -> _F:
     return fn
 
 
+_MONTHS_SHORT_ES = ["ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sep", "oct", "nov", "dic"]
 _MONTHS_ES = [
     "enero", "febrero", "marzo", "abril", "mayo", "junio",
     "julio", "agosto", "septiembre", "octubre", "noviembre", "diciembre",
@@ -95,8 +104,10 @@ class AssistantLike(Protocol):
         """The index manifest, stored with every rating."""
         ...
 
-    def ask(self, question: str, history: list[tuple[str, str]] | None = None) -> Answer:
-        """Answer one question, given the earlier (question, answer) turns."""
+    def ask(
+        self, question: str, history: list[tuple[str, str]] | None = None, manual: str | None = None
+    ) -> Answer:
+        """Answer one question, given the earlier (question, answer) turns; ``manual`` (a code) restricts it."""
         ...
 
 
@@ -123,6 +134,13 @@ def format_date_es(value: date | None) -> str:
     return f"{value.day} de {_MONTHS_ES[value.month - 1]} de {value.year}"
 
 
+def format_date_short_es(value: date | None) -> str:
+    """``2 feb 2015``, or an empty string."""
+    if value is None:
+        return ""
+    return f"{value.day} {_MONTHS_SHORT_ES[value.month - 1]} {value.year}"
+
+
 def with_article(name: str) -> str:
     """``Área de Ventas`` → ``el Área de Ventas``; unknown nouns are left bare."""
     first = name.split(" ", 1)[0].lower()
@@ -136,6 +154,32 @@ def _de(name: str) -> str:
 
 
 # ---------------------------------------------------------------- the organisation
+
+
+def served_manuals(manuals: Sequence[Manual]) -> list[Manual]:
+    """The MOFs the page shows, in the assistant's order: a plain document (minutes, notes) has no units
+    and no place in the header, the filter or the org chart, unless nothing else was indexed."""
+    with_units = [m for m in manuals if m.units]
+    return with_units or list(manuals)
+
+
+def manual_key(manual: Manual) -> str:
+    """What the chat filter passes to ``ask(manual=...)``: the manual's code, or its id when it has none."""
+    return manual.code or manual.id
+
+
+def manual_tag(manual: Manual) -> str:
+    """``901 0903 v6``: the short edition stamp of citations and the tree."""
+    return " ".join(b for b in (manual.code, f"v{manual.version}" if manual.version is not None else "") if b)
+
+
+def find_manual(manuals: Sequence[Manual], key: str | None) -> Manual | None:
+    """The manual with this id (or, failing that, code), if any."""
+    if not key:
+        return None
+    return next((m for m in manuals if m.id == key), None) or next(
+        (m for m in manuals if m.code and m.code == key), None
+    )
 
 
 def root_unit(manual: Manual) -> Unit | None:
@@ -208,8 +252,27 @@ def example_questions(manual: Manual) -> list[str]:
     return examples
 
 
-def header_html(manual: Manual) -> str:
-    """The page header: what the assistant covers and which edition of the manual it quotes."""
+def corpus_examples(manuals: Sequence[Manual], per_manual: int = EXAMPLES_PER_MANUAL) -> list[str]:
+    """Example questions for an empty chat: all of one manual's, or a Spanish and an English one of each."""
+    if len(manuals) == 1:
+        return example_questions(manuals[0])
+    examples: list[str] = []
+    for manual in manuals:
+        own = example_questions(manual)
+        spanish = [q for q in own if q.startswith("¿")]
+        english = [q for q in own if not q.startswith("¿")]
+        mixed = [q for pair in zip(spanish, english, strict=False) for q in pair] or own
+        examples += [q for q in mixed if q not in examples][:per_manual]
+    return examples
+
+
+def header_html(manuals: Manual | Sequence[Manual]) -> str:
+    """The page header: what the assistant covers and which edition of each manual it quotes."""
+    if isinstance(manuals, Manual):
+        manuals = [manuals]
+    if len(manuals) > 1:
+        return _corpus_header_html(manuals)
+    manual = manuals[0]
     root = root_unit(manual)
     scope = root.name if root else manual.title
     facts = []
@@ -234,6 +297,32 @@ def header_html(manual: Manual) -> str:
     )
 
 
+def _corpus_header_html(manuals: Sequence[Manual]) -> str:
+    chips = []
+    for manual in manuals:
+        bits = [
+            esc(b) for b in (manual.code, f"v{manual.version}" if manual.version is not None else "") if b
+        ]
+        if manual.effective_date:
+            bits.append(
+                f"<span title='Vigente desde · In force since'>{esc(format_date_short_es(manual.effective_date))}</span>"
+            )
+        chips.append(
+            f"<li class='manual' data-manual='{esc(manual.id)}'><b>{esc(manual.gerencia)}</b> "
+            f"<span class='edition'>{' · '.join(bits)}</span></li>"
+        )
+    return (
+        "<header class='mof-header'>"
+        f"<div class='mof-kicker'>Manuales de Organización y Funciones · {len(manuals)} gerencias</div>"
+        "<h1>Asistente del MOF <span class='en'>· MOF assistant</span></h1>"
+        f"<ul class='mof-corpus' aria-label='Manuales · Manuals'>{''.join(chips)}</ul>"
+        "<p class='mof-lede'>Pregunte en español o en inglés; cada respuesta cita las líneas del manual, "
+        "con su código y versión. "
+        "<span class='en'>Ask in Spanish or English; every answer quotes the manual it comes from.</span></p>"
+        "</header>"
+    )
+
+
 def _positions_html(unit: Unit) -> str:
     if not unit.positions:
         return ""
@@ -246,26 +335,49 @@ def _positions_html(unit: Unit) -> str:
     )
 
 
-def _tree_node(manual: Manual, unit: Unit, depth: int, seen: set[str]) -> str:
+def _tree_node(manual: Manual, unit: Unit, depth: int, seen: set[str], opened: bool) -> str:
     seen.add(unit.name)
     subs = [u for u in children(manual, unit.name) if u.name not in seen]
-    inner = "".join(_tree_node(manual, u, depth + 1, seen) for u in subs) + _positions_html(unit)
+    inner = "".join(_tree_node(manual, u, depth + 1, seen, False) for u in subs) + _positions_html(unit)
     head = f"<span class='node-head'>{esc(unit.head)}</span>" if unit.head else ""
-    node = (
-        f"<button type='button' class='node depth-{min(depth, 3)}' data-unit='{esc(unit.name)}'>"
-        f"{esc(unit_label(unit))}</button>{head}"
+    # A gerencia names its manual's edition, since several manuals sit side by side under the root.
+    tag = (
+        f"<span class='node-tag'>{esc(manual_tag(manual))}</span>"
+        if depth == 0 and manual_tag(manual)
+        else ""
     )
-    # Top levels start open so the six groups are visible at a glance; deeper levels stay compact.
-    opened = " open" if depth < 1 else ""
-    return f"<li><details{opened}><summary>{node}</summary><ul>{inner}</ul></details></li>"
+    node = (
+        f"<button type='button' class='node depth-{min(depth, 3)}' data-manual='{esc(manual.id)}' "
+        f"data-unit='{esc(unit.name)}'>{esc(unit_label(unit))}</button>{tag}{head}"
+    )
+    return f"<li><details{' open' if opened else ''}><summary>{node}</summary><ul>{inner}</ul></details></li>"
 
 
-def org_tree_html(manual: Manual) -> str:
-    """The org chart as nested lists: root → groups → sub-units → positions; unit names are buttons."""
-    seen: set[str] = set()
-    roots = [u for u in manual.units if u.parent is None or manual.unit(u.parent) is None]
-    body = "".join(_tree_node(manual, u, 0, seen) for u in roots if u.name not in seen)
-    return f"<nav class='org-tree' aria-label='Organigrama'><ul>{body}</ul></nav>"
+def org_tree_html(manuals: Manual | Sequence[Manual], selected: str | None = None) -> str:
+    """The organisation as nested lists: institution → gerencias → units → positions.
+
+    Unit names are buttons carrying (manual id, unit name), the key of a unit everywhere on the page: two
+    manuals may have units of the same name. The ``selected`` manual (by id; the first by default) starts
+    unfolded down to its groups; the others start folded.
+    """
+    if isinstance(manuals, Manual):
+        manuals = [manuals]
+    chosen = find_manual(manuals, selected) or (manuals[0] if manuals else None)
+    body = []
+    for manual in manuals:
+        seen: set[str] = set()
+        roots = [u for u in manual.units if u.parent is None or manual.unit(u.parent) is None]
+        body += [_tree_node(manual, u, 0, seen, manual is chosen) for u in roots if u.name not in seen]
+    return (
+        "<nav class='org-tree' aria-label='Organigrama'><ul><li><details open>"
+        f"<summary><span class='node root'>{esc(INSTITUTION)}</span></summary>"
+        f"<ul>{''.join(body)}</ul></details></li></ul></nav>"
+    )
+
+
+def org_chart_html(manual: Manual) -> str:
+    """The manual's org chart as a picture (SVG drawn from the parsed units); boxes select their unit."""
+    return f"<figure class='org-chart-wrap'>{org_chart_svg(manual)}</figure>"
 
 
 # Clicking a unit name selects it instead of folding its branch; the arrow still folds.
@@ -276,7 +388,17 @@ element.addEventListener('click', (e) => {
   e.preventDefault();
   element.querySelectorAll('button.node.selected').forEach((b) => b.classList.remove('selected'));
   btn.classList.add('selected');
-  trigger('click', {unit: btn.dataset.unit});
+  trigger('click', {manual: btn.dataset.manual, unit: btn.dataset.unit});
+});
+"""
+
+# A box of the SVG chart selects its unit, like the tree's buttons.
+CHART_JS = """
+element.addEventListener('click', (e) => {
+  const box = e.target.closest('g[data-unit]');
+  const svg = box && box.closest('svg[data-manual]');
+  if (!box || !svg) return;
+  trigger('click', {manual: svg.dataset.manual, unit: box.dataset.unit});
 });
 """
 
@@ -362,41 +484,71 @@ def _matching_hit(citation: Citation, sources: list[Hit]) -> Hit | None:
     return next((h for h in sources if citation.quote and citation.quote in h.chunk.quote), None)
 
 
+def with_edition(citation: Citation, manuals: Sequence[Manual] = ()) -> Citation:
+    """``citation`` with its manual's code, version and gerencia, looked up by manual id when missing."""
+    if citation.manual_code and citation.version is not None and citation.gerencia:
+        return citation
+    manual = find_manual(manuals, citation.manual)
+    if manual is None:
+        return citation
+    return citation.model_copy(
+        update={
+            "manual_code": citation.manual_code or manual.code,
+            "version": citation.version if citation.version is not None else manual.version,
+            "gerencia": citation.gerencia or manual.gerencia,
+        }
+    )
+
+
 def citation_label(citation: Citation) -> str:
-    """``Área de Ventas · Funciones · vii``."""
-    bits = [citation.unit or citation.manual, _SECTION_LABELS.get(citation.section, citation.section)]
-    if citation.numeral:
-        bits.append(citation.numeral)
+    """``901 0903 v6 · Área de Recepción de Solicitudes · función iii`` (``· Objetivo`` and so on)."""
+    edition = " ".join(
+        b for b in (citation.manual_code, f"v{citation.version}" if citation.version is not None else "") if b
+    )
+    bits = [edition] if edition else []
+    bits.append(citation.unit or citation.gerencia or citation.manual)
+    if citation.section == "funciones" and citation.numeral:
+        bits.append(f"función {citation.numeral}")
+    else:
+        bits.append(_SECTION_LABELS.get(citation.section, citation.section))
+        if citation.numeral:
+            bits.append(citation.numeral)
     return " · ".join(bits)
 
 
-def citations_html(answer: Answer) -> str:
+def citations_html(answer: Answer, manuals: Sequence[Manual] = ()) -> str:
     """The citations under an answer; each opens to the source excerpt it was quoted from."""
     if not answer.citations:
         return ""
     items = []
-    for n, citation in enumerate(answer.citations, start=1):
-        hit = _matching_hit(citation, answer.sources)
+    for n, cited in enumerate(answer.citations, start=1):
+        citation = with_edition(cited, manuals)
+        hit = _matching_hit(cited, answer.sources)
         excerpt = hit.chunk.text if hit else citation.quote
+        manual = find_manual(manuals, citation.manual)
+        source = manual.label if manual else citation.gerencia or citation.manual
         items.append(
             "<details class='cite'>"
             f"<summary><span class='cite-n'>{n}</span> "
             f"<span class='cite-where'>{esc(citation_label(citation))}</span>"
             f"<span class='cite-quote'>“{esc_lines(citation.quote)}”</span></summary>"
             f"<div class='excerpt'><div class='excerpt-text'>{esc_lines(excerpt)}</div>"
-            f"<div class='excerpt-meta'>Manual {esc(citation.manual)} · "
+            f"<div class='excerpt-meta'>Manual {esc(source)} · "
             f"relevancia {citation.score:.2f}</div></div>"
             "</details>"
         )
     return f"<div class='cites'><div class='cites-title'>Fuentes · Sources</div>{''.join(items)}</div>"
 
 
-def render_answer(answer: Answer) -> str:
-    """The full assistant message: the answer, the fallback note if any, and the citations."""
+def render_answer(answer: Answer, manuals: Sequence[Manual] = ()) -> str:
+    """The full assistant message: the answer, the fallback note if any, and the citations.
+
+    ``manuals`` fill in a citation's code and version when the engine did not set them.
+    """
     parts = [answer.answer.strip()]
     if answer.fallback_reason:
         parts.append(f"<div class='fallback-note'>ⓘ {esc(FALLBACK_NOTE)}</div>")
-    cites = citations_html(answer)
+    cites = citations_html(answer, manuals)
     if cites:
         parts.append(cites)
     return "\n\n".join(parts)
@@ -424,6 +576,7 @@ class ChatSession:
     answers: dict[int, Answer] = field(default_factory=dict)  # message index → answer
     feedback: dict[int, int] = field(default_factory=dict)  # message index → feedback row id
     last_feedback: int | None = None
+    manual: str | None = None  # the chat filter: a manual's code for ``ask(manual=...)``, None for all
 
 
 class ChatController:
@@ -493,8 +646,10 @@ class ChatController:
         index = len(session.messages) - 1
         if not self.busy():
             yield session.messages, _UNCHANGED
+        # Only a filtered question names a manual, so an engine without the parameter still answers the rest.
+        only = {"manual": session.manual} if session.manual else {}
         try:
-            answer = self.assistant.ask(message, history=list(session.turns))
+            answer = self.assistant.ask(message, history=list(session.turns), **only)
         except InvalidQuestionError as exc:
             session.messages[index] = {"role": "assistant", "content": f"⚠ {exc}"}
             log.info("question rejected: %s", exc)
@@ -522,7 +677,10 @@ class ChatController:
                 yield session.messages, _UNCHANGED
                 if self.stream_delay_s:
                     time.sleep(self.stream_delay_s)
-        session.messages[index] = {"role": "assistant", "content": render_answer(answer)}
+        session.messages[index] = {
+            "role": "assistant",
+            "content": render_answer(answer, self.assistant.manuals),
+        }
         session.answers[index] = answer
         session.turns.append((answer.question, answer.answer))
         yield session.messages, session
@@ -569,9 +727,15 @@ class ChatController:
         return self.store.set_comment(session.last_feedback, text[:2000])
 
     @staticmethod
-    def reset() -> ChatSession:
-        """A fresh conversation."""
-        return ChatSession()
+    def reset(manual: str | None = None) -> ChatSession:
+        """A fresh conversation, keeping the manual filter."""
+        return ChatSession(manual=manual)
+
+    def set_filter(self, session: ChatSession, choice: str | None) -> ChatSession:
+        """Restrict the session's next questions to the manual with this code (``ALL_MANUALS``: none)."""
+        codes = {manual_key(m) for m in self.assistant.manuals}
+        session.manual = choice if choice in codes else None
+        return session
 
 
 # ---------------------------------------------------------------- login
@@ -648,6 +812,10 @@ CSS = """
 .mof-facts .fact { background: rgba(255,255,255,.16); border-radius: 999px; padding: 3px 12px;
   font-size: .85rem; }
 .mof-lede { margin: 0; font-size: .92rem; opacity: .95; }
+.mof-corpus { list-style: none; padding: 0; margin: 0 0 8px; display: flex; flex-wrap: wrap; gap: 6px 8px; }
+.mof-corpus .manual { background: rgba(255,255,255,.16); border-radius: 999px; padding: 3px 12px;
+  font-size: .85rem; }
+.mof-corpus .edition { opacity: .85; margin-left: 4px; }
 .cites { margin-top: 10px; border-top: 1px solid var(--border-color-primary); padding-top: 8px; }
 .cites-title { font-size: .75rem; text-transform: uppercase; letter-spacing: .05em; opacity: .7;
   margin-bottom: 4px; }
@@ -672,6 +840,14 @@ details.cite summary { cursor: pointer; line-height: 1.4; }
 .org-tree button.node.selected { background: #1d6fa5; color: #fff; border-color: #1d6fa5; }
 .org-tree button.node { font-size: .9rem; }
 .org-tree button.depth-0 { font-size: 1rem; }
+.org-tree .node.root { font-weight: 700; font-size: .85rem; text-transform: uppercase; letter-spacing: .05em;
+  opacity: .75; }
+.org-tree .node-tag { font-size: .72rem; margin-left: 6px; padding: 1px 7px; border-radius: 999px;
+  background: var(--background-fill-secondary); opacity: .85; white-space: nowrap; }
+.org-chart-wrap { margin: 0; overflow-x: auto; }
+.org-chart-wrap svg { display: block; margin: 0 auto; }
+.org-chart-wrap g[data-unit] { cursor: pointer; }
+.org-chart-wrap g[data-unit]:hover rect { stroke-width: 2.4; }
 .org-tree .node-head { display: block; font-size: .78rem; opacity: .65; margin: 0 0 2px 20px; }
 .org-tree li.positions summary { font-size: .82rem; opacity: .8; }
 .org-tree li.position { font-size: .85rem; padding: 1px 0; }
@@ -715,16 +891,45 @@ def build_app(
     store: FeedbackStore | None = None,
     stream_delay_s: float | None = None,
 ) -> gr.Blocks:
-    """The Blocks app: a chat tab and an onboarding tab over ``assistant.manuals[0]``."""
+    """The Blocks app: a chat tab (with a manual filter) and an onboarding tab over every served manual."""
     if not assistant.manuals:
         raise AssistantError("The assistant has no parsed manual to show: run `make index` and restart.")
-    # The MOF with the most units: a plain document (minutes, notes) in the corpus must not take the page.
-    manual = max(assistant.manuals, key=lambda m: len(m.units))
+    manuals = served_manuals(assistant.manuals)
+    several = len(manuals) > 1
+    by_id = {m.id: m for m in manuals}
     store = store or FeedbackStore(settings.ui.feedback_db)
     chat = ChatController(assistant, store, settings, stream_delay_s=stream_delay_s)
-    unit_names = [u.name for u in manual.units]
-    tour_units = groups(manual)
-    first = root_unit(manual)
+    start = manuals[0]
+    first = root_unit(start)
+
+    def manual_of(manual_id: str | None) -> Manual:
+        return by_id.get(manual_id or "", start)
+
+    def unit_outputs(manual: Manual, name: str | None) -> list[Any]:
+        """The unit card and its suggested questions."""
+        unit = manual.unit(name) if name else None
+        questions = suggested_questions(unit) if unit else []
+        buttons = [
+            gr.update(value=questions[i], visible=True) if i < len(questions) else gr.update(visible=False)
+            for i in range(MAX_SUGGESTIONS)
+        ]
+        return [unit_card_html(manual, unit), *buttons]
+
+    def manual_outputs(manual: Manual, name: str | None) -> list[Any]:
+        """Everything the onboarding tab shows for one manual, with unit ``name`` (default: the top) open."""
+        unit = manual.unit(name) if name else None
+        unit = unit or root_unit(manual)
+        steps = groups(manual)
+        return [
+            gr.update(value=manual.id),
+            0,
+            tour_html(manual, 0),
+            gr.update(interactive=False),
+            gr.update(interactive=len(steps) > 1),
+            org_chart_html(manual),
+            gr.update(choices=[u.name for u in manual.units], value=unit.name if unit else None),
+            *unit_outputs(manual, unit.name if unit else None),
+        ]
 
     @hints_evaluated
     def on_like(session: ChatSession, evt: gr.LikeData) -> tuple[ChatSession, Any, Any]:
@@ -746,51 +951,95 @@ def build_app(
         return gr.update(visible=False), gr.update(value="")
 
     @hints_evaluated
-    def on_new() -> tuple[list[dict[str, str]], ChatSession, Any, str]:
-        return [], chat.reset(), gr.update(visible=False), ""
+    def on_new(choice: str | None) -> tuple[list[dict[str, str]], ChatSession, Any, str]:
+        return [], chat.set_filter(chat.reset(), choice), gr.update(visible=False), ""
 
     @hints_evaluated
-    def pick_unit(name: str | None) -> list[Any]:
-        unit = manual.unit(name) if name else None
-        questions = suggested_questions(unit) if unit else []
-        buttons = [
-            gr.update(value=questions[i], visible=True) if i < len(questions) else gr.update(visible=False)
-            for i in range(MAX_SUGGESTIONS)
-        ]
-        return [unit_card_html(manual, unit), *buttons]
+    def on_filter(session: ChatSession, choice: str | None) -> ChatSession:
+        return chat.set_filter(session, choice)
+
+    @hints_evaluated
+    def pick_manual(manual_id: str | None) -> list[Any]:
+        return manual_outputs(manual_of(manual_id), None)
+
+    @hints_evaluated
+    def pick_unit(manual_id: str | None, name: str | None) -> list[Any]:
+        return unit_outputs(manual_of(manual_id), name)
 
     @hints_evaluated
     def example_text(evt: gr.SelectData) -> str:
         return str(evt.value.get("text", "")) if isinstance(evt.value, dict) else ""
 
     @hints_evaluated
-    def tree_click(evt: gr.EventData) -> Any:
+    def unit_click(current: str | None, evt: gr.EventData) -> list[Any]:
+        """A unit chosen in the tree or the chart: its manual (when another) and its card."""
+        manual = by_id.get(str(getattr(evt, "manual", "")))
         name = getattr(evt, "unit", None)
-        return gr.update(value=name) if name in unit_names else gr.update()
+        if manual is None or not isinstance(name, str) or manual.unit(name) is None:
+            return [_UNCHANGED] * (7 + 1 + MAX_SUGGESTIONS)
+        if manual.id != current:
+            return manual_outputs(manual, name)
+        return [*[_UNCHANGED] * 6, gr.update(value=name), *unit_outputs(manual, name)]
 
     @hints_evaluated
-    def tour_move(step: int, delta: int) -> tuple[int, str, Any, Any]:
-        step = max(0, min(step + delta, len(tour_units) - 1))
+    def tour_move(manual_id: str | None, step: int, delta: int) -> tuple[int, str, Any, Any]:
+        manual = manual_of(manual_id)
+        last = len(groups(manual)) - 1
+        step = max(0, min(step + delta, last))
         return (
             step,
             tour_html(manual, step),
             gr.update(interactive=step > 0),
-            gr.update(interactive=step < len(tour_units) - 1),
+            gr.update(interactive=step < last),
         )
 
+    @hints_evaluated
+    def tour_prev(manual_id: str | None, step: int) -> tuple[int, str, Any, Any]:
+        return tour_move(manual_id, step, -1)
+
+    @hints_evaluated
+    def tour_next(manual_id: str | None, step: int) -> tuple[int, str, Any, Any]:
+        return tour_move(manual_id, step, +1)
+
+    @hints_evaluated
+    def tour_open(manual_id: str | None, step: int) -> list[Any]:
+        manual = manual_of(manual_id)
+        steps = groups(manual)
+        if not steps:
+            return [_UNCHANGED] * (2 + MAX_SUGGESTIONS)
+        unit = steps[max(0, min(step, len(steps) - 1))]
+        return [gr.update(value=unit.name), *unit_outputs(manual, unit.name)]
+
+    @hints_evaluated
+    def ask_suggestion(
+        text: str, manual_id: str | None, session: ChatSession
+    ) -> tuple[str, Any, Any, ChatSession]:
+        # A unit's question is asked of its own manual: another gerencia may have a unit of the same name.
+        choice = manual_key(manual_of(manual_id)) if several else ALL_MANUALS
+        return text, gr.Tabs(selected="chat"), gr.update(value=choice), chat.set_filter(session, choice)
+
+    filter_choices = [(ALL_MANUALS_LABEL, ALL_MANUALS), *((m.label, manual_key(m)) for m in manuals)]
+    scope = "las gerencias" if several else with_article(start.gerencia)
     with gr.Blocks(title="Asistente del MOF", analytics_enabled=False) as app:
         chat.waiting = lambda: queued(app)
         session = gr.State(ChatSession())
-        gr.HTML(header_html(manual), elem_id="mof-header")
+        gr.HTML(header_html(manuals), elem_id="mof-header")
         with gr.Tabs(selected="chat") as tabs:
             with gr.Tab("Chat", id="chat"):
+                chat_filter = gr.Dropdown(
+                    choices=filter_choices,
+                    value=ALL_MANUALS,
+                    label="Manual · Filter",
+                    visible=several,
+                    elem_id="chat-filter",
+                )
                 chatbot = gr.Chatbot(
                     elem_id="chatbot",
                     height=520,
                     buttons=["copy"],
                     feedback_options=["Like", "Dislike"],
-                    examples=[{"text": q} for q in example_questions(manual)],
-                    placeholder="<b>Pregunte sobre la Gerencia</b><br>Ask about the organisation",
+                    examples=[{"text": q} for q in corpus_examples(manuals)],
+                    placeholder=f"<b>Pregunte sobre {esc(scope)}</b><br>Ask about the organisation",
                     show_label=False,
                     layout="bubble",
                 )
@@ -809,29 +1058,45 @@ def build_app(
                         "Preguntar · Ask", variant="primary", scale=1, min_width=180, elem_id="ask"
                     )
                 new = gr.Button("Nueva conversación · New conversation", size="sm", elem_id="new-chat")
-            with gr.Tab("Conoce la Gerencia · Explore the organisation", id="onboarding"):
+            with gr.Tab("Conoce la organización · Explore the organisation", id="onboarding"):
+                book = gr.Dropdown(
+                    choices=[(m.label, m.id) for m in manuals],
+                    value=start.id,
+                    label="Gerencia · Manual",
+                    visible=several,
+                    elem_id="onboarding-manual",
+                )
                 tour_step = gr.State(0)
-                tour = gr.HTML(tour_html(manual, 0), elem_id="tour")
+                tour = gr.HTML(tour_html(start, 0), elem_id="tour")
                 with gr.Row():
                     prev_btn = gr.Button(
                         "◀ Anterior · Previous", size="sm", interactive=False, elem_id="tour-prev"
                     )
                     open_btn = gr.Button("Ver ficha · Open card", size="sm", elem_id="tour-open")
                     next_btn = gr.Button(
-                        "Siguiente · Next ▶", size="sm", interactive=len(tour_units) > 1, elem_id="tour-next"
+                        "Siguiente · Next ▶",
+                        size="sm",
+                        interactive=len(groups(start)) > 1,
+                        elem_id="tour-next",
                     )
+                # The picture first, at full width (it is laid out to be read at ~900 px without scaling);
+                # the tree beside the unit card below, as the way to walk the structure and its positions.
+                gr.Markdown("### Organigrama · Org chart")
+                chart = gr.HTML(org_chart_html(start), js_on_load=CHART_JS, elem_id="org-chart")
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=2):
-                        gr.Markdown("### Organigrama · Org chart")
-                        tree = gr.HTML(org_tree_html(manual), js_on_load=TREE_JS, elem_id="org-tree")
+                        gr.Markdown("### Estructura · Structure")
+                        tree = gr.HTML(
+                            org_tree_html(manuals, start.id), js_on_load=TREE_JS, elem_id="org-tree"
+                        )
                     with gr.Column(scale=3):
                         unit_pick = gr.Dropdown(
-                            choices=unit_names,
+                            choices=[u.name for u in start.units],
                             value=first.name if first else None,
                             label="Unidad · Unit",
                             elem_id="unit-pick",
                         )
-                        card = gr.HTML(unit_card_html(manual, first), elem_id="unit-card")
+                        card = gr.HTML(unit_card_html(start, first), elem_id="unit-card")
                         gr.Markdown("**Preguntas sugeridas · Suggested questions** — se abren en el chat")
                         first_questions = suggested_questions(first) if first else []
                         suggestions = [
@@ -852,10 +1117,11 @@ def build_app(
             "show_progress": "hidden",
         }
         clear_box = {"fn": lambda: "", "outputs": [question], "queue": False, "api_visibility": "private"}
+        private: dict[str, Any] = {"queue": False, "api_visibility": "private"}
         # The textbox is read by the answer event first, then cleared; clearing first would send "".
         question.submit(**answer_io, api_name="chat").then(**clear_box)
         ask.click(**answer_io, api_visibility="private").then(**clear_box)
-        chatbot.example_select(example_text, None, question, queue=False, api_visibility="private").then(
+        chatbot.example_select(example_text, None, question, **private).then(
             **answer_io, api_visibility="private"
         ).then(**clear_box)
         chatbot.like(on_like, [session], [session, comment_box, comment], api_visibility="private")
@@ -863,32 +1129,24 @@ def build_app(
         comment.submit(on_comment, [session, comment], [comment_box, comment], api_visibility="private")
         # The chatbot's own trash button must forget the server-side conversation too.
         for reset in (new.click, chatbot.clear):
-            reset(
-                on_new, None, [chatbot, session, comment_box, question], queue=False, api_visibility="private"
-            )
+            reset(on_new, chat_filter, [chatbot, session, comment_box, question], **private)
+        chat_filter.change(on_filter, [session, chat_filter], session, **private)
 
-        unit_pick.change(pick_unit, unit_pick, [card, *suggestions], queue=False, api_visibility="private")
-        tree.click(tree_click, None, unit_pick, queue=False, api_visibility="private")
+        # The manual picker, the tree and the chart each render the whole tab from (manual id, unit name);
+        # `.input` (user changes only) keeps these updates from setting off one another.
+        manual_view = [book, tour_step, tour, prev_btn, next_btn, chart, unit_pick, card, *suggestions]
+        book.input(pick_manual, book, manual_view, **private)
+        unit_pick.input(pick_unit, [book, unit_pick], [card, *suggestions], **private)
+        tree.click(unit_click, book, manual_view, **private)
+        chart.click(unit_click, book, manual_view, **private)
         for button in suggestions:
             button.click(
-                lambda q: (q, gr.Tabs(selected="chat")),
-                button,
-                [question, tabs],
-                queue=False,
-                api_visibility="private",
+                ask_suggestion, [button, book, session], [question, tabs, chat_filter, session], **private
             ).then(**answer_io, api_visibility="private").then(**clear_box)
-        prev_btn.click(
-            lambda s: tour_move(s, -1), tour_step, [tour_step, tour, prev_btn, next_btn], queue=False,
-            api_visibility="private",
-        )  # fmt: skip
-        next_btn.click(
-            lambda s: tour_move(s, +1), tour_step, [tour_step, tour, prev_btn, next_btn], queue=False,
-            api_visibility="private",
-        )  # fmt: skip
-        open_btn.click(
-            lambda s: gr.update(value=tour_units[s].name) if tour_units else gr.update(),
-            tour_step, unit_pick, queue=False, api_visibility="private",
-        )  # fmt: skip
+        tour_io = [tour_step, tour, prev_btn, next_btn]
+        prev_btn.click(tour_prev, [book, tour_step], tour_io, **private)
+        next_btn.click(tour_next, [book, tour_step], tour_io, **private)
+        open_btn.click(tour_open, [book, tour_step], [unit_pick, card, *suggestions], **private)
     return app
 
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import unicodedata
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from assistant.errors import InvalidQuestionError
 from assistant.models import Answer, Chunk, Citation, Function, Hit, Manual, Unit
 
 GERENCIA = "Gerencia de Servicio al Cliente"
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS_MANUAL = ROOT / "corpus" / "mof-901-0905-gerencia-servicio-al-cliente-v10.txt"
+EVAL_MANUALS = ROOT / "evals" / "manuals"
 
 
 def _functions(*texts: str) -> list[Function]:
@@ -123,6 +128,23 @@ def fake_manual() -> Manual:
     )
 
 
+def fixture_manuals() -> list[Manual]:
+    """The MOFs of evals/manuals/*, built from their expected parse (no parser involved), by folder name."""
+    manuals = []
+    for folder in sorted(p for p in EVAL_MANUALS.iterdir() if (p / "expected.json").is_file()):
+        expected = json.loads((folder / "expected.json").read_text(encoding="utf-8"))
+        manuals.append(Manual(id=folder.name, source=str(folder / "manual.txt"), **expected))
+    return manuals
+
+
+def real_manuals() -> list[Manual]:
+    """The corpus manual as the parser reads it, then the fixture manuals: several gerencias at once."""
+    from assistant.ingest import load_file
+    from assistant.parse import parse_document
+
+    return [parse_document(load_file(str(CORPUS_MANUAL))), *fixture_manuals()]
+
+
 def _words(text: str) -> set[str]:
     plain = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
     return {w for w in re.findall(r"[a-z]{4,}", plain)}
@@ -135,16 +157,26 @@ _SPANISH = re.compile(r"^\s*[¿¡]|\b(qué|quién|quiénes|cuál|cuáles|cómo|d
 class FakeAssistant:
     """Answers by word overlap with the fake manual's function lines; records what it was asked."""
 
-    def __init__(self, max_question_chars: int = 2000, fallback_reason: str | None = None) -> None:
+    def __init__(
+        self,
+        max_question_chars: int = 2000,
+        fallback_reason: str | None = None,
+        manuals: list[Manual] | None = None,
+    ) -> None:
         """Store config only; the fake has nothing heavy to load."""
         self.max_question_chars = max_question_chars
         self.fallback_reason = fallback_reason
-        self.manuals = [fake_manual()]
+        self.manuals = manuals if manuals is not None else [fake_manual()]
         self.manifest: dict[str, Any] = {"model": "fake", "dimension": 0, "chromadb": "none", "corpus": {}}
-        self.calls: list[tuple[str, list[tuple[str, str]]]] = []
+        self.calls: list[tuple[str, list[tuple[str, str]], str | None]] = []
 
-    def ask(self, question: str, history: list[tuple[str, str]] | None = None) -> Answer:
-        """Return an Answer citing the best-overlapping function lines, like the grounded engine."""
+    def ask(
+        self, question: str, history: list[tuple[str, str]] | None = None, manual: str | None = None
+    ) -> Answer:
+        """Return an Answer citing the best-overlapping function lines, like the grounded engine.
+
+        ``manual`` (a code, as the chat filter sends it) restricts the lines to that manual's.
+        """
         if not isinstance(question, str) or not question.strip():
             raise InvalidQuestionError("Escribe una pregunta. / Please type a question.")
         if len(question) > self.max_question_chars:
@@ -154,22 +186,33 @@ class FakeAssistant:
                 f"/ The question is too long (max {self.max_question_chars} characters)."
             )
         start = time.perf_counter()
-        self.calls.append((question, list(history or [])))
+        self.calls.append((question, list(history or []), manual))
         language = "es" if _SPANISH.search(question) else "en"
         asked = _words(question)
-        scored: list[tuple[float, Unit, Function]] = []
-        for unit in self.manuals[0].units:
-            for fn in unit.functions:
-                overlap = len(asked & (_words(fn.text) | _words(unit.name)))
-                if overlap:
-                    scored.append((overlap / (len(asked) or 1), unit, fn))
+        scored: list[tuple[float, Manual, Unit, Function]] = []
+        for book in self.manuals:
+            if manual is not None and manual not in (book.code, book.id):
+                continue
+            for unit in book.units:
+                for fn in unit.functions:
+                    overlap = len(asked & (_words(fn.text) | _words(unit.name)))
+                    if overlap:
+                        scored.append((overlap / (len(asked) or 1), book, unit, fn))
         scored.sort(key=lambda s: -s[0])
         top = scored[:2]
         citations = [
             Citation(
-                unit=u.name, section="funciones", numeral=f.numeral, quote=f.text, manual="901 0905", score=s
+                unit=u.name,
+                section="funciones",
+                numeral=f.numeral,
+                quote=f.text,
+                manual=m.id,
+                score=s,
+                manual_code=m.code,
+                version=m.version,
+                gerencia=m.gerencia,
             )
-            for s, u, f in top
+            for s, m, u, f in top
         ]
         sources = [
             Hit(
@@ -177,8 +220,10 @@ class FakeAssistant:
                     id=f"{u.name}-{f.numeral}",
                     text=f"{u.name} — funciones — {f.numeral}. {f.text}",
                     quote=f.text,
-                    manual_id="mof-901-0905",
-                    manual_version=10,
+                    manual_id=m.id,
+                    manual_version=m.version,
+                    manual_code=m.code,
+                    gerencia=m.gerencia,
                     section="funciones",
                     unit=u.name,
                     parent=u.parent,
@@ -186,11 +231,11 @@ class FakeAssistant:
                 ),
                 score=s,
             )
-            for s, u, f in top
+            for s, m, u, f in top
         ]
         if top:
             lead = "Según el manual:" if language == "es" else "According to the manual:"
-            text = lead + "\n" + "\n".join(f"- {u.name} ({f.numeral}): {f.text}" for _, u, f in top)
+            text = lead + "\n" + "\n".join(f"- {u.name} ({f.numeral}): {f.text}" for _, _, u, f in top)
         elif language == "es":
             text = "El manual no trata ese tema."
         else:

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import pytest
-from fakes_ui import FakeAssistant, fake_manual
+from fakes_ui import FakeAssistant, fake_manual, fixture_manuals, real_manuals
 
 from assistant.feedback import FeedbackStore
 from assistant.models import Manual, Unit
 from assistant.settings import Settings, UISettings
 from assistant.ui import (
+    ALL_MANUALS,
     FALLBACK_NOTE,
+    INSTITUTION,
     AuthConfigError,
     ChatController,
     ChatSession,
     build_app,
     children,
+    citation_label,
+    corpus_examples,
     example_questions,
     groups,
     header_html,
@@ -66,7 +72,7 @@ def test_answer_streams_then_shows_citations(controller: ChatController) -> None
     assert all(len(a) <= len(b) for a, b in pairwise(streamed))
     final = updates[-1]
     assert "<details class='cite'>" in final
-    assert "Área de Atención al Cliente · Funciones · i" in final
+    assert "901 0905 v10 · Área de Atención al Cliente · función i" in final
     assert "“Atender y solventar las quejas y denuncias de los clientes.”" in final
     assert session.messages[-2] == {
         "role": "user",
@@ -84,6 +90,7 @@ def test_follow_up_passes_history(controller: ChatController) -> None:
     assert fake.calls[1] == (
         "¿Y quién la dirige?",
         [("¿Cuáles son las funciones del Área de Ventas?", first_answer)],
+        None,
     )
     assert len(session.messages) == 4
 
@@ -103,7 +110,7 @@ def test_empty_question_is_refused(controller: ChatController) -> None:
 
 def test_unexpected_error_becomes_a_message(store: FeedbackStore) -> None:
     class Broken(FakeAssistant):
-        def ask(self, question, history=None):  # type: ignore[no-untyped-def]
+        def ask(self, question, history=None, manual=None):
             raise RuntimeError("secret internals")
 
     controller = ChatController(Broken(), store, Settings(), stream_delay_s=0)
@@ -376,3 +383,207 @@ def test_multiline_quotes_stay_one_html_block() -> None:
     block = html[html.index("<div class='cites'>") :]
     assert "\n" not in block
     assert "“Jefe Área de Activos Extraordinarios<br>Secretaria<br>Auxiliar”" in block
+
+
+# ---------------------------------------------------------------- several manuals
+
+
+def _twin_manuals() -> list[Manual]:
+    """Two small manuals with a unit of the same name, "Unidad de Archivo", in different places."""
+    a = Manual(
+        id="mof-a",
+        source="a.txt",
+        code="901 0001",
+        version=2,
+        units=[
+            Unit(name="Gerencia A", head="Gerente A", objective="Objetivo de A."),
+            Unit(
+                name="Unidad de Archivo", parent="Gerencia A", head="Jefe Archivo A", objective="Archivar A."
+            ),
+        ],
+    )
+    b = Manual(
+        id="mof-b",
+        source="b.txt",
+        code="901 0002",
+        version=7,
+        units=[
+            Unit(name="Dirección B", head="Director B"),
+            Unit(name="Subgerencia B", parent="Dirección B", head="Subgerente B"),
+            Unit(
+                name="Unidad de Archivo",
+                parent="Subgerencia B",
+                head="Jefe Archivo B",
+                objective="Archivar B.",
+            ),
+        ],
+    )
+    return [a, b]
+
+
+def _handler(app: gr.Blocks, name: str) -> Callable[..., Any]:
+    fn = next(d.fn for d in app.fns.values() if getattr(d.fn, "__name__", "") == name)
+    assert fn is not None
+    return fn
+
+
+def test_fixture_manuals_load_as_real_manual_objects() -> None:
+    manuals = real_manuals()
+    assert [m.code for m in manuals] == ["901 0905", "901 0910", "901 0903"]
+    assert [m.gerencia for m in manuals] == [
+        "Gerencia de Servicio al Cliente",
+        "Dirección de Administración",
+        "Gerencia de Créditos",
+    ]
+    assert all(m.effective_date is not None for m in manuals)
+
+
+def test_header_lists_every_manual_and_one_manual_looks_as_before() -> None:
+    manuals = real_manuals()
+    header = header_html(manuals)
+    assert "3 gerencias" in header
+    for manual, date_text in zip(manuals, ["15 mar 2016", "18 ago 2014", "2 feb 2015"], strict=True):
+        assert f"<b>{manual.gerencia}</b>" in header
+        assert f"{manual.code} · v{manual.version}" in header and date_text in header
+    single = header_html(manuals[:1])
+    assert single == header_html(manuals[0])
+    assert "<b>Versión</b> 10" in single and "15 de marzo de 2016" in single and "gerencias" not in single
+
+
+def test_examples_come_from_every_manual_in_both_languages() -> None:
+    manuals = fixture_manuals()
+    examples = corpus_examples([fake_manual(), *manuals])
+    assert len(examples) == 6
+    for manual in [fake_manual(), *manuals]:
+        names = [u.name for u in manual.units]
+        assert any(any(n in q for n in names) for q in examples), manual.gerencia
+    assert any(q.startswith("¿") for q in examples) and any(q.startswith("Which") for q in examples)
+    assert corpus_examples([fake_manual()]) == example_questions(fake_manual())
+
+
+def test_tree_starts_at_the_institution_then_gerencias() -> None:
+    manuals = real_manuals()
+    tree = org_tree_html(manuals, selected=manuals[2].id)
+    assert tree.index(INSTITUTION) < tree.index("Gerencia de Servicio al Cliente")
+    assert "Fondo Social" not in tree
+    for manual in manuals:
+        for unit in manual.units:
+            assert f"data-manual='{manual.id}' data-unit='{unit.name}'" in tree, unit.name
+        assert f"<span class='node-tag'>{manual.code} v{manual.version}</span>" in tree
+    # Only the selected manual's gerencia starts unfolded.
+    opened = re.findall(r"<li><details open><summary><button[^>]*data-manual='([^']+)'", tree)
+    assert opened == [manuals[2].id]
+
+
+def test_units_are_keyed_by_manual_and_name() -> None:
+    a, b = _twin_manuals()
+    tree = org_tree_html([a, b])
+    assert "data-manual='mof-a' data-unit='Unidad de Archivo'" in tree
+    assert "data-manual='mof-b' data-unit='Unidad de Archivo'" in tree
+    card_a = unit_card_html(a, a.unit("Unidad de Archivo"))
+    card_b = unit_card_html(b, b.unit("Unidad de Archivo"))
+    assert "Archivar A." in card_a and "Jefe Archivo A" in card_a and "Subgerencia B" not in card_a
+    assert "Archivar B." in card_b and "Dirección B › Subgerencia B" in card_b
+
+
+def test_cards_suggestions_and_tour_work_for_every_manual() -> None:
+    for manual in real_manuals():
+        steps = groups(manual)
+        assert steps, manual.gerencia
+        for i, unit in enumerate(steps):
+            assert unit.name in tour_html(manual, i) and f"Paso {i + 1} de {len(steps)}" in tour_html(
+                manual, i
+            )
+        for unit in manual.units:
+            assert unit.name in unit_card_html(manual, unit)
+            assert all(unit.name in q for q in suggested_questions(unit))
+    administracion = fixture_manuals()[0]
+    assert [u.name for u in groups(administracion)][:2] == [
+        "Subgerencia de Recursos Humanos",
+        "Subgerencia de Servicios Generales",
+    ]
+
+
+def test_citation_names_the_manual_code_and_version() -> None:
+    manuals = real_manuals()
+    fake = FakeAssistant(manuals=manuals)
+    answer = fake.ask("¿Quién controla las pólizas de seguros de deuda y daños?", manual="901 0903")
+    assert answer.citations and all(c.manual_code == "901 0903" for c in answer.citations)
+    label = citation_label(answer.citations[0])
+    assert re.fullmatch(r"901 0903 v6 · [^·]+ · función [ivx]+", label), label
+    html = render_answer(answer, manuals)
+    assert "Manual Gerencia de Créditos (901 0903, v6)" in html
+    # An engine that leaves the edition out: the page looks it up by the manual's id.
+    bare = answer.citations[0].model_copy(update={"manual_code": "", "version": None, "gerencia": ""})
+    html = render_answer(answer.model_copy(update={"citations": [bare]}), manuals)
+    assert "901 0903 v6 · " in html
+
+
+def test_chat_filter_is_passed_to_ask_for_that_session(store: FeedbackStore) -> None:
+    fake = FakeAssistant(manuals=real_manuals())
+    controller = ChatController(fake, store, Settings(), stream_delay_s=0)
+    filtered, other = ChatSession(), ChatSession()
+    controller.set_filter(filtered, "901 0903")
+    final = _run(controller, "¿Quién recibe las solicitudes de crédito?", filtered)[-1]
+    _run(controller, "¿Quién recibe las solicitudes de crédito?", other)
+    assert [c[2] for c in fake.calls] == ["901 0903", None]
+    assert "901 0903 v6 · " in final and "901 0905" not in final
+    assert controller.reset(filtered.manual).manual == "901 0903", "a new conversation keeps the filter"
+    assert controller.set_filter(filtered, ALL_MANUALS).manual is None
+    assert controller.set_filter(filtered, "not a code").manual is None
+
+
+def test_app_serves_several_manuals(store: FeedbackStore) -> None:
+    manuals = real_manuals()
+    app = build_app(FakeAssistant(manuals=manuals), Settings(), store=store)
+    config = app.get_config_file()
+    by_id = {c.get("props", {}).get("elem_id"): c["props"] for c in config["components"]}
+    assert by_id["chat-filter"]["visible"] is True
+    assert [c[1] for c in by_id["chat-filter"]["choices"]] == [
+        ALL_MANUALS,
+        "901 0905",
+        "901 0910",
+        "901 0903",
+    ]
+    assert by_id["chat-filter"]["value"] == ALL_MANUALS
+    assert [c[1] for c in by_id["onboarding-manual"]["choices"]] == [m.id for m in manuals]
+    assert "Agencias" in by_id["org-chart"]["value"] and "<svg" in by_id["org-chart"]["value"]
+    examples = [e["text"] for e in by_id["chatbot"]["examples"]]
+    assert len(examples) == 6
+
+    # Choosing the second manual redraws the tour, the chart, the unit list and the card for it.
+    second = manuals[2]
+    view = _handler(app, "pick_manual")(second.id)
+    book, step, tour, _prev, _next, chart, unit_pick, card = view[:8]
+    assert book["value"] == second.id and step == 0
+    assert groups(second)[0].name in tour
+    assert "Oficina Regional de Occidente" in chart and "Agencias" not in chart
+    assert unit_pick["choices"] == [u.name for u in second.units] and unit_pick["value"] == second.gerencia
+    assert "Gerente de Créditos" in card
+
+    class Click:
+        manual = second.id
+        unit = "Sección de Escrituración"
+
+    # A click on another manual's unit in the tree switches the manual; on the same manual, only the card.
+    switched = _handler(app, "unit_click")(manuals[0].id, Click())
+    assert switched[0]["value"] == second.id and "Sección de Escrituración" in switched[7]
+    same = _handler(app, "unit_click")(second.id, Click())
+    assert same[0] == gr.skip() and same[5] == gr.skip() and "Jefe Sección de Escrituración" in same[7]
+    tour = _handler(app, "tour_next")(second.id, 0)
+    assert tour[0] == 1 and groups(second)[1].name in tour[1]
+    # A suggested question is asked of its unit's manual.
+    session = ChatSession()
+    _text, _tabs, chosen, session = _handler(app, "ask_suggestion")("¿Quién dirige X?", second.id, session)
+    assert chosen["value"] == "901 0903" and session.manual == "901 0903"
+
+
+def test_one_manual_hides_the_pickers(store: FeedbackStore) -> None:
+    app = build_app(FakeAssistant(), Settings(), store=store)
+    props = {c.get("props", {}).get("elem_id"): c["props"] for c in app.get_config_file()["components"]}
+    assert props["chat-filter"]["visible"] is False and props["onboarding-manual"]["visible"] is False
+    session = ChatSession()
+    _text, _tabs, chosen, session = _handler(app, "ask_suggestion")(
+        "¿Quién dirige X?", "mof-901-0905", session
+    )
+    assert chosen["value"] == ALL_MANUALS and session.manual is None

@@ -133,6 +133,20 @@ def served_with_login(
 
 
 @pytest.fixture(scope="session")
+def multi_assistant() -> Any:
+    """A fake assistant over three real manuals: the corpus one as parsed, and the two fixture manuals."""
+    from fakes_ui import FakeAssistant, real_manuals
+
+    return FakeAssistant(manuals=real_manuals())
+
+
+@pytest.fixture(scope="session")
+def served_multi(multi_assistant: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The app serving several manuals (login off)."""
+    yield from _serve(multi_assistant, False, tmp_path_factory.mktemp("ui-multi"), None)
+
+
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """Headless Debian Chromium, offline-friendly flags."""
     from playwright.sync_api import sync_playwright

@@ -114,11 +114,15 @@ def test_onboarding_tree_card_tour_and_suggestion(
     six = groups(manual)
     assert len(six) == 6
     _open(page, served)
-    page.get_by_role("tab", name=re.compile("Conoce la Gerencia")).click()
+    page.get_by_role("tab", name=re.compile("Conoce la organización")).click()
     tree = page.locator("#org-tree")
     tree.wait_for(state="visible")
     for unit in six:
         assert tree.locator(f"button[data-unit='{unit.name}']").is_visible(), unit.name
+    # The org chart picture shows every unit of the manual as a box.
+    chart = page.locator("#org-chart svg")
+    for unit in manual.units:
+        assert chart.locator(f"g[data-unit='{unit.name}']").count() == 1, unit.name
     target = six[3]
     tree.locator(f"button[data-unit='{target.name}']").click()
     page.wait_for_function(
@@ -171,3 +175,48 @@ def test_login_refuses_strangers_and_admits_users(
     page.keyboard.press("Enter")
     page.wait_for_selector("#chatbot")
     _ask(page, "¿Quién atiende las quejas y denuncias de los clientes?")
+
+
+def _choose(page: Any, dropdown: str, option: str) -> None:
+    """Pick ``option`` (its visible label) in the Gradio dropdown with elem_id ``dropdown``."""
+    page.locator(f"#{dropdown} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_several_manuals_header_chart_and_chat_filter(
+    page: Any, served_multi: Served, multi_assistant: Any, artifacts: Path
+) -> None:
+    manuals = multi_assistant.manuals
+    first, second = manuals[0], next(m for m in manuals if m.code == "901 0903")
+    _open(page, served_multi)
+    header = page.inner_text("#mof-header")
+    for manual in manuals:
+        assert manual.gerencia in header and manual.code in header and f"v{manual.version}" in header
+    # The onboarding tab: switching the manual redraws the SVG org chart with the other gerencia's units.
+    page.get_by_role("tab", name=re.compile("Conoce la organización")).click()
+    chart = page.locator("#org-chart svg")
+    chart.wait_for(state="visible")
+    assert chart.locator(f"g[data-unit='{first.gerencia}']").count() == 1
+    _choose(page, "onboarding-manual", second.label)
+    first_level = [u.name for u in second.units if u.parent == second.gerencia]
+    page.wait_for_selector(f"#org-chart svg g[data-unit='{first_level[0]}']")
+    assert chart.locator(f"g[data-unit='{second.gerencia}']").count() == 1
+    assert chart.locator(f"g[data-unit='{first.gerencia}']").count() == 0
+    assert second.gerencia in page.inner_text("#unit-card h3")
+    assert groups(second)[0].name in page.inner_text("#tour")
+    # A box of the chart opens its unit's card.
+    chart.locator(f"g[data-unit='{first_level[1]}']").click()
+    page.wait_for_function(
+        "name => document.querySelector('#unit-card h3').innerText.includes(name)", arg=first_level[1]
+    )
+    page.locator("#org-chart").scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "onboarding-orgchart.png"), full_page=True)
+    # The chat filter restricts the session's questions to one manual.
+    page.get_by_role("tab", name=re.compile("Chat")).click()
+    _choose(page, "chat-filter", second.label)
+    time.sleep(0.5)  # the filter is stored with the session before the question is sent
+    _ask(page, "¿Quién recibe las solicitudes de crédito?")
+    cites = page.locator("#chatbot details.cite")
+    assert "901 0903 v6 · " in cites.first.inner_text()
+    assert multi_assistant.calls[-1][2] == "901 0903"
+    page.screenshot(path=str(artifacts / "chat-filtered.png"), full_page=True)
