@@ -24,9 +24,10 @@ from assistant.errors import AssistantError, StoreUnavailableError
 from assistant.grounded import Catalog, Draft, GroundedEngine, load_scope
 from assistant.models import Answer, Hit, Manual
 from assistant.retrieve import Glossary, HybridRetriever, ManualRetriever, Mode
-from assistant.safety import clean_question, strip_instructions
+from assistant.safety import clean_question, has_content, known_word, strip_instructions
 from assistant.settings import Settings
 from assistant.store import OpenIndex, Store
+from assistant.support import attach_support
 from assistant.text import STOP_EN, STOP_ES, Speller, detect_language, fold, tokens
 
 log = logging.getLogger(__name__)
@@ -42,11 +43,39 @@ _FOLLOW_UP = re.compile(
     r"\b(it|its|they|them|their|that one|this one|that unit|that area|there|lo|la|le|las|los|su|sus|esa|ese|"
     r"esta|este|ella|alli|ahi|dicha|dicho|dicha area|what about|how about|and|y|tambien|also)\b"
 )
-_SWAP = re.compile(r"^\s*[¿]?\s*(and|y|what about|how about|y en|y la|y el|y de|and in|and the|and for)\b")
+_REPHRASE = {
+    "es": "No encuentro una pregunta en ese texto. ¿Puede reformularla? Por ejemplo: «¿Quién atiende las quejas "
+    "de los clientes?»",
+    "en": "I can't find a question in that text. Could you rephrase it? For example: \"Who handles customer "
+    'complaints?"',
+}
+_ALL_MANUALS = frozenset(["all", "todas", "todos", "todas las gerencias", "todas las gerencias · all", "*"])
+_SWAP = re.compile(
+    r"^\s*[¿]?\s*(and|y|what about|how about|y en|y la|y el|y de|and in|and the|and for|same (question|thing)|"
+    r"(lo|la) mism[oa]|igual)\b"
+)
+_SAME = re.compile(r"\b(same (question|thing)|(lo|la) mism[oa]( pregunta)?|igual)\b")
+# Object pronouns that stand for the previous question's topic.
+_PRONOUN = re.compile(r"\b(los|las|lo|la|les|them|it|those|these|that|this|esos|esas|eso|esto)\b")
+# Words that only shape a question (interrogatives, "handle", "y"): not a topic of their own.
+_SHAPE = frozenset(
+    "quien quienes que cual cuales como donde cuando who which what how where when and y handles handle "
+    "encarga maneja hace does do".split()
+)
+_ABOUT_MANUAL = re.compile(r"\b(manual|documento|document|mof)\b")
+# The grounded engine's "who handles" answers (and their honest "not assigned" form) open this way.
+_DUTY_ANSWER = re.compile(
+    r"^(Según el manual, |According to the manual, |El manual no asigna|The manual does not assign)"
+)
 
 
 def condense(question: str, history: History | None, catalog: Catalog) -> str:
-    """Rewrite a follow-up that leans on the conversation into a standalone question (rule-based)."""
+    """Rewrite a follow-up that leans on the conversation into a standalone question (rule-based).
+
+    A swapped unit ("¿y San Miguel?", "same question for Sucursal Paseo") reuses the previous question; a
+    follow-up naming nothing ("¿Cuándo se creó?", "¿Y quién los promueve?") borrows the unit, the manual or
+    the topic of the previous question.
+    """
     if not history:
         return question
     units_now = catalog.find_units(question)
@@ -61,18 +90,32 @@ def condense(question: str, history: History | None, catalog: Catalog) -> str:
         if old and units_now:
             m = old[0]
             return f"{last[: m.start]}{units_now[0].unit.name}{last[m.end :]}"
+        if units_now and _SAME.search(folded):
+            return f"{last.rstrip(' ?')} ({units_now[0].unit.name})?"
         return question
     if units_now or positions_now:
         return question
     if not (_FOLLOW_UP.search(folded) or len(words) <= 6):
         return question
+    own = [w for w in words if w not in STOP_ES and w not in STOP_EN and w not in _SHAPE]
     for user, bot in reversed(list(history)):
-        mentions = catalog.find_units(user) or catalog.find_units(bot)
+        mentions = catalog.find_units(user)
         if mentions:
             return f"{question} ({mentions[0].unit.name})"
         positions = catalog.find_positions(user)
         if positions:
             return f"{question} ({positions[0]})"
+        if _ABOUT_MANUAL.search(fold(user)):
+            return f"{question} ({'el manual' if detect_language(question) == 'es' else 'the manual'})"
+        topic = [w for w in tokens(user) if w not in STOP_ES and w not in STOP_EN and w not in _SHAPE]
+        if topic and _PRONOUN.search(folded) and _DUTY_ANSWER.search(bot):
+            # "¿Y quién los promueve?" after "¿Quién formaliza los créditos hipotecarios?": the pronoun is the
+            # previous question's object; its verb gives way to the new one.
+            carried = topic[1:] if own and len(topic) > 1 else topic
+            return f"{question} ({' '.join(carried)})"
+        mentions = catalog.find_units(bot)
+        if mentions:
+            return f"{question} ({mentions[0].unit.name})"
     return question
 
 
@@ -96,18 +139,37 @@ class Assistant:
         self.glossary = Glossary.load(settings.retrieval.glossary)
         self.retriever = HybridRetriever(index, embedder, settings.retrieval, self.glossary)
         self._reopen_lock = threading.Lock()
-        self.grounded = GroundedEngine(
-            manuals, settings.answer, self.glossary, load_scope(settings.answer.scope)
-        )
-        self.grounded.search_in_unit = lambda q, unit: self.retriever.search(
-            q, k=8, unit=unit, mode=retrieval_mode
-        )
+        scope = load_scope(settings.answer.scope)
+        # One engine over every manual, and one per manual for questions asked with a manual filter.
+        self.grounded = self._engine(manuals, scope)
+        self._engines = {m.id: self._engine([m], scope) for m in manuals}
         self.speller = Speller(self._vocabulary())
         self._chunk_by_key = _chunks_by_citation_key(index)
         self.llm = llm
         self.chain: Runnable[dict[str, Any], Answer] = (
             RunnableLambda(self._prepare) | RunnableLambda(self._retrieve) | RunnableLambda(self._compose)
         )
+
+    def _engine(self, manuals: list[Manual], scope: list[Any]) -> GroundedEngine:
+        engine = GroundedEngine(manuals, self.settings.answer, self.glossary, scope)
+        engine.search_in_unit = lambda q, unit, manual: self.retriever.search(
+            q, k=8, unit=unit or None, mode=self.retrieval_mode, manual=manual
+        )
+        return engine
+
+    def manual_id(self, manual: str | None) -> str | None:
+        """The id of the manual a filter names (its code, id or gerencia); None for all manuals.
+
+        Raises `AssistantError` for a filter that names no served manual.
+        """
+        if manual is None or not manual.strip() or fold(manual.strip()) in _ALL_MANUALS:
+            return None
+        key = fold(" ".join(manual.split()))
+        for m in self.manuals:
+            if key in {fold(m.id), fold(m.code), fold(m.gerencia)}:
+                return m.id
+        known = ", ".join(f"{m.code or m.id} ({m.gerencia})" for m in self.manuals)
+        raise AssistantError(f"No served manual is called {manual!r}; the manuals are: {known}.")
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, retrieval_mode: Mode = "hybrid") -> Assistant:
@@ -150,9 +212,14 @@ class Assistant:
             retriever=self.retriever, k=k or self.settings.retrieval.k, mode=self.retrieval_mode
         )
 
-    def ask(self, question: str, history: History | None = None) -> Answer:
-        """Answer one question (optionally following a conversation)."""
-        return self.chain.invoke({"question": question, "history": list(history or [])})
+    def ask(self, question: str, history: History | None = None, manual: str | None = None) -> Answer:
+        """Answer one question (optionally following a conversation, optionally within one manual).
+
+        ``manual`` is a manual's code ("901 0905"), id or gerencia; None answers from every manual.
+        """
+        return self.chain.invoke(
+            {"question": question, "history": list(history or []), "manual": self.manual_id(manual)}
+        )
 
     def _vocabulary(self) -> set[str]:
         """Every word the assistant knows: manual chunks, glossary phrases and question words."""
@@ -165,7 +232,7 @@ class Assistant:
 
     # --- chain steps -------------------------------------------------------------------------------------
 
-    def _search(self, query: str) -> list[Hit]:
+    def _search(self, query: str, manual: str | None = None) -> list[Hit]:
         """Search the index; a store that stopped answering is reopened once, else `StoreUnavailableError`.
 
         In server mode the Chroma server may restart under a running app: the next question reconnects.
@@ -173,7 +240,7 @@ class Assistant:
         k = max(_ANSWER_HITS, self.settings.retrieval.k)
         retriever = self.retriever
         try:
-            return retriever.search(query, k=k, mode=self.retrieval_mode)
+            return retriever.search(query, k=k, mode=self.retrieval_mode, manual=manual)
         except Exception as first:
             log.warning("index query failed (%s: %s); reconnecting", type(first).__name__, first)
             try:
@@ -181,7 +248,7 @@ class Assistant:
             except AssistantError as exc:
                 log.error("index unavailable: %s", exc)
                 raise StoreUnavailableError(STORE_DOWN) from exc
-            return retriever.search(query, k=k, mode=self.retrieval_mode)
+            return retriever.search(query, k=k, mode=self.retrieval_mode, manual=manual)
 
     def _reopen(self) -> HybridRetriever:
         """Open the live index again (a new client) and serve from it; raises an `AssistantError` if it fails."""
@@ -196,8 +263,13 @@ class Assistant:
         started = time.perf_counter()
         question = clean_question(state["question"], self.settings.answer.max_question_chars)
         history = [(str(u), str(a)) for u, a in state.get("history") or []][-6:]
+        attach_support(self)
         safe, stripped = strip_instructions(question)
         lang = detect_language(safe or question)
+        known = known_word(self.speller)
+        rephrase = not has_content(question, known) or (bool(safe) and not has_content(safe, known))
+        if rephrase:
+            safe = ""
         standalone = condense(safe, history, self.grounded.catalog) if safe else ""
         if self.llm is not None and history and standalone == safe and safe:
             from assistant.llm import LLMFailure
@@ -216,6 +288,7 @@ class Assistant:
             "history": history,
             "stripped": stripped,
             "started": started,
+            "rephrase": rephrase,
         }
 
     def _retrieve(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -226,7 +299,7 @@ class Assistant:
         if query:
             # Only non-words are corrected (see Speller), so the corrected text is the better query.
             search = corrected if fixes else query
-            hits = self._search(search)
+            hits = self._search(search, state.get("manual"))
         expansion = " ".join(
             dict.fromkeys(f"{self.glossary.expand(query)} {self.glossary.expand(corrected)}".split())
         )
@@ -238,10 +311,13 @@ class Assistant:
         lead: list[Hit] = []
         for c in draft.citations:
             chunk = self._chunk_by_key.get(
-                (c.unit, c.section, c.numeral if c.section != "organigrama" else None)
+                (c.manual, c.unit, c.section, c.numeral if c.section != "organigrama" else None)
             )
             if chunk is None and c.section == "documento":
-                chunk = next((x for x in self.index.chunks if x.section == "documento"), None)
+                chunk = next(
+                    (x for x in self.index.chunks if x.section == "documento" and x.manual_id == c.manual),
+                    None,
+                )
             if chunk is not None:
                 lead.append(by_id.get(chunk.id) or Hit(chunk=chunk, score=c.score))
         return _dedupe(lead + hits)[: max(_ANSWER_HITS, self.settings.retrieval.k)]
@@ -266,17 +342,20 @@ class Assistant:
                 engine, model = "llm", llm_draft.model
             except LLMFailure as exc:
                 fallback = exc.reason
-                draft = self.grounded.answer(
+                draft = self._engines.get(state.get("manual") or "", self.grounded).answer(
                     state["standalone"], lang, hits, state["expansion"], state["corrected"]
                 )
         else:
-            draft = self.grounded.answer(
+            draft = self._engines.get(state.get("manual") or "", self.grounded).answer(
                 state["standalone"], lang, hits, state["expansion"], state["corrected"]
             )
+        if state.get("rephrase"):
+            draft = Draft(_REPHRASE[lang], False)
         return Answer(
             question=state["question"],
             answer=draft.text,
             answered=draft.answered,
+            support=draft.support,
             language=lang,
             citations=draft.citations,
             sources=self._sources(draft, hits),
@@ -289,8 +368,11 @@ class Assistant:
 
 
 def _chunks_by_citation_key(index: OpenIndex) -> dict[tuple[Any, ...], Any]:
-    """Chunks keyed as citations name them: (unit, section, numeral); an org chart has no numeral."""
-    return {(c.unit, c.section, c.numeral if c.section != "organigrama" else None): c for c in index.chunks}
+    """Chunks keyed as citations name them: (manual, unit, section, numeral); an org chart has no numeral."""
+    return {
+        (c.manual_id, c.unit, c.section, c.numeral if c.section != "organigrama" else None): c
+        for c in index.chunks
+    }
 
 
 def _dedupe(hits: list[Hit]) -> list[Hit]:

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Literal
 
 from assistant.chunk import spanish_date
-from assistant.models import Citation, Function, HistoryEntry, Hit, Manual, Section, Unit
+from assistant.models import Chunk, Citation, Function, HistoryEntry, Hit, Manual, Section, Unit
 from assistant.retrieve import Glossary
 from assistant.settings import AnswerSettings
+from assistant.support import POLITE, Scored, SupportScorer
 from assistant.text import STOP_EN, STOP_ES, fold, lexical_terms, stem, tokens
 
 Lang = Literal["es", "en"]
@@ -73,12 +74,29 @@ _POSITIONS = re.compile(
 )
 _REPORTS = re.compile(
     r"\b(reporta|reportan|depende|dependen|rinde cuentas|superior|jefe inmediato|report(s)? to|answer(s)? to|"
-    r"boss|above|reporting line|reports? directly|report)\b"
+    r"boss|above|reporting line|reports? directly)\b"
 )
 _WHERE = re.compile(
     r"\b(donde|en que (area|unidad|dependencia|grupo|agencia|agencias|unidades|areas)|en cual|a que "
     r"(area|unidad|dependencia)|pertenece|ubica|where|which (unit|units|area|areas|group|department|office)|"
     r"what (unit|area|group|department)|belongs?|part of|sits?|located|works?|hay|is there|are there|existe)\b"
+)
+# "send a monthly report to the Gerencia" names a document, not a reporting line.
+_REPORT_NOUN = re.compile(
+    r"\b(a|an|the|monthly|annual|weekly|daily|quarterly|periodic|their|its|send|sends|prepare|prepares|submit|"
+    r"submits|write|writes)\s+(\w+\s+)?reports?\b"
+)
+
+
+def _asks_reports(q: str) -> bool:
+    """Whether a question asks whom someone reports to (not about a report as a document)."""
+    return bool(_REPORTS.search(q)) and not _REPORT_NOUN.search(q)
+
+
+# "¿A qué gerencia pertenece el Área X?": the unit's place in the organisation, not a duty.
+_BELONGS = re.compile(
+    r"\b(pertenece|pertenecen|forma parte|belongs?|part of|(que|cual|which|what) (gerencia|direccion|manual|"
+    r"management|division|directorate)|(a|en|de) que (gerencia|direccion|manual)|under which|bajo que)\b"
 )
 _OBJECTIVE = re.compile(
     r"\b(objetivo|proposito|finalidad|mision|razon de ser|para que existe|para que sirve|para que es|objective|"
@@ -90,8 +108,8 @@ _FUNCTIONS = re.compile(
 )
 _COUNT = re.compile(r"\b(cuant[oa]s|how m[a-z]?n[a-z]?y|number of)\b")
 _GROUP_WORDS = re.compile(
-    r"\b(grupos?|groups?|areas?|unidades|units?|dependencias|divisions?|departments?|agencias|agencies|"
-    r"sucursales|branches|sub-?units?)\b"
+    r"\b(grupos?|groups?|areas?|unidades|units?|dependencias|dependencies|divisions?|departments?|agencias|agencies|"
+    r"sucursales|branches|sub-?units?|subdivisions?|oficinas|offices)\b"
 )
 _LIST = re.compile(r"\b(que|cuales|which|what|list|lista|name|enumera)\b")
 _PLURAL_UNITS = re.compile(
@@ -99,7 +117,7 @@ _PLURAL_UNITS = re.compile(
     r"oficinas)\b|\ben que (unidades|areas|dependencias)\b|\b(units|areas|unidades|dependencias) (have|tienen)\b"
 )
 _HISTORY = re.compile(
-    r"\b(cambio|cambios|cambiaron|cambio|modific\w*|histori\w*|renombr\w*|elimin\w*|suprim\w*|crearon|"
+    r"\b(cambio|cambios|cambiaron|cambio|modific\w*|histori\w*|renombr\w*|elimin\w*|suprim\w*|crearon|creo|"
     r"creado|creada|creacion|incorpor\w*|recodific\w*|separacion|changes?|changed|amend\w*|history|renam\w*|"
     r"remov\w*|abolish\w*|eliminat\w*|created|added|introduc\w*|recod\w*|version(es)?|revision\w*|"
     r"called before|formerly|previous(ly)?|former|llamaba|antes|anterior(mente)?|moved?|transferr?\w*|"
@@ -115,6 +133,7 @@ _LATEST = re.compile(
     r"\b(latest|last|most recent|newest|current|ultima|ultimo|reciente|mas reciente|vigente|actual)\b"
     r".{0,20}\b(version|revision|update|change|changes|modificacion|cambio|cambios|actualizacion)\b"
 )
+_CHANGE_WORDS = re.compile(r"\b(cambi\w*|chang\w*|modific\w*|novedad\w*|nuev[oa]s?|new|added|differen\w*)\b")
 _VERSION_NUM = re.compile(r"\b(?:version|v\.?|revision)\s*(\d{1,3})\b")
 _ABOUT_MANUAL = re.compile(r"\b(manual|documento|document|mof|instrumento|this manual|este manual)\b")
 _META_CODE = re.compile(r"\b(codigo|code|codificacion)\b")
@@ -293,6 +312,8 @@ class Draft:
     text: str
     answered: bool
     citations: list[Citation] = field(default_factory=list)
+    # The calibrated support (0..1) of the quoted duty line for the question's topic, when one was scored.
+    support: float | None = None
 
 
 @dataclass(frozen=True)
@@ -311,6 +332,9 @@ class _Analysis:
     positions: list[str]
     leftover: list[str]  # topic stems left after unit, position and question words
     text: str  # the question as searched (typos corrected, not folded): its vector is already cached
+    # The manuals the question is about: those it names (by code, gerencia, unit or position), else all.
+    manuals: list[Manual] = field(default_factory=list)
+    scoped: bool = False  # the question itself narrowed `manuals`
 
 
 @dataclass(frozen=True)
@@ -342,12 +366,27 @@ def _whole_words(folded: str) -> re.Pattern[str]:
 
 
 class Catalog:
-    """Units and positions of the served manuals, with the aliases a question may use for them."""
+    """Units and positions of the served manuals, with the aliases a question may use for them.
+
+    Units are keyed by (manual, unit): two gerencias may each have an "Área de Ventas".
+    """
 
     def __init__(self, manuals: list[Manual]) -> None:
         self.manuals = manuals
         self.units: list[tuple[Unit, Manual]] = [(u, m) for m in manuals for u in m.units]
+        self._by_key = {(m.id, u.name): (u, m) for u, m in self.units}
+        self._manual_of = {id(u): m for u, m in self.units}
         self.unit_aliases: list[tuple[str, Unit, Manual]] = []
+        # "la gerencia", "the Director": the first word of a top unit's name or of its head's title names it
+        # when no other served manual's top unit shares that word.
+        generic: dict[str, list[tuple[Unit, Manual]]] = {}
+        for u, m in self.units:
+            if u.parent is None:
+                for word in {fold(u.name).split(" ")[0], fold(u.head or "").split(" ")[0]} - {""}:
+                    generic.setdefault(word, []).append((u, m))
+        for word, owners in generic.items():
+            if len(owners) == 1:
+                self.unit_aliases.append((word, *owners[0]))
         for u, m in self.units:
             for alias in self._aliases(u):
                 self.unit_aliases.append((alias, u, m))
@@ -360,30 +399,37 @@ class Catalog:
         # Compiled once: every question is matched against every alias and position name.
         self._alias_patterns = [(_whole_words(alias), unit, m) for alias, unit, m in self.unit_aliases]
         self._position_patterns = [(_whole_words(key), name) for key, name in self.positions]
+        self._code_patterns = [(_whole_words(fold(m.code)), m) for m in manuals if m.code]
         self.alias_stems = {stem(t) for a, _u, _m in self.unit_aliases for t in tokens(a)}
-        # Each folded duty line → the units whose own function list holds it. An agency that lists exactly
-        # its group's lines is left out: those lines are the group's.
-        self.duties: dict[str, list[tuple[Unit, Function]]] = {}
-        by_name = {u.name: u for u, _m in self.units}
-        for u, _m in self.units:
-            parent = by_name.get(u.parent or "")
+        # Each folded duty line → the units whose own function list holds it, in any manual. An agency that
+        # lists exactly its group's lines is left out: those lines are the group's.
+        self.duties: dict[str, list[tuple[Unit, Manual, Function]]] = {}
+        for u, m in self.units:
+            parent = self.parent(u)
             if parent is not None and parent.functions == u.functions and parent.parent is not None:
                 continue
             for f in u.functions:
-                self.duties.setdefault(fold(f.text), []).append((u, f))
+                self.duties.setdefault(fold(f.text), []).append((u, m, f))
 
     @staticmethod
     def _aliases(unit: Unit) -> set[str]:
         name = fold(unit.name)
         out = {name}
         for prefix in _GENERIC_PREFIXES:
-            if name.startswith(prefix) and len(name) > len(prefix) + 3:
+            if name.startswith(prefix) and len(name) > len(prefix) + 3 and unit.parent is not None:
                 out.add(name[len(prefix) :])
-        if unit.parent is None:
-            out.update({"gerencia", "gerente"})
         if name.endswith("s") and " " not in name:
             out.add(name[:-1])  # "agencias" -> "agencia"
         return out
+
+    @property
+    def many(self) -> bool:
+        """Whether more than one manual is served (answers then name each unit's gerencia)."""
+        return len(self.manuals) > 1
+
+    def manual_of(self, unit: Unit) -> Manual:
+        """The manual a catalogued unit belongs to."""
+        return self._manual_of[id(unit)]
 
     def find_units(self, text: str) -> list[_Mention]:
         """Units named in a text, longest alias first, without overlaps."""
@@ -393,13 +439,44 @@ class Catalog:
         for pattern, unit, manual in self._alias_patterns:
             for m in pattern.finditer(folded):
                 if any(m.start() < e and s < m.end() for s, e in taken):
-                    continue
-                if any(f.unit.name == unit.name for f in found):
+                    # The same name in two manuals ("Área de Ventas" twice) is two mentions of one span.
+                    same = [f for f in found if (f.start, f.end) == (m.start(), m.end())]
+                    if not same or any(f.manual.id == manual.id for f in same):
+                        continue
+                elif any(f.unit is unit for f in found):
                     continue
                 taken.append((m.start(), m.end()))
                 found.append(_Mention(unit, manual, m.start(), m.end()))
         found.sort(key=lambda x: x.start)
         return found
+
+    def find_units_by_words(self, text: str, expansion: str) -> list[_Mention]:
+        """Units every word of whose name is in the text or its glossary translation, at least one of them in
+        the text itself: "the credit management" → Gerencia de Créditos, "payroll unit" → Unidad de Planillas."""
+        own = {stem(t) for t in tokens(text)}
+        have = own | {stem(t) for t in tokens(expansion)}
+        best: list[tuple[int, Unit, Manual]] = []
+        for u, m in self.units:
+            words = {stem(t) for t in tokens(u.name) if t not in STOP_ES and len(t) > 2}
+            if len(words) >= 2 and words <= have and words & own:
+                best.append((len(words), u, m))
+        if not best:
+            return []
+        top = max(n for n, _u, _m in best)
+        return [_Mention(u, m, -1, -1) for n, u, m in best if n == top]
+
+    def mask_names(self, folded: str) -> str:
+        """A folded text with every unit and position name blanked out."""
+        for pattern, _u, _m in self._alias_patterns:
+            folded = pattern.sub(lambda m: " " * len(m.group(0)), folded)
+        for pattern, _name in self._position_patterns:
+            folded = pattern.sub(lambda m: " " * len(m.group(0)), folded)
+        return folded
+
+    def find_manuals(self, text: str) -> list[Manual]:
+        """Manuals a text names by their code ("901 0903")."""
+        folded = fold(text)
+        return [m for pattern, m in self._code_patterns if pattern.search(folded)]
 
     def find_positions(self, text: str) -> list[str]:
         """Positions named in a text (their manual spelling), longest first, without overlaps."""
@@ -430,23 +507,61 @@ class Catalog:
         key = fold(position)
         return [(u, m) for u, m in self.units if any(fold(p) == key for p in u.positions)]
 
-    def unit(self, name: str | None) -> tuple[Unit, Manual] | None:
-        """The unit with this exact name."""
+    def unit(self, name: str | None, manual: str | None = None) -> tuple[Unit, Manual] | None:
+        """The unit with this exact name (in this manual, when one is given)."""
+        if manual is not None:
+            return self._by_key.get((manual, name or ""))
         return next(((u, m) for u, m in self.units if u.name == name), None)
 
+    def parent(self, unit: Unit) -> Unit | None:
+        """The unit this one hangs from, in its own manual."""
+        if unit.parent is None:
+            return None
+        pair = self._by_key.get((self.manual_of(unit).id, unit.parent))
+        return pair[0] if pair else None
+
     def children(self, unit: Unit) -> list[Unit]:
-        """Units whose parent is this unit."""
-        return [u for u, _m in self.units if u.parent == unit.name]
+        """Units whose parent is this unit, in its own manual."""
+        manual = self.manual_of(unit)
+        return [u for u in manual.units if u.parent == unit.name]
+
+    def tops(self, manuals: list[Manual] | None = None) -> list[tuple[Unit, Manual]]:
+        """The units with no parent (each manual's Gerencia or Dirección)."""
+        wanted = {m.id for m in (manuals if manuals is not None else self.manuals)}
+        return [(u, m) for u, m in self.units if u.parent is None and m.id in wanted]
 
     def top(self) -> tuple[Unit, Manual] | None:
-        """The unit with no parent (the Gerencia)."""
-        return next(((u, m) for u, m in self.units if u.parent is None), None)
+        """The unit with no parent of the first manual."""
+        tops = self.tops()
+        return tops[0] if tops else None
+
+    def label(self, unit: Unit) -> str:
+        """A unit's name for an answer, with its gerencia when several manuals are served."""
+        if not self.many or unit.parent is None:
+            return unit.name
+        return f"{unit.name} ({self.manual_of(unit).gerencia})"
+
+
+def _inside(name: str, text: str, spans: list[tuple[int, int]]) -> bool:
+    """Whether every occurrence of ``name`` in ``text`` (both folded) lies within one of the spans."""
+    found = list(_whole_words(name).finditer(text))
+    return bool(found) and all(any(s <= m.start() and m.end() <= e for s, e in spans) for m in found)
 
 
 def _cite(
     manual: Manual, unit: str | None, section: Section, numeral: str | None, quote: str, score: float = 1.0
 ) -> Citation:
-    return Citation(unit=unit, section=section, numeral=numeral, quote=quote, manual=manual.id, score=score)
+    return Citation(
+        unit=unit,
+        section=section,
+        numeral=numeral,
+        quote=quote,
+        manual=manual.id,
+        score=score,
+        manual_code=manual.code,
+        version=manual.version,
+        gerencia=manual.gerencia,
+    )
 
 
 def _date(d: object, lang: Lang) -> str:
@@ -494,7 +609,7 @@ class GroundedEngine:
         self.glossary = glossary
         self.scope = scope or []
         # Set by the chain: searches one unit's chunks, for questions that name the unit as a place.
-        self.search_in_unit: Callable[[str, str], list[Hit]] | None = None
+        self.search_in_unit: Callable[[str, str, str], list[Hit]] | None = None
 
     # --- entry point ---------------------------------------------------------------------------------
 
@@ -503,6 +618,7 @@ class GroundedEngine:
     ) -> Draft:
         """Compose the answer for a (standalone, sanitised) question, its hits and its typo-corrected form."""
         a = self.analyse(question, corrected or question, expansion)
+        hits = self._scoped_hits(a, hits)
         declined = self._out_of_scope(a, lang, hits)
         if declined is not None:
             return declined
@@ -514,6 +630,19 @@ class GroundedEngine:
             if draft is not None:
                 return draft
         return self._who_handles(a, lang, hits, expansion)
+
+    def _scoped_hits(self, a: _Analysis, hits: list[Hit]) -> list[Hit]:
+        """The hits of the manuals a question names ("… en la Gerencia de Créditos"), searched there if few."""
+        if not a.scoped or len(a.manuals) == len(self.catalog.manuals):
+            return hits
+        wanted = {m.id for m in a.manuals}
+        kept = [h for h in hits if h.chunk.manual_id in wanted]
+        if len(kept) < 3 and self.search_in_unit is not None:
+            known = {h.chunk.id for h in kept}
+            for manual_id in sorted(wanted):
+                kept += [h for h in self.search_in_unit(a.text, "", manual_id) if h.chunk.id not in known]
+            kept.sort(key=lambda h: -h.score)
+        return kept
 
     def analyse(self, question: str, corrected: str, expansion: str) -> _Analysis:
         """Find the units and positions a question names and the topic words left over."""
@@ -531,11 +660,16 @@ class GroundedEngine:
                 if own & {stem(t) for t in tokens(p)}
             ]
         units = self.catalog.find_units(fixed) or self.catalog.find_units(original)
+        if units and positions:
+            # "¿Quién dirige la Unidad de Secretaría del Comité?" names a unit, not the position "Secretaria".
+            spans_u = [(m.start, m.end) for m in units]
+            positions = [p for p in positions if not _inside(fold(p), fixed, spans_u)]
         explicit = bool(units)
         spans = self.glossary.match_spans(original) if self.glossary else []
         if not units and expansion:
-            # "the sales area" names Área de Ventas through the glossary ("sales" -> "ventas").
-            units = self.catalog.find_units(expansion)
+            # "the sales area" names Área de Ventas through the glossary ("sales" -> "ventas"); "the credit
+            # management" names Gerencia de Créditos when every word of the name is there, translated.
+            units = self.catalog.find_units_by_words(fixed, expansion) or self.catalog.find_units(expansion)
         if explicit:
             # Keep the most specific mention: "la agencia de San Miguel" is Agencia San Miguel, not Agencias.
             units = [
@@ -560,6 +694,18 @@ class GroundedEngine:
             ):
                 drop[i:j] = [True] * (j - i)
         words = [w for w, d in zip(toks, drop, strict=True) if not d and w not in _QUESTION_WORDS]
+        strong = units if explicit else [m for m in units if m.start < 0]  # named, or every word translated
+        if self.catalog.many:
+            # A gerencia named in other words ("the credit management") scopes the question too.
+            strong = strong + [
+                m
+                for m in self.catalog.find_units_by_words(fixed, expansion)
+                if m.unit.parent is None and all(o.unit is not m.unit for o in strong)
+            ]
+        manuals, scoped = self._scope(fixed, strong, positions)
+        if scoped and len(manuals) < len(self.catalog.manuals):
+            # Inside a named gerencia, another gerencia's unit name is only topic words ("activos extraordinarios").
+            units = [m for m in units if m.manual in manuals] or [m for m in strong if m.manual in manuals]
         return _Analysis(
             q=q,
             units=units,
@@ -567,7 +713,27 @@ class GroundedEngine:
             positions=positions,
             leftover=lexical_terms(" ".join(words)),
             text=corrected,
+            manuals=manuals,
+            scoped=scoped,
         )
+
+    def _scope(self, folded: str, units: list[_Mention], positions: list[str]) -> tuple[list[Manual], bool]:
+        """The manuals a question is about: named by code, by a unit, or by a position only some have."""
+        cat = self.catalog
+        named = cat.find_manuals(folded)
+        tops = [m for m in units if m.unit.parent is None]
+        if not named and tops:
+            # A named gerencia outweighs units of other gerencias that the question also mentions.
+            named = list({m.manual.id: m.manual for m in tops}.values())
+        if not named and units:
+            named = list({m.manual.id: m.manual for m in units}.values())
+        if not named and positions:
+            having = {m.id for p in positions for _u, m in cat.units_with_position(p)}
+            if having and len(having) < len(cat.manuals):
+                named = [m for m in cat.manuals if m.id in having]
+        if named:
+            return named, True
+        return list(cat.manuals), False
 
     # --- declining -----------------------------------------------------------------------------------
 
@@ -594,8 +760,10 @@ class GroundedEngine:
     def _out_of_scope(self, a: _Analysis, lang: Lang, hits: list[Hit]) -> Draft | None:
         # "¿Quién maneja el presupuesto de la agencia?" asks for a responsibility, which the manual may cover.
         asks_who = bool(_RESPONSIBILITY.search(a.q))
+        # Names of units and positions are not topics: "la Dirección de Administración" asks for no address.
+        q = self.catalog.mask_names(a.q)
         for topic in self.scope:
-            if (topic.always or not asks_who) and any(p.search(a.q) for p in topic.patterns):
+            if (topic.always or not asks_who) and any(p.search(q) for p in topic.patterns):
                 reason = (
                     f"El manual de organización y funciones no incluye {topic.es}."
                     if lang == "es"
@@ -641,11 +809,29 @@ class GroundedEngine:
 
     # --- the document itself -------------------------------------------------------------------------
 
-    def _meta(self, a: _Analysis, lang: Lang, hits: list[Hit]) -> Draft | None:
-        if not self.catalog.manuals or (a.units and a.explicit) or a.positions:
+    def _per_manual(self, drafts: list[Draft], lang: Lang) -> Draft | None:
+        """One draft per manual: a single one as it is, several as a short list, one item each."""
+        drafts = [d for d in drafts if d is not None and d.answered]
+        if not drafts:
             return None
-        q = a.q
-        m = self.catalog.manuals[0]
+        if len(drafts) == 1:
+            return drafts[0]
+        lead = (
+            f"La pregunta vale para los {len(drafts)} manuales:"
+            if lang == "es"
+            else f"This applies to each of the {len(drafts)} manuals:"
+        )
+        body = "\n\n".join("- " + d.text.replace("\n", "\n  ") for d in drafts)
+        return Draft(f"{lead}\n\n{body}", True, [c for d in drafts for c in d.citations])
+
+    def _meta(self, a: _Analysis, lang: Lang, hits: list[Hit]) -> Draft | None:
+        if not self.catalog.manuals or a.positions:
+            return None
+        if a.units and a.explicit and any(m.unit.parent is not None for m in a.units):
+            return None  # a question about a unit, not about a manual
+        return self._per_manual([d for m in a.manuals if (d := self._meta_for(m, a.q, lang))], lang)
+
+    def _meta_for(self, m: Manual, q: str, lang: Lang) -> Draft | None:
         about = bool(_ABOUT_MANUAL.search(q))
         parts: list[str] = []
         cites: list[Citation] = []
@@ -656,7 +842,15 @@ class GroundedEngine:
                 else f"The manual's code is **{m.code}**."
             )
             cites.append(_cite(m, None, "documento", None, m.code))
-        if about and _META_VERSION.search(q) and m.version and not _VERSION_NUM.search(q):
+        changes = bool(_CHANGE_WORDS.search(q))  # "what changed in the latest version?" is for the history
+        current = bool(_LATEST.search(q)) and not changes  # "what is the current version?"
+        if (
+            (about or current)
+            and not changes
+            and _META_VERSION.search(q)
+            and m.version
+            and not _VERSION_NUM.search(q)
+        ):
             parts.append(
                 f"La versión vigente es la **{m.version}**."
                 if lang == "es"
@@ -699,7 +893,11 @@ class GroundedEngine:
                 cites.append(_cite(m, None, "modificaciones", str(first.version), first.changes[0]))
         if not parts:
             if about and _OBJECTIVE.search(q) and m.purpose:
-                intro = "Objetivo del manual:" if lang == "es" else "The manual's stated purpose:"
+                intro = (
+                    f"Objetivo del manual {self._manual_name(m)}:"
+                    if lang == "es"
+                    else f"The stated purpose of the manual {self._manual_name(m)}:"
+                )
                 return Draft(
                     f"{intro}\n{_quote_block(m.purpose)}",
                     True,
@@ -713,10 +911,17 @@ class GroundedEngine:
     # --- change history ------------------------------------------------------------------------------
 
     def _history(self, a: _Analysis, lang: Lang, hits: list[Hit]) -> Draft | None:
-        manuals = [m for m in self.catalog.manuals if m.history]
-        if not manuals:
-            return None
-        m = manuals[0]
+        manuals = [m for m in a.manuals if m.history]
+        drafts = [d for m in manuals if (d := self._history_for(m, a, lang, hits))]
+        if len(drafts) > 1 and not _VERSION_NUM.search(a.q) and not _LATEST.search(a.q):
+            # "What changed with the Secretaria Ejecutiva?": the manuals whose history mentions it best.
+            hit_manuals = [h.chunk.manual_id for h in hits if h.chunk.section == "modificaciones"]
+            if hit_manuals and not a.scoped:
+                best = [d for d in drafts if d.citations and d.citations[0].manual == hit_manuals[0]]
+                drafts = best or drafts
+        return self._per_manual(drafts, lang)
+
+    def _history_for(self, m: Manual, a: _Analysis, lang: Lang, hits: list[Hit]) -> Draft | None:
         q = a.q
         number = _VERSION_NUM.search(q)
         top_is_history = bool(hits) and hits[0].chunk.section == "modificaciones"
@@ -760,11 +965,15 @@ class GroundedEngine:
                 if h.changes:
                     cites.append(_cite(m, None, "modificaciones", str(h.version), c))
         lead = (
-            "Según el historial de modificaciones del manual:"
+            f"Según el historial de modificaciones del manual {self._manual_name(m)}:"
             if lang == "es"
-            else "According to the manual's change history:"
+            else f"According to the change history of the manual {self._manual_name(m)}:"
         )
         return Draft(lead + "\n" + "\n".join(lines), True, cites)
+
+    def _manual_name(self, m: Manual) -> str:
+        """How an answer names a manual: its gerencia, code and version."""
+        return f"*{m.label}*"
 
     def _history_matches(self, m: Manual, keys: list[str], q: str, hits: list[Hit]) -> list[HistoryEntry]:
         """Entries that best match the question: named positions/units first, then shared words."""
@@ -793,8 +1002,19 @@ class GroundedEngine:
         q = a.q
         cat = self.catalog
         topic = leftover_topic(a.leftover)
+        if a.positions and _POSITIONS.search(q) and not _FUNCTIONS.search(q):
+            # "¿Qué puestos integran el staff del Gerente de Créditos?": the chart of the unit it heads.
+            key = fold(a.positions[0])
+            wanted = {m.id for m in a.manuals}
+            headed = [
+                (u, m)
+                for u, m in cat.units_with_position(a.positions[0])
+                if fold(u.head or "") == key and m.id in wanted
+            ]
+            if len(headed) == 1:
+                return self._positions(lang, [headed[0][0]], headed[0][1])
         if a.positions and not _FUNCTIONS.search(q):
-            if _REPORTS.search(q):
+            if _asks_reports(q):
                 return self._position_reports(lang, a.positions[0], a.units[0] if a.units else None)
             if _WHERE.search(q) or not topic:
                 return self._where_position(lang, a.positions[0])
@@ -802,23 +1022,24 @@ class GroundedEngine:
         asks_groups = _GROUP_WORDS.search(q) and (_COUNT.search(q) or (_LIST.search(q) and not topic))
         about_top = with_children or not a.units or a.units[0].unit.parent is None
         if asks_groups and not a.positions and about_top:
-            top = with_children[0] if with_children else None
-            pair = (top.unit, top.manual) if top else cat.top()
-            if pair:
-                return self._groups(lang, *pair)
+            if with_children:
+                return self._groups(lang, with_children[0].unit, with_children[0].manual)
+            return self._per_manual([self._groups(lang, u, m) for u, m in cat.tops(a.manuals)], lang)
         if not a.units:
             return None
         target = a.units[0]
         unit, manual = target.unit, target.manual
-        if _POSITIONS.search(q) and _REPORTS.search(q) and not _FUNCTIONS.search(q):
+        if unit.parent is not None and _BELONGS.search(q) and not a.positions and not _POSITIONS.search(q):
+            return self._unit_place(lang, unit, manual)
+        if _POSITIONS.search(q) and _asks_reports(q) and not _FUNCTIONS.search(q):
             return self._positions(
                 lang, [t.unit for t in a.units], manual
             )  # "qué puestos dependen del Gerente"
-        if _REPORTS.search(q) and not _HEAD.search(q):
+        if _asks_reports(q) and not _HEAD.search(q):
             return self._unit_reports(lang, unit, manual)
         if _HEAD.search(q) and not topic:
             draft = self._head(lang, unit, manual)
-            if _REPORTS.search(q):
+            if _asks_reports(q):
                 extra = self._unit_reports(lang, unit, manual)
                 draft = Draft(draft.text + "\n\n" + extra.text, True, draft.citations + extra.citations)
             return draft
@@ -850,16 +1071,40 @@ class GroundedEngine:
             )
         if lang == "es":
             text = (
-                f"La {top.name} está dividida en **{len(kids)} grupos de trabajo**, cuyas jefaturas dependen del "
-                f"{top.head}:\n" + "\n".join(rows)
+                f"La {top.name} tiene **{len(kids)} dependencias directas** (grupos de trabajo), cuyas jefaturas "
+                f"dependen del {top.head}:\n" + "\n".join(rows)
             )
         else:
             text = (
-                f"The {top.name} is divided into **{len(kids)} working groups**, whose heads report to the "
-                f"{top.head}:\n" + "\n".join(rows)
+                f"The {top.name} has **{len(kids)} units directly under it** (its work groups), whose heads report "
+                f"to the {top.head}:\n" + "\n".join(rows)
             )
+        if manual.structure_intro:
+            # The manual's own sentence ("… está dividida en 6 grupos de trabajo:"), quoted.
+            text += "\n\n" + _quote_block(manual.structure_intro)
         quote = manual.structure_intro or "\n".join(k.name for k in kids)
         return Draft(text, True, [_cite(manual, top.name, "organigrama", None, quote)])
+
+    def _unit_place(self, lang: Lang, unit: Unit, manual: Manual) -> Draft:
+        """Where a unit sits: its gerencia (manual) and the chain of units above it."""
+        chain: list[Unit] = []
+        parent = self.catalog.parent(unit)
+        while parent is not None and len(chain) < 10:
+            chain.append(parent)
+            parent = self.catalog.parent(parent)
+        path = " → ".join(f"**{u.name}**" for u in reversed(chain))
+        if lang == "es":
+            text = (
+                f"**{unit.name}** pertenece a la **{manual.gerencia}** (manual {manual.code}, versión "
+                f"{manual.version}). Ubicación en la estructura: {path} → **{unit.name}**."
+            )
+        else:
+            text = (
+                f"**{unit.name}** belongs to the **{manual.gerencia}** (manual {manual.code}, version "
+                f"{manual.version}). Place in the structure: {path} → **{unit.name}**."
+            )
+        quote = "\n".join(unit.positions) or unit.name
+        return Draft(text, True, [_cite(manual, unit.name, "organigrama", None, quote)])
 
     def _head(self, lang: Lang, unit: Unit, manual: Manual) -> Draft:
         kids = self.catalog.children(unit)
@@ -881,7 +1126,8 @@ class GroundedEngine:
         return Draft(text, True, [_cite(manual, unit.name, "organigrama", None, unit.head)])
 
     def _unit_reports(self, lang: Lang, unit: Unit, manual: Manual) -> Draft:
-        parent = self.catalog.unit(unit.parent)
+        parent_unit = self.catalog.parent(unit)
+        parent = (parent_unit, manual) if parent_unit is not None else None
         if parent is None:
             text = (
                 f"{_unit_label(self.catalog, unit)} es la unidad superior de este manual (a cargo del "
@@ -894,9 +1140,9 @@ class GroundedEngine:
         p, pm = parent
         if p.head and unit.head and fold(p.head) == fold(unit.head):
             # An agency's Jefe de Agencia reports through the group (Agencias) to the group's parent.
-            grand = self.catalog.unit(p.parent)
-            if grand:
-                p, pm = grand
+            grand = self.catalog.parent(p)
+            if grand is not None:
+                p = grand
         who = unit.head or unit.name
         if lang == "es":
             text = f"El **{who}** ({unit.name}) depende de la **{p.name}**, a cargo del **{p.head}**."
@@ -917,15 +1163,15 @@ class GroundedEngine:
         seen: set[str] = set()
         for unit, manual in places:
             if fold(unit.head or "") == fold(position):
-                boss_pair = self.catalog.unit(unit.parent)
-                if boss_pair is None:
+                found = self.catalog.parent(unit)
+                if found is None:
                     continue
-                boss = boss_pair[0]
+                boss = found
                 if boss.head and fold(boss.head) == fold(position):
-                    boss_pair = self.catalog.unit(boss.parent)
-                    if boss_pair is None:
+                    found = self.catalog.parent(boss)
+                    if found is None:
                         continue
-                    boss = boss_pair[0]
+                    boss = found
                 if boss.name in seen:
                     continue
                 seen.add(boss.name)
@@ -965,10 +1211,13 @@ class GroundedEngine:
         ]
         cites = [_cite(m, u.name, "organigrama", None, "\n".join(u.positions)) for u, m in places]
         names = []
-        for u, _m in places:
-            parent = self.catalog.unit(u.parent)
-            inner = parent is not None and parent[0].parent is not None
-            names.append(f"**{u.name}**" + (f" ({u.parent})" if inner else ""))
+        for u, m in places:
+            parent = self.catalog.parent(u)
+            inner = parent is not None and parent.parent is not None
+            where = [u.parent] if inner and u.parent else []
+            if self.catalog.many and u.parent is not None:
+                where.append(m.gerencia)
+            names.append(f"**{u.name}**" + (f" ({', '.join(where)})" if where else ""))
         head_of = [u.name for u, _m in places if fold(u.head or "") == fold(position)]
         if lang == "es":
             text = (
@@ -1025,11 +1274,11 @@ class GroundedEngine:
 
     def _owner(self, unit: Unit, attr: str) -> Unit:
         """The unit whose objective/functions apply: a sub-unit shares its group's."""
-        parent = self.catalog.unit(unit.parent)
-        if parent and parent[0].parent is not None and getattr(parent[0], attr) == getattr(unit, attr):
-            return parent[0]
+        parent = self.catalog.parent(unit)
+        if parent and parent.parent is not None and getattr(parent, attr) == getattr(unit, attr):
+            return parent
         if not getattr(unit, attr) and parent:
-            return parent[0]
+            return parent
         return unit
 
     def _objective(self, lang: Lang, unit: Unit, manual: Manual) -> Draft:
@@ -1050,18 +1299,20 @@ class GroundedEngine:
         text = lead + "\n" + _quote_block(owner.objective)
         cites = [_cite(manual, owner.name, "objetivo", None, owner.objective)]
         twins = [
-            u
-            for u, _m in self.catalog.units
-            if u.objective == owner.objective and u.name != owner.name and u.parent != owner.name
+            (u, m)
+            for u, m in self.catalog.units
+            if u.objective == owner.objective
+            and u is not owner
+            and not (u.parent == owner.name and m is manual)
         ]
         if twins:
-            names = _and([f"**{u.name}**" for u in twins], lang)
+            names = _and([f"**{self.catalog.label(u)}**" for u, _m in twins], lang)
             text += (
                 f"\n\n{names} tiene exactamente el mismo objetivo."
                 if lang == "es"
                 else f"\n\n{names} has exactly the same objective."
             )
-            cites += [_cite(manual, u.name, "objetivo", None, u.objective) for u in twins]
+            cites += [_cite(m, u.name, "objetivo", None, u.objective) for u, m in twins]
         return Draft(text, True, cites)
 
     def _functions(self, lang: Lang, unit: Unit, manual: Manual) -> Draft:
@@ -1094,11 +1345,14 @@ class GroundedEngine:
         return dense, min(1.0, (covered + translated) / len(leftover))
 
     def _who_handles(self, a: _Analysis, lang: Lang, hits: list[Hit], expansion: str) -> Draft:
-        dense, share = self.support(hits, a.leftover, expansion)
-        if dense < self.settings.refusal_threshold or (
-            share < self.settings.min_lexical_support and dense < self.settings.confident_threshold
-        ):
-            return self._decline(lang, hits)
+        scorer: SupportScorer | None = getattr(self, "support_scorer", None)
+        if scorer is None:
+            # No calibrated model (unit tests with fakes): the older cosine + word-share gate.
+            dense, share = self.support(hits, a.leftover, expansion)
+            if dense < self.settings.refusal_threshold or (
+                share < self.settings.min_lexical_support and dense < self.settings.confident_threshold
+            ):
+                return self._decline(lang, hits)
         duties = [h for h in hits if h.chunk.section in ("funciones", "objetivo")]
         if not duties:
             if a.units and not leftover_topic(a.leftover):
@@ -1108,13 +1362,13 @@ class GroundedEngine:
         # A unit named as a place ("at management level", "in an agency") rather than as the topic of the duty
         # ("activos extraordinarios" inside a Ventas function) steers the choice among near-equal lines.
         places = {
-            m.unit.name
+            (m.manual.id, m.unit.name)
             for m in a.units
             if not any(t in fold(best.chunk.quote) for t in tokens(m.unit.name) if len(t) > 3)
         }
         if places and self.search_in_unit is not None:
-            for place in sorted(places):
-                found = self.search_in_unit(a.text, place)
+            for manual_id, place in sorted(places):
+                found = self.search_in_unit(a.text, place, manual_id)
                 known = {h.chunk.id for h in duties}
                 duties += [
                     h
@@ -1123,7 +1377,12 @@ class GroundedEngine:
                 ]
         if places:
             located = sorted(
-                (h for h in duties if h.chunk.unit in places or h.chunk.parent in places),
+                (
+                    h
+                    for h in duties
+                    if (h.chunk.manual_id, h.chunk.unit) in places
+                    or (h.chunk.manual_id, h.chunk.parent) in places
+                ),
                 key=lambda h: -h.score,
             )
             if located and located[0].score >= best.score - self.settings.place_margin:
@@ -1150,22 +1409,134 @@ class GroundedEngine:
                 group.append(h)
             if len(group) >= self.settings.max_quotes:
                 break
-        return self._compose_duties(lang, self._with_twins(group))
+        if scorer is None:
+            return self._compose_duties(lang, self._with_twins(group))
+        return self._judged(a, lang, hits, group, scorer)
+
+    # --- support of a "who handles" answer (see assistant/support.py) ---------------------------------
+
+    def topic_phrase(self, a: _Analysis, vocabulary: frozenset[str] = frozenset()) -> str:
+        """The question's topic: without question words, politeness and the units or positions it names
+        only as places (a unit name whose words no duty line uses, e.g. "Santa Ana")."""
+        text = a.text
+        folded = fold(text)
+        same = len(folded) == len(text)
+        spans = [(m.start, m.end) for m in self.catalog.find_units(folded)]
+        for p in self.catalog.find_positions(folded):
+            m = _whole_words(fold(p)).search(folded)
+            if m:
+                spans.append((m.start(), m.end()))
+        kept: list[str] = []
+        for m in re.finditer(r"[a-z0-9ñ]+", folded):
+            w = m.group(0)
+            if w in _QUESTION_WORDS or w in STOP_ES or w in STOP_EN or w in POLITE:
+                continue
+            inside = any(s <= m.start() and m.end() <= e for s, e in spans)
+            if inside and stem(w) not in vocabulary:
+                continue
+            kept.append(text[m.start() : m.end()] if same else w)
+        return " ".join(kept)
+
+    def support_candidates(
+        self, a: _Analysis, hits: list[Hit], group: list[Hit], scorer: SupportScorer
+    ) -> tuple[str, list[Scored]]:
+        """The topic phrase and the scored candidate lines: the chosen group first, then other duty hits."""
+        topic = self.topic_phrase(a, scorer.duty_vocabulary)
+        seen: set[str] = set()
+        pool: list[tuple[Chunk, float]] = []
+        for h in [*group, *hits]:
+            if h.chunk.section in ("funciones", "objetivo") and h.chunk.id not in seen:
+                seen.add(h.chunk.id)
+                pool.append((h.chunk, h.dense))
+        manuals = {m.id for m in a.manuals} if a.manuals else None
+        scored = scorer.score(topic, pool, manuals)
+        hook = getattr(self, "on_support", None)
+        if hook is not None:
+            hook(topic, scored[0] if scored else None, scored)
+        return topic, scored
+
+    def _judged(
+        self, a: _Analysis, lang: Lang, hits: list[Hit], group: list[Hit], scorer: SupportScorer
+    ) -> Draft:
+        """Answer with the group when its lead line covers the topic; else say no unit is assigned it."""
+        topic, scored = self.support_candidates(a, hits, group, scorer)
+        if not scored:
+            return self._decline(lang, hits)
+        lead = scored[0]
+        threshold = self.settings.support_threshold
+        if not topic or lead.features["known"] <= 0.0:
+            if a.units and not leftover_topic(a.leftover):
+                return self._functions(lang, a.units[0].unit, a.units[0].manual)
+            return self._uncovered(lang, hits, topic, lead, lead)  # chit-chat: no word the manuals use
+        if lead.support >= threshold:
+            kept = [group[0]] + [
+                h for h, s in zip(group[1:], scored[1 : len(group)], strict=False) if s.support >= threshold
+            ]
+            draft = self._compose_duties(lang, self._with_twins(kept))
+            draft.support = lead.support
+            return draft
+        return self._uncovered(lang, hits, topic, lead, max(scored, key=lambda s: s.support))
+
+    def _uncovered(self, lang: Lang, hits: list[Hit], topic: str, lead: Scored, closest: Scored) -> Draft:
+        """No line covers the topic: chit-chat gets what the assistant can do; a related duty, a pointer."""
+        if not topic or lead.features["known"] <= 0.0:
+            text = (
+                "Solo puedo responder preguntas sobre el Manual de Organización y Funciones: qué unidad se "
+                "encarga de una tarea, quién dirige cada unidad, sus puestos, a quién reportan y los cambios "
+                "del manual."
+                if lang == "es"
+                else "I can only answer questions about the Organisation and Functions Manual: which unit "
+                "handles a task, who heads each unit, its positions, whom it reports to and the manual's "
+                "changes."
+            )
+            return Draft(text, False, support=lead.support)
+        if closest.features["coverage"] <= 0.0 and closest.features["dense_topic"] < 0.8:
+            draft = self._decline(lang, hits)
+            draft.support = lead.support
+            return draft
+        c = closest.chunk
+        pair = self.catalog.unit(c.unit, c.manual_id)
+        unit = self.catalog.label(pair[0]) if pair else (c.unit or "")
+        if c.section == "objetivo":
+            where = f"{unit}, objetivo" if lang == "es" else f"{unit}, objective"
+        else:
+            where = f"{unit}, función {c.numeral}" if lang == "es" else f"{unit}, function {c.numeral}"
+        text = (
+            f"El manual no asigna «{topic}» a ninguna unidad. Lo más cercano: «{c.quote}» ({where})."
+            if lang == "es"
+            else f"The manual does not assign «{topic}» to any unit. The closest: «{c.quote}» ({where})."
+        )
+        cite = Citation(
+            unit=c.unit,
+            section=c.section,
+            numeral=c.numeral,
+            quote=c.quote,
+            manual=c.manual_id,
+            score=closest.support,
+            manual_code=c.manual_code,
+            version=c.manual_version,
+            gerencia=c.gerencia,
+        )
+        return Draft(text, False, [cite], support=lead.support)
 
     def _with_twins(self, group: list[Hit]) -> list[Hit]:
         """Add the units whose manual lists the very same duty line: the same duty in several units."""
         out = list(group)
-        seen = {(h.chunk.unit, fold(h.chunk.quote)) for h in group}
+        seen = {(h.chunk.manual_id, h.chunk.unit, fold(h.chunk.quote)) for h in group}
         for h in group:
             if h.chunk.section != "funciones":
                 continue
             key = fold(h.chunk.quote)
-            for unit, f in self.catalog.duties.get(key, []):
-                if (unit.name, key) in seen:
+            for unit, manual, f in self.catalog.duties.get(key, []):
+                if (manual.id, unit.name, key) in seen:
                     continue
-                seen.add((unit.name, key))
+                seen.add((manual.id, unit.name, key))
                 chunk = h.chunk.model_copy(
                     update={
+                        "manual_id": manual.id,
+                        "manual_version": manual.version,
+                        "manual_code": manual.code,
+                        "gerencia": manual.gerencia,
                         "unit": unit.name,
                         "parent": unit.parent,
                         "head": unit.head,
@@ -1177,13 +1548,13 @@ class GroundedEngine:
         return out
 
     def _compose_duties(self, lang: Lang, group: list[Hit]) -> Draft:
-        by_unit: dict[str, list[Hit]] = {}
+        by_unit: dict[tuple[str, str], list[Hit]] = {}
         for h in group:
-            by_unit.setdefault(h.chunk.unit or "", []).append(h)
+            by_unit.setdefault((h.chunk.manual_id, h.chunk.unit or ""), []).append(h)
         blocks: list[str] = []
         cites: list[Citation] = []
-        for unit_name, items in by_unit.items():
-            pair = self.catalog.unit(unit_name)
+        for (manual_id, unit_name), items in by_unit.items():
+            pair = self.catalog.unit(unit_name, manual_id)
             unit = pair[0] if pair else None
             label = _unit_label(self.catalog, unit) if unit else f"**{unit_name}**"
             head = (unit.head if unit else None) or items[0].chunk.head
@@ -1205,6 +1576,9 @@ class GroundedEngine:
                         quote=h.chunk.quote,
                         manual=h.chunk.manual_id,
                         score=h.score,
+                        manual_code=h.chunk.manual_code,
+                        version=h.chunk.manual_version,
+                        gerencia=h.chunk.gerencia,
                     )
                 )
             blocks.append(f"{who}, " + "\n".join(lines))
@@ -1225,9 +1599,10 @@ class GroundedEngine:
 
 def _unit_label(cat: Catalog, unit: Unit) -> str:
     kids = cat.children(unit)
+    where = f", {cat.manual_of(unit).gerencia}" if cat.many and unit.parent is not None else ""
     if kids and unit.parent is not None:
-        return f"**{unit.name}** ({', '.join(k.name for k in kids)})"
-    return f"**{unit.name}**"
+        return f"**{unit.name}** ({', '.join(k.name for k in kids)}{where})"
+    return f"**{unit.name}**" + (f" ({where[2:]})" if where else "")
 
 
 _STRUCTURAL = (

@@ -225,6 +225,14 @@ def quote_is_verbatim(quote: str, references: Sequence[str]) -> bool:
 # --- one question ----------------------------------------------------------------------------------
 
 
+def _answered_elsewhere(question: Question, response: Response) -> bool:
+    """An answer to a question about manual X that cites only other manuals (by code)."""
+    if not question.manual or not response.answered or not response.citations:
+        return False
+    codes = [str(c.get("manual_code") or "") for c in response.citations]
+    return all(code and code != question.manual for code in codes)
+
+
 def score_question(question: Question, response: Response, references: Sequence[str]) -> dict[str, Any]:
     """The per-question record written to OUT.json: the response plus every flag the metrics read."""
     texts = [s.text for s in response.sources]
@@ -271,8 +279,11 @@ def score_question(question: Question, response: Response, references: Sequence[
             ndcg_at_5=None,
             evidence_at_1000=None,
             missing_must=[],
-            # For a question the manual does not cover, declining is the correct answer.
-            correct=not response.answered,
+            # For a question the manual does not cover, declining is the correct answer. When several manuals
+            # are served, another gerencia's manual may cover it: an answer that cites only other manuals than
+            # the one the question is about is right too (it names no unit of this manual).
+            answered_elsewhere=_answered_elsewhere(question, response),
+            correct=not response.answered or _answered_elsewhere(question, response),
         )
     record["sources"] = [
         {"text": s.text, "unit": s.unit, "section": s.section, "numeral": s.numeral, "score": s.score,
@@ -344,7 +355,7 @@ def aggregate(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "evidence_at_1000": mean(r["evidence_at_1000"] for r in answerable),
         "correctness": mean(r["correct"] for r in answerable),
         "false_refusals": mean(not r["answered"] for r in answerable),
-        "refusal_accuracy": mean(not r["answered"] for r in unanswerable),
+        "refusal_accuracy": mean(bool(r["correct"]) for r in unanswerable),
         "accuracy": mean(r["correct"] for r in records),
         "citation_validity": mean(c["valid"] for c in citations),
         "n_citations": len(citations),

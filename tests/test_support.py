@@ -1,0 +1,154 @@
+"""The support check of "who handles X" answers: measured features, a calibrated score, a validated file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from assistant.models import Chunk
+from assistant.support import (
+    DEFAULT_MODEL_PATH,
+    FEATURES,
+    SupportModel,
+    SupportModelError,
+    SupportScorer,
+    fit_logistic,
+)
+from tests.fakes import HashEmbedder
+
+LINES = [
+    ("Controlar los valúos y revalúos de los activos extraordinarios del Fondo.", "Activos"),
+    ("Administrar el inventario de activos extraordinarios del Fondo.", "Activos"),
+    ("Atender las quejas de los clientes del Fondo.", "Atención"),
+    ("Promover los productos del Fondo a los clientes.", "Ventas"),
+    ("Desarrollar investigaciones de mercado.", "Ventas"),
+    ("Formalizar créditos hipotecarios en la zona de Santa Ana.", "Agencia"),
+    ("Recuperar los créditos en mora del Fondo.", "Agencia"),
+]
+
+
+def _chunks() -> list[Chunk]:
+    return [
+        Chunk(
+            id=f"c{i}",
+            text=f"{unit}: {line}",
+            quote=line,
+            manual_id="m",
+            section="funciones",
+            unit=unit,
+            numeral=str(i + 1),
+        )
+        for i, (line, unit) in enumerate(LINES)
+    ]
+
+
+def _model() -> SupportModel:
+    """A hand-set model that trusts coverage most, as the fitted one does."""
+    weights = {"coverage": 4.0, "missing_known": -2.0, "missing": -2.0, "dense_topic": 1.0, "known": 1.0}
+    return SupportModel(
+        FEATURES,
+        tuple(weights.get(f, 0.0) for f in FEATURES),
+        -1.5,
+        tuple(0.0 for _ in FEATURES),
+        tuple(1.0 for _ in FEATURES),
+        0.5,
+    )
+
+
+@pytest.fixture
+def scorer() -> SupportScorer:
+    chunks = _chunks()
+    embedder = HashEmbedder()
+    vectors = embedder.encode_passages([c.text for c in chunks])
+    return SupportScorer(chunks, vectors, embedder.embed_query, _model())
+
+
+def _support(scorer: SupportScorer, topic: str, line: int) -> float:
+    chunk = scorer.chunks[line]
+    return scorer.score(topic, [(chunk, 0.8)])[0].support
+
+
+def test_words_in_many_lines_weigh_less_than_rare_ones(scorer):
+    assert scorer.weight("fond") < scorer.weight("valu")
+    assert scorer.weight("never-seen") == 1.0
+
+
+def test_a_covering_line_scores_above_a_line_sharing_only_a_generic_word(scorer):
+    covering = _support(scorer, "valúos activos extraordinarios", 0)
+    generic = _support(scorer, "contabilidad general del Fondo", 1)
+
+    assert covering > scorer.model.threshold > generic
+
+
+def test_place_name_overlap_alone_does_not_pass(scorer):
+    # "Santa Ana" is in the line, the topic (the weather) is not.
+    assert _support(scorer, "va a llover hoy en Santa Ana", 5) < scorer.model.threshold
+
+
+def test_chit_chat_has_no_known_topic_word(scorer):
+    scored = scorer.score("tell joke accountants", [(scorer.chunks[4], 0.8)])[0]
+
+    assert scored.features["known"] == 0.0
+
+
+def test_features_are_all_measured_and_finite(scorer):
+    scored = scorer.score("quejas clientes", [(scorer.chunks[2], 0.8)])[0]
+
+    assert set(scored.features) == set(FEATURES)
+    assert all(np.isfinite(v) for v in scored.features.values())
+    assert scored.features["agreement"] == 1.0  # dense and lexical ranks both put this line first
+    assert 0.0 <= scored.support <= 1.0
+
+
+def test_idf_is_computed_over_every_manual(scorer):
+    other = Chunk(
+        id="x", text="x", quote="Llevar la contabilidad general.", manual_id="other", section="funciones"
+    )
+    both = SupportScorer([*scorer.chunks, other], None, None, _model())
+
+    assert "contabil" in both.vocabulary and "contabil" not in scorer.vocabulary
+    assert both.score("contabilidad", [(other, 0.8)], manuals={"other"})[0].features["coverage"] == 1.0
+
+
+def test_fit_logistic_separates_separable_data():
+    x = np.array([[0.1, 0.0], [0.2, 0.1], [0.8, 0.9], [0.9, 1.0]])
+    y = np.array([0.0, 0.0, 1.0, 1.0])
+    w, b, mean, scale = fit_logistic(x, y)
+    z = (x - mean) / scale @ w + b
+
+    assert (z[y == 1] > 0).all() and (z[y == 0] < 0).all()
+
+
+def test_the_shipped_model_loads_and_names_known_features():
+    model = SupportModel.load(DEFAULT_MODEL_PATH)
+
+    assert set(model.features) <= set(FEATURES)
+    assert 0.0 <= model.threshold <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"weights": [1.0]}, "'weights' must be a list of"),
+        ({"features": ["dense_topic", "shoe_size"]}, "unknown feature"),
+        ({"scale": None}, "'scale' must be a list"),
+        ({"threshold": 3}, "'threshold' in \\[0, 1\\]"),
+        ({"bias": "x"}, "must be numbers"),
+    ],
+)
+def test_a_malformed_model_file_is_refused_with_the_fix(tmp_path, change, message):
+    data = _model().to_json()
+    data.update(change)
+    path = tmp_path / "support.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+    with pytest.raises(SupportModelError, match=message) as err:
+        SupportModel.load(path)
+    assert "python -m evals.calibrate" in str(err.value)
+
+
+def test_a_missing_model_file_names_the_command_that_writes_it(tmp_path):
+    with pytest.raises(SupportModelError, match=r"evals\.calibrate"):
+        SupportModel.load(tmp_path / "absent.json")
