@@ -45,6 +45,9 @@ def read_corpus(corpus_dir: str | Path) -> CorpusReport:
                 sha256=doc.sha256,
                 chunks=chunk_manual(manual),
                 structure=manual.model_dump(mode="json"),
+                code=manual.code,
+                version=manual.version,
+                effective_date=manual.effective_date.isoformat() if manual.effective_date else None,
             )
         )
     return report

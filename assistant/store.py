@@ -64,6 +64,18 @@ class Manifest:
         """Serialise as pretty JSON."""
         return json.dumps(asdict(self), ensure_ascii=False, indent=2, sort_keys=True)
 
+    def editions(self) -> dict[str, dict[str, Any]]:
+        """Per manual id: its code, version number and effective date (ISO). Manifests written before these
+        were recorded are read from the stored structure instead."""
+        out = {}
+        for manual_id, entry in self.manuals.items():
+            structure = entry.get("structure") or {}
+            out[manual_id] = {
+                key: entry[key] if key in entry else structure.get(key, default)
+                for key, default in (("code", ""), ("version", None), ("effective_date", None))
+            }
+        return out
+
     @classmethod
     def from_json(cls, text: str | bytes) -> Manifest:
         """Parse, raising `IndexMissingError` for anything unreadable."""
@@ -87,6 +99,10 @@ class ManualSource:
     chunks: list[Chunk]
     # The parsed manual, stored with the index so that answers always match what was indexed.
     structure: dict[str, Any] | None = None
+    # Which version of which manual this is (several versions of one code are indexed side by side).
+    code: str = ""
+    version: int | None = None
+    effective_date: str | None = None  # ISO date
 
 
 @dataclass
@@ -283,6 +299,9 @@ class Store:
                         "sha256": m.sha256,
                         "chunks": len(m.chunks),
                         "structure": m.structure,
+                        "code": m.code,
+                        "version": m.version,
+                        "effective_date": m.effective_date,
                     }
                     for m in manuals
                 },
