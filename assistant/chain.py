@@ -10,15 +10,18 @@ from many threads (reads only).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, Literal
 
 from langchain_core.runnables import Runnable, RunnableLambda
 
+from assistant.chunk import spanish_date
 from assistant.embed import get_embedder
 from assistant.errors import AssistantError, StoreUnavailableError
 from assistant.grounded import Catalog, Draft, GroundedEngine, load_scope
@@ -29,6 +32,7 @@ from assistant.settings import Settings
 from assistant.store import OpenIndex, Store
 from assistant.support import attach_support
 from assistant.text import STOP_EN, STOP_ES, Speller, detect_language, fold, tokens
+from assistant.versions import Catalogue, Resolution, format_date, resolve
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,11 @@ _PRONOUN = re.compile(r"\b(los|las|lo|la|les|them|it|those|these|that|this|esos|
 _SHAPE = frozenset(
     "quien quienes que cual cuales como donde cuando who which what how where when and y handles handle "
     "encarga maneja hace does do".split()
+)
+# A follow-up about a unit itself (its positions, head, objective, "that area"), not about a duty's topic.
+_ABOUT_UNIT = re.compile(
+    r"\b(that|this|esa|esta|dicha) (area|unit|unidad|office|oficina|department|departamento|dependencia)\b|"
+    r"\b(positions?|puestos?|cargos|heads?|dirige|jefe|jefa|objective|objetivo|reports? to|reporta)\b"
 )
 _ABOUT_MANUAL = re.compile(r"\b(manual|documento|document|mof)\b")
 # The grounded engine's "who handles" answers (and their honest "not assigned" form) open this way.
@@ -98,7 +107,17 @@ def condense(question: str, history: History | None, catalog: Catalog) -> str:
     if not (_FOLLOW_UP.search(folded) or len(words) <= 6):
         return question
     own = [w for w in words if w not in STOP_ES and w not in STOP_EN and w not in _SHAPE]
-    for user, bot in reversed(list(history)):
+    turns = list(history)
+    about_unit = bool(_ABOUT_UNIT.search(folded))
+    for k in range(len(turns) - 1, -1, -1):
+        # An earlier follow-up is read as it was resolved ("who heads it?" after "¿Cuándo se creó? (Sucursal
+        # Paseo)"), so a chain of follow-ups keeps its unit.
+        user, bot = condense(turns[k][0], turns[:k], catalog), turns[k][1]
+        if about_unit and not catalog.find_units(user) and not catalog.find_positions(user):
+            # "what positions are in that area?" after a duty answer: the unit that answered it.
+            mentions = catalog.find_units(bot)
+            if mentions and _DUTY_ANSWER.search(bot):
+                return f"{question} ({mentions[0].unit.name})"
         mentions = catalog.find_units(user)
         if mentions:
             return f"{question} ({mentions[0].unit.name})"
@@ -139,10 +158,12 @@ class Assistant:
         self.glossary = Glossary.load(settings.retrieval.glossary)
         self.retriever = HybridRetriever(index, embedder, settings.retrieval, self.glossary)
         self._reopen_lock = threading.Lock()
-        scope = load_scope(settings.answer.scope)
-        # One engine over every manual, and one per manual for questions asked with a manual filter.
-        self.grounded = self._engine(manuals, scope)
-        self._engines = {m.id: self._engine([m], scope) for m in manuals}
+        self._scope = load_scope(settings.answer.scope)
+        # Engines by the set of manuals they answer from, built on demand (a manual filter, a past version);
+        # `grounded` answers from the versions in force of every gerencia.
+        self._engines: dict[frozenset[str], GroundedEngine] = {}
+        self._engines_lock = threading.Lock()
+        self.grounded = self._engine_for([m.id for m in Catalogue(manuals, settings.as_of).in_force()])
         self.speller = Speller(self._vocabulary())
         self._chunk_by_key = _chunks_by_citation_key(index)
         self.llm = llm
@@ -150,25 +171,39 @@ class Assistant:
             RunnableLambda(self._prepare) | RunnableLambda(self._retrieve) | RunnableLambda(self._compose)
         )
 
-    def _engine(self, manuals: list[Manual], scope: list[Any]) -> GroundedEngine:
-        engine = GroundedEngine(manuals, self.settings.answer, self.glossary, scope)
-        engine.search_in_unit = lambda q, unit, manual: self.retriever.search(
-            q, k=8, unit=unit or None, mode=self.retrieval_mode, manual=manual
-        )
+    def _engine_for(self, manual_ids: Sequence[str]) -> GroundedEngine:
+        """The engine answering from exactly these manuals (cached: a few distinct sets ever occur)."""
+        key = frozenset(manual_ids)
+        engine = self._engines.get(key)
+        if engine is not None:
+            return engine
+        with self._engines_lock:
+            engine = self._engines.get(key)
+            if engine is None:
+                chosen = [m for m in self.manuals if m.id in key]
+                engine = GroundedEngine(chosen, self.settings.answer, self.glossary, self._scope)
+                engine.archive = list(self.manuals)
+                engine.learn_renames()
+                engine.search_in_unit = lambda q, unit, manual: self.retriever.search(
+                    q, k=8, unit=unit or None, mode=self.retrieval_mode, manual=manual
+                )
+                engine.support_scorer = getattr(self, "_support_scorer", None)
+                self._engines[key] = engine
         return engine
 
-    def manual_id(self, manual: str | None) -> str | None:
-        """The id of the manual a filter names (its code, id or gerencia); None for all manuals.
+    def manual_ids(self, manual: str | None) -> list[str] | None:
+        """The ids of the manuals a filter names: one id, or every version of a code or gerencia; None for all.
 
         Raises `AssistantError` for a filter that names no served manual.
         """
         if manual is None or not manual.strip() or fold(manual.strip()) in _ALL_MANUALS:
             return None
         key = fold(" ".join(manual.split()))
-        for m in self.manuals:
-            if key in {fold(m.id), fold(m.code), fold(m.gerencia)}:
-                return m.id
-        known = ", ".join(f"{m.code or m.id} ({m.gerencia})" for m in self.manuals)
+        exact = [m.id for m in self.manuals if fold(m.id) == key]
+        found = exact or [m.id for m in self.manuals if key in {fold(m.code), fold(m.gerencia)}]
+        if found:
+            return found
+        known = ", ".join(sorted({f"{m.code or m.id} ({m.gerencia})" for m in self.manuals}))
         raise AssistantError(f"No served manual is called {manual!r}; the manuals are: {known}.")
 
     @classmethod
@@ -212,13 +247,25 @@ class Assistant:
             retriever=self.retriever, k=k or self.settings.retrieval.k, mode=self.retrieval_mode
         )
 
-    def ask(self, question: str, history: History | None = None, manual: str | None = None) -> Answer:
+    def ask(
+        self,
+        question: str,
+        history: History | None = None,
+        manual: str | None = None,
+        as_of: dt.date | None = None,
+    ) -> Answer:
         """Answer one question (optionally following a conversation, optionally within one manual).
 
-        ``manual`` is a manual's code ("901 0905"), id or gerencia; None answers from every manual.
+        ``manual`` is a manual's code ("901 0905"), id or gerencia; None answers from every manual. ``as_of``
+        is the date "in force" refers to (default: ``settings.as_of``, else today).
         """
         return self.chain.invoke(
-            {"question": question, "history": list(history or []), "manual": self.manual_id(manual)}
+            {
+                "question": question,
+                "history": list(history or []),
+                "manual": self.manual_ids(manual),
+                "as_of": as_of,
+            }
         )
 
     def _vocabulary(self) -> set[str]:
@@ -232,7 +279,7 @@ class Assistant:
 
     # --- chain steps -------------------------------------------------------------------------------------
 
-    def _search(self, query: str, manual: str | None = None) -> list[Hit]:
+    def _search(self, query: str, manual: Sequence[str] | None = None) -> list[Hit]:
         """Search the index; a store that stopped answering is reopened once, else `StoreUnavailableError`.
 
         In server mode the Chroma server may restart under a running app: the next question reconnects.
@@ -296,14 +343,46 @@ class Assistant:
         hits: list[Hit] = []
         fixes = self.speller.corrections(query) if query else {}
         corrected = " ".join(fixes.get(w, w) for w in tokens(query)) if fixes else query
+        wanted = state.get("manual")
+        candidates = self.manuals if wanted is None else [m for m in self.manuals if m.id in wanted]
+        # Present tense: the versions in force; a named version or date: the version(s) it points to.
+        resolution = resolve(
+            query or state["question"], candidates, state.get("as_of") or self.settings.as_of
+        )
+        scope = [m.id for m in resolution.manuals] or [m.id for m in candidates]
         if query:
             # Only non-words are corrected (see Speller), so the corrected text is the better query.
             search = corrected if fixes else query
-            hits = self._search(search, state.get("manual"))
+            hits = self._search(search, scope)
         expansion = " ".join(
             dict.fromkeys(f"{self.glossary.expand(query)} {self.glossary.expand(corrected)}".split())
         )
-        return {**state, "hits": hits, "expansion": expansion, "corrected": corrected}
+        return {
+            **state,
+            "hits": hits,
+            "expansion": expansion,
+            "corrected": corrected,
+            "resolution": resolution,
+            "scope": scope,
+        }
+
+    def _with_version(self, draft: Draft, resolution: Resolution, lang: Literal["es", "en"]) -> Draft:
+        """Say which version an answer comes from when it matters: a past version was asked for, or the
+        corpus holds several versions of a cited manual."""
+        if not draft.answered or not draft.citations:
+            return draft
+        catalogue = Catalogue(self.manuals, resolution.as_of)
+        cited = list(dict.fromkeys(c.manual for c in draft.citations))
+        by_id = {m.id: m for m in self.manuals}
+        several = [by_id[i] for i in cited if i in by_id and catalogue.has_several(by_id[i].code)]
+        if resolution.kind == "present" and not several:
+            return draft
+        if resolution.kind == "present":
+            where = "; ".join(_version_line(catalogue, m, lang) for m in several)
+            note = f"_Según la {where}._" if lang == "es" else f"_From {where}._"
+        else:
+            note = f"_{resolution.reason(lang)}_"
+        return replace(draft, text=f"{draft.text}\n\n{note}")
 
     def _sources(self, draft: Draft, hits: list[Hit]) -> list[Hit]:
         """The chunks the answer rests on first (the engine acts as a re-ranker), then the other hits."""
@@ -342,13 +421,14 @@ class Assistant:
                 engine, model = "llm", llm_draft.model
             except LLMFailure as exc:
                 fallback = exc.reason
-                draft = self._engines.get(state.get("manual") or "", self.grounded).answer(
+                draft = self._engine_for(state["scope"]).answer(
                     state["standalone"], lang, hits, state["expansion"], state["corrected"]
                 )
         else:
-            draft = self._engines.get(state.get("manual") or "", self.grounded).answer(
+            draft = self._engine_for(state["scope"]).answer(
                 state["standalone"], lang, hits, state["expansion"], state["corrected"]
             )
+            draft = self._with_version(draft, state["resolution"], lang)
         if state.get("rephrase"):
             draft = Draft(_REPHRASE[lang], False)
         return Answer(
@@ -365,6 +445,17 @@ class Assistant:
             standalone_question=state["standalone"] if state["standalone"] != state["question"] else None,
             fallback_reason=fallback,
         )
+
+
+def _version_line(catalogue: Catalogue, manual: Manual, lang: str) -> str:
+    when = manual.effective_date
+    since = (spanish_date(when) if lang == "es" else format_date(when, "en")) if when else "?"
+    status = catalogue.status(manual)
+    if lang == "es":
+        state = {"in_force": "vigente", "superseded": "sustituida", "future": "aún no vigente"}[status]
+        return f"versión {manual.version} del manual {manual.code} ({state}, con fecha de vigencia {since})"
+    state = {"in_force": "in force", "superseded": "superseded", "future": "not yet in force"}[status]
+    return f"version {manual.version} of manual {manual.code} ({state}, effective {since})"
 
 
 def _chunks_by_citation_key(index: OpenIndex) -> dict[tuple[Any, ...], Any]:

@@ -452,3 +452,66 @@ def render_text(diff: ManualDiff) -> str:
         ],
     )
     return "\n".join(lines)
+
+
+def summarise(diff: ManualDiff, language: str = "es", limit: int = 12) -> list[str]:
+    """The diff as short answer lines in Spanish or English (at most ``limit``; the CLI shows everything)."""
+    es = language == "es"
+    lines: list[str] = []
+    for r in diff.units_renamed:
+        lines.append(
+            f"Unidad renombrada: {r.from_unit} → **{r.to_unit}**"
+            if es
+            else f"Unit renamed: {r.from_unit} → **{r.to_unit}**"
+        )
+    for u in diff.units_added:
+        lines.append(f"Unidad nueva: **{u.unit}**" if es else f"New unit: **{u.unit}**")
+    for u in diff.units_removed:
+        lines.append(f"Unidad suprimida: {u.unit}" if es else f"Unit removed: {u.unit}")
+    for mv in diff.functions_moved:
+        what = f"«{mv.to_text}»"
+        lines.append(
+            f"Función trasladada de {mv.from_unit} ({mv.from_numeral}) a **{mv.to_unit}** ({mv.to_numeral}): {what}"
+            if es
+            else f"Function moved from {mv.from_unit} ({mv.from_numeral}) to **{mv.to_unit}** ({mv.to_numeral}): {what}"
+        )
+    for f in diff.functions_added:
+        lines.append(
+            f"Función nueva en {f.unit} ({f.numeral}): «{f.text}»"
+            if es
+            else f"New function in {f.unit} ({f.numeral}): «{f.text}»"
+        )
+    for fr in diff.functions_removed:
+        lines.append(
+            f"Función suprimida de {fr.unit} ({fr.numeral}): «{fr.text}»"
+            if es
+            else f"Function removed from {fr.unit} ({fr.numeral}): «{fr.text}»"
+        )
+    for w in diff.functions_reworded:
+        lines.append(
+            f"Función reformulada en {w.unit} ({w.to_numeral}): «{w.to_text}»"
+            if es
+            else f"Function reworded in {w.unit} ({w.to_numeral}): «{w.to_text}»"
+        )
+    for pm in diff.positions_moved:
+        lines.append(
+            f"Puesto trasladado: {pm.position} ({pm.from_unit} → {pm.to_unit})"
+            if es
+            else f"Position moved: {pm.position} ({pm.from_unit} → {pm.to_unit})"
+        )
+    for p in diff.positions_added:
+        lines.append(
+            f"Puesto nuevo en {p.unit}: {p.position}" if es else f"New position in {p.unit}: {p.position}"
+        )
+    for p in diff.positions_removed:
+        lines.append(
+            f"Puesto eliminado de {p.unit}: {p.position}"
+            if es
+            else f"Position removed from {p.unit}: {p.position}"
+        )
+    for o in diff.objectives_changed:
+        lines.append(f"Objetivo modificado: {o.unit}" if es else f"Objective changed: {o.unit}")
+    if len(lines) > limit:
+        more = len(lines) - limit
+        lines = [*lines[:limit], f"… y {more} cambios más" if es else f"… and {more} more changes"]
+    return lines

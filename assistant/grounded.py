@@ -17,13 +17,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from assistant.chunk import spanish_date
+from assistant.diff import diff_manuals, summarise
 from assistant.models import Chunk, Citation, Function, HistoryEntry, Hit, Manual, Section, Unit
 from assistant.retrieve import Glossary
 from assistant.settings import AnswerSettings
 from assistant.support import POLITE, Scored, SupportScorer
+from assistant.template import template
 from assistant.text import STOP_EN, STOP_ES, fold, lexical_terms, stem, tokens
 
 Lang = Literal["es", "en"]
@@ -401,6 +403,7 @@ class Catalog:
         self._position_patterns = [(_whole_words(key), name) for key, name in self.positions]
         self._code_patterns = [(_whole_words(fold(m.code)), m) for m in manuals if m.code]
         self.alias_stems = {stem(t) for a, _u, _m in self.unit_aliases for t in tokens(a)}
+        self._former: dict[tuple[str, str], str] = {}
         # Each folded duty line → the units whose own function list holds it, in any manual. An agency that
         # lists exactly its group's lines is left out: those lines are the group's.
         self.duties: dict[str, list[tuple[Unit, Manual, Function]]] = {}
@@ -464,6 +467,20 @@ class Catalog:
             return []
         top = max(n for n, _u, _m in best)
         return [_Mention(u, m, -1, -1) for n, u, m in best if n == top]
+
+    def add_alias(self, name: str, unit: Unit, manual: Manual) -> None:
+        """Let a former name (from an earlier version) name a unit."""
+        alias = fold(name)
+        self.unit_aliases.append((alias, unit, manual))
+        self.unit_aliases.sort(key=lambda x: -len(x[0]))
+        self._alias_patterns = [(_whole_words(a), u, m) for a, u, m in self.unit_aliases]
+        self.alias_stems |= {stem(t) for t in tokens(alias)}
+        self._former[(manual.id, unit.name)] = name
+
+    def former_name(self, mention: _Mention) -> str | None:
+        """The former name a mention used, if it named the unit by it."""
+        old = self._former.get((mention.manual.id, mention.unit.name))
+        return old if old and mention.end - mention.start == len(fold(old)) else None
 
     def mask_names(self, folded: str) -> str:
         """A folded text with every unit and position name blanked out."""
@@ -542,6 +559,28 @@ class Catalog:
         return f"{unit.name} ({self.manual_of(unit).gerencia})"
 
 
+def _names_a_time(word: str) -> bool:
+    """Words that name a version or a date ("versión", "10", "2016", "marzo"): they choose the version a
+    question is answered from (assistant/versions.py), they are not its topic."""
+    return word.isdigit() or word in _TIME_WORDS
+
+
+_TIME_WORDS = frozenset(
+    [
+        "version",
+        "versiones",
+        "versions",
+        "revision",
+        "segun",
+        "according",
+        "vigente",
+        "current",
+        *template().months,
+    ]
+    + [m.lower() for m in _MONTHS_EN]
+)
+
+
 def _inside(name: str, text: str, spans: list[tuple[int, int]]) -> bool:
     """Whether every occurrence of ``name`` in ``text`` (both folded) lies within one of the spans."""
     found = list(_whole_words(name).finditer(text))
@@ -610,6 +649,11 @@ class GroundedEngine:
         self.scope = scope or []
         # Set by the chain: searches one unit's chunks, for questions that name the unit as a place.
         self.search_in_unit: Callable[[str, str, str], list[Hit]] | None = None
+        # Every served manual, all versions (set by the chain): the previous version of a manual is found here
+        # to compute what changed.
+        self.archive: list[Manual] = list(manuals)
+        # The calibrated support scorer (assistant/support.py), attached by the chain once the index is open.
+        self.support_scorer: Any = None
 
     # --- entry point ---------------------------------------------------------------------------------
 
@@ -628,8 +672,35 @@ class GroundedEngine:
         for handler in order:
             draft = handler(a, lang, hits)
             if draft is not None:
-                return draft
-        return self._who_handles(a, lang, hits, expansion)
+                return self._with_renames(a, lang, draft)
+        return self._with_renames(a, lang, self._who_handles(a, lang, hits, expansion))
+
+    def learn_renames(self) -> None:
+        """Old names of renamed units (from the previous version in the archive) become aliases of the new ones."""
+        for m in self.catalog.manuals:
+            older = [x for x in self.archive if x.code == m.code and (x.version or 0) < (m.version or 0)]
+            if not m.code or not older:
+                continue
+            previous = max(older, key=lambda x: x.version or 0)
+            for r in diff_manuals(previous, m).units_renamed:
+                pair = self.catalog.unit(r.to_unit, m.id)
+                if pair is not None:
+                    self.catalog.add_alias(r.from_unit, pair[0], m)
+
+    def _with_renames(self, a: _Analysis, lang: Lang, draft: Draft) -> Draft:
+        """Say so when the question used a unit's former name."""
+        notes = []
+        for mention in a.units:
+            old = self.catalog.former_name(mention)
+            if old:
+                notes.append(
+                    f"«{old}» se llama ahora **{mention.unit.name}** (versión {mention.manual.version})."
+                    if lang == "es"
+                    else f"«{old}» is now called **{mention.unit.name}** (version {mention.manual.version})."
+                )
+        if not notes:
+            return draft
+        return Draft(draft.text + "\n\n" + " ".join(notes), draft.answered, draft.citations, draft.support)
 
     def _scoped_hits(self, a: _Analysis, hits: list[Hit]) -> list[Hit]:
         """The hits of the manuals a question names ("… en la Gerencia de Créditos"), searched there if few."""
@@ -693,7 +764,11 @@ class GroundedEngine:
                 not units and set(tokens(add)) & {"jefe", "puestos", "funciones"}
             ):
                 drop[i:j] = [True] * (j - i)
-        words = [w for w, d in zip(toks, drop, strict=True) if not d and w not in _QUESTION_WORDS]
+        words = [
+            w
+            for w, d in zip(toks, drop, strict=True)
+            if not d and w not in _QUESTION_WORDS and not _names_a_time(w)
+        ]
         strong = units if explicit else [m for m in units if m.start < 0]  # named, or every word translated
         if self.catalog.many:
             # A gerencia named in other words ("the credit management") scopes the question too.
@@ -924,6 +999,9 @@ class GroundedEngine:
     def _history_for(self, m: Manual, a: _Analysis, lang: Lang, hits: list[Hit]) -> Draft | None:
         q = a.q
         number = _VERSION_NUM.search(q)
+        rest = _VERSION_NUM.sub(" ", q)
+        if number and not _HISTORY.search(rest) and (a.units or a.positions or _RESPONSIBILITY.search(q)):
+            return None  # "¿Quién se encargaba del cobro según la versión 10?" asks about that version's content
         top_is_history = bool(hits) and hits[0].chunk.section == "modificaciones"
         cue = _HISTORY.search(q) or _HISTORY_STRONG.search(q)
         if not (
@@ -943,6 +1021,10 @@ class GroundedEngine:
             years = {int(y) for y in re.findall(r"\b(19\d\d|20\d\d)\b", q)}
             entries = [h for h in m.history if h.date and h.date.year in years]
         keys = [fold(p) for p in a.positions] + [fold(u.unit.name) for u in a.units]
+        if not entries and not keys and m.history and self._computed_changes(m, m.version or 0, lang):
+            # Several versions served, nothing named: "what changed / which functions moved?" is about the
+            # newest change, which the served versions also show.
+            entries = [max(m.history, key=lambda h: h.version)]
         if not entries:
             entries = self._history_matches(m, keys, q, hits)
         if not entries:
@@ -964,12 +1046,31 @@ class GroundedEngine:
                 lines.append(f"- «{c}»")
                 if h.changes:
                     cites.append(_cite(m, None, "modificaciones", str(h.version), c))
+            lines += self._computed_changes(m, h.version, lang)
         lead = (
             f"Según el historial de modificaciones del manual {self._manual_name(m)}:"
             if lang == "es"
             else f"According to the change history of the manual {self._manual_name(m)}:"
         )
         return Draft(lead + "\n" + "\n".join(lines), True, cites)
+
+    def _computed_changes(self, m: Manual, version: int, lang: Lang) -> list[str]:
+        """What the parsed structures show changed into ``version``, when it and the one before are served."""
+        versions = {x.version: x for x in self.archive if x.code == m.code and x.version is not None}
+        new = versions.get(version)
+        older = [v for v in versions if v < version]
+        if new is None or not older:
+            return []
+        old = versions[max(older)]
+        found = summarise(diff_manuals(old, new), lang)
+        if not found:
+            return []
+        title = (
+            f"Cambios que muestran los manuales servidos (versión {old.version} → {new.version}):"
+            if lang == "es"
+            else f"Changes the served manuals show (version {old.version} → {new.version}):"
+        )
+        return ["", title, *(f"- {line}" for line in found)]
 
     def _manual_name(self, m: Manual) -> str:
         """How an answer names a manual: its gerencia, code and version."""
@@ -1043,13 +1144,21 @@ class GroundedEngine:
                 extra = self._unit_reports(lang, unit, manual)
                 draft = Draft(draft.text + "\n\n" + extra.text, True, draft.citations + extra.citations)
             return draft
-        if _POSITIONS.search(q) and not _FUNCTIONS.search(q):
+        if _POSITIONS.search(q) and not _FUNCTIONS.search(q) and not self._asks_duty(a):
             return self._positions(lang, [t.unit for t in a.units], manual)
         if _OBJECTIVE.search(q):
             return self._objective(lang, unit, manual)
         if _FUNCTIONS.search(q) and not topic:
             return self._functions(lang, unit, manual)
         return None
+
+    def _asks_duty(self, a: _Analysis) -> bool:
+        """ "¿Quién paga las horas extra del personal de la Agencia?" asks who does a task, not for the unit's
+        positions: a "who" question with topic words beyond the structural ones goes to the support check."""
+        if getattr(self, "support_scorer", None) is None or not _RESPONSIBILITY.search(a.q):
+            return False
+        rest = set(lexical_terms(_POSITIONS.sub(" ", a.q)))
+        return leftover_topic([t for t in a.leftover if t in rest])
 
     def _groups(self, lang: Lang, top: Unit, manual: Manual) -> Draft:
         kids = self.catalog.children(top)

@@ -8,6 +8,7 @@ come from settings and were tuned on `evals/questions.jsonl`.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -110,9 +111,11 @@ class HybridRetriever:
         unit: str | None = None,
         section: str | None = None,
         mode: Mode = "hybrid",
-        manual: str | None = None,
+        manual: str | Sequence[str] | None = None,
     ) -> list[Hit]:
-        """The top-k hits for a question, best first, optionally filtered by manual (id), unit and section."""
+        """The top-k hits for a question, best first, optionally filtered by manual (an id or several), unit
+        and section."""
+        manuals = None if manual is None else {manual} if isinstance(manual, str) else set(manual)
         k = self.settings.k if k is None else k
         if k < 1:
             raise ValueError("k must be at least 1.")
@@ -122,7 +125,7 @@ class HybridRetriever:
             for i, c in enumerate(self.chunks)
             if (unit is None or c.unit == unit or c.parent == unit)
             and (section is None or c.section == section)
-            and (manual is None or c.manual_id == manual)
+            and (manuals is None or c.manual_id in manuals)
         ]
         if not allowed:
             return []
@@ -132,7 +135,7 @@ class HybridRetriever:
         if mode in ("hybrid", "dense"):
             dense_query = f"{query} {expansion}".strip() if self.settings.expand_dense else query
             qvec = np.asarray(self.embedder.embed_query(dense_query), dtype=np.float32)
-            dense = self._dense(qvec, n, self._where(unit, section, manual))
+            dense = self._dense(qvec, n, self._where(unit, section, manuals))
         if mode in ("hybrid", "bm25") and self._bm25 is not None:
             lexical = self._lexical(f"{query} {expansion}", allowed, n)
         if mode == "hybrid":
@@ -162,11 +165,12 @@ class HybridRetriever:
         return scored[:k]
 
     def _where(
-        self, unit: str | None, section: str | None, manual: str | None = None
+        self, unit: str | None, section: str | None, manuals: set[str] | None = None
     ) -> dict[str, Any] | None:
         clauses: list[dict[str, Any]] = []
-        if manual is not None:
-            clauses.append({"manual_id": manual})
+        if manuals is not None:
+            ids = sorted(manuals)
+            clauses.append({"manual_id": ids[0]} if len(ids) == 1 else {"manual_id": {"$in": ids}})
         if unit is not None:
             clauses.append({"$or": [{"unit": unit}, {"parent": unit}]})
         if section is not None:

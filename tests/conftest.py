@@ -78,3 +78,31 @@ def chroma_server(tmp_path):
         yield server
     finally:
         server.stop()
+
+
+MULTI_CORPUS = [
+    REPO_ROOT / "corpus" / "mof-901-0905-gerencia-servicio-al-cliente-v10.txt",
+    REPO_ROOT / "evals" / "versions" / "mof-901-0905-gerencia-servicio-al-cliente-v11.txt",
+    REPO_ROOT / "evals" / "manuals" / "gerencia-creditos" / "manual.txt",
+    REPO_ROOT / "evals" / "manuals" / "direccion-administracion" / "manual.docx",
+]
+
+
+@pytest.fixture(scope="session")
+def multi_assistant(tmp_path_factory, e5_embedder):
+    """The real assistant over several gerencias' manuals (one as a Word file) and two versions of one,
+    indexed once per session."""
+    import shutil
+
+    from assistant.chain import Assistant
+    from assistant.indexer import build_index
+
+    root = tmp_path_factory.mktemp("multi-index")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for path in MULTI_CORPUS:
+        name = path.name if path.stem != "manual" else f"{path.parent.name}{path.suffix}"
+        shutil.copy(path, corpus / name)
+    settings = real_settings(root).model_copy(update={"corpus_dir": corpus})
+    build_index(settings)
+    return Assistant.from_settings(settings)

@@ -1,0 +1,148 @@
+"""Several gerencias' manuals, and two versions of one, served at once by the real assistant.
+
+The expected values are read from the parsed manuals, never written out: the tests check that answers follow
+the structure, whatever the manuals say.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.errors import AssistantError
+from assistant.models import Manual
+from assistant.text import fold
+from assistant.versions import Catalogue
+
+pytestmark = pytest.mark.integration
+
+SERVICE, CREDIT, ADMIN = "901 0905", "901 0903", "901 0910"
+
+
+def _manual(assistant, code: str, version: int | None = None) -> Manual:
+    found = [m for m in assistant.manuals if m.code == code and (version is None or m.version == version)]
+    return max(found, key=lambda m: m.version or 0)
+
+
+def _codes(answer) -> set[str]:
+    return {c.manual_code for c in answer.citations}
+
+
+def test_every_manual_is_served_with_its_code_version_and_gerencia(multi_assistant):
+    editions = {(m.code, m.version) for m in multi_assistant.manuals}
+    assert {(SERVICE, 10), (SERVICE, 11), (CREDIT, 6), (ADMIN, 3)} <= editions
+    chunks = multi_assistant.index.chunks
+    assert {c.manual_code for c in chunks} >= {SERVICE, CREDIT, ADMIN}
+    assert all(c.gerencia and c.manual_version for c in chunks if c.manual_code)
+
+
+def test_a_meta_question_naming_a_gerencia_answers_for_its_manual_only(multi_assistant):
+    credit = _manual(multi_assistant, CREDIT)
+    answer = multi_assistant.ask(f"¿Cuál es la versión vigente del manual de la {credit.gerencia}?")
+    assert answer.answered and f"**{credit.version}**" in answer.answer
+    assert _codes(answer) <= {CREDIT}
+    for other in (SERVICE, ADMIN):
+        assert _manual(multi_assistant, other).gerencia not in answer.answer
+
+
+def test_an_ambiguous_meta_question_is_answered_briefly_for_each_manual_in_force(multi_assistant):
+    answer = multi_assistant.ask("Who authorised the manual?")
+    assert answer.answered
+    in_force = Catalogue(multi_assistant.manuals).in_force()
+    assert len(in_force) == 3  # version 10 of the service manual is superseded by version 11
+    for m in in_force:
+        assert m.gerencia in answer.answer and m.authorized_by in answer.answer
+    assert _codes(answer) == {SERVICE, CREDIT, ADMIN}
+
+
+def test_groups_are_counted_in_the_version_in_force_of_the_named_gerencia(multi_assistant):
+    service = _manual(multi_assistant, SERVICE)
+    groups = [u for u in service.units if u.parent == service.gerencia]
+    answer = multi_assistant.ask(f"Into how many work groups is the {service.gerencia} divided?")
+    assert answer.answered and f"**{len(groups)} " in answer.answer
+    assert {(c.manual_code, c.version) for c in answer.citations} == {(SERVICE, service.version)}
+
+
+def test_a_unit_resolves_to_the_gerencia_it_belongs_to(multi_assistant):
+    admin = _manual(multi_assistant, ADMIN)
+    nested = next(u for u in admin.units if u.parent and u.parent != admin.gerencia)
+    answer = multi_assistant.ask(f"Which gerencia does the {nested.name} belong to?")
+    assert answer.answered and admin.gerencia in answer.answer and nested.parent in answer.answer
+    assert _codes(answer) == {ADMIN}
+
+
+def test_a_position_is_found_in_every_gerencia_that_has_it(multi_assistant):
+    in_force = Catalogue(multi_assistant.manuals).in_force()
+    having = {m.gerencia for m in in_force for u in m.units if "Secretaria Ejecutiva" in u.positions}
+    assert len(having) >= 2
+    answer = multi_assistant.ask("¿En qué gerencias hay una Secretaria Ejecutiva?")
+    assert answer.answered
+    for gerencia in having:
+        assert gerencia in answer.answer
+
+
+def test_a_duty_two_gerencias_share_lists_both(multi_assistant):
+    line = "Atender y solventar las quejas y denuncias de los clientes."
+    sharing = {
+        m.code for m in Catalogue(multi_assistant.manuals).in_force() for u in m.units for f in u.functions
+        if f.text == line
+    }  # fmt: skip
+    assert sharing == {SERVICE, CREDIT}
+    answer = multi_assistant.ask("¿Quién atiende y soluciona las quejas y denuncias de los clientes?")
+    assert answer.answered and _codes(answer) == sharing
+    assert all(c.quote == line for c in answer.citations)
+
+
+def test_a_manual_filter_keeps_every_citation_in_that_manual(multi_assistant):
+    answer = multi_assistant.ask("¿Quién atiende las quejas y denuncias de los clientes?", manual=CREDIT)
+    assert answer.answered and _codes(answer) == {CREDIT}
+    with pytest.raises(AssistantError, match="No served manual"):
+        multi_assistant.ask("¿Quién atiende las quejas?", manual="999 9999")
+
+
+def _unit_with_line(manual: Manual, words: str) -> str:
+    return next(u.name for u in manual.units if any(words in fold(f.text) for f in u.functions) and u.parent)
+
+
+def test_present_tense_answers_come_from_the_version_in_force(multi_assistant):
+    v11 = _manual(multi_assistant, SERVICE, 11)
+    answer = multi_assistant.ask("Who handles overdue-loan collection?")
+    assert answer.answered
+    first = answer.citations[0]
+    assert (first.manual_code, first.version) == (SERVICE, 11)
+    assert first.unit == _unit_with_line(v11, "cobro de mora")
+    assert "11" in answer.answer.split("\n")[-1]  # the answer says which version it comes from
+
+
+def test_a_named_version_or_date_answers_from_that_version(multi_assistant):
+    v10 = _manual(multi_assistant, SERVICE, 10)
+    expected = _unit_with_line(v10, "cobro de mora")
+    for question in (
+        "¿Quién se encargaba del cobro de mora según la versión 10?",
+        "¿Quién se encargaba del cobro de mora en 2017?",
+    ):
+        answer = multi_assistant.ask(question)
+        assert answer.answered, question
+        assert {(c.manual_code, c.version) for c in answer.citations} == {(SERVICE, 10)}, question
+        assert answer.citations[0].unit == expected, question
+        assert "10" in answer.answer.split("\n")[-1], question
+
+
+def test_what_changed_combines_the_history_table_and_the_computed_diff(multi_assistant):
+    v11 = _manual(multi_assistant, SERVICE, 11)
+    row = next(h for h in v11.history if h.version == 11)
+    answer = multi_assistant.ask("What changed in version 11?")
+    assert answer.answered
+    assert all(change in answer.answer for change in row.changes)
+    assert "version 10 → 11" in answer.answer  # the changes the two served versions show
+    renamed = [
+        u.name
+        for u in v11.units
+        if u.name not in {x.name for x in _manual(multi_assistant, SERVICE, 10).units}
+    ]
+    assert any(name in answer.answer for name in renamed)
+
+
+def test_a_former_unit_name_finds_the_renamed_unit(multi_assistant):
+    answer = multi_assistant.ask("Who heads the Área de Servicios en Línea?")
+    assert answer.answered and "Área de Canales Digitales" in answer.answer
+    assert "now called" in answer.answer
