@@ -111,7 +111,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         unit=args.unit,
         section=args.section,
         mode=args.mode,
-        manual=assistant.manual_id(args.manual),
+        manual=assistant.manual_ids(args.manual),
     )
     if args.json:
         _print_json(
@@ -159,12 +159,62 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
     """Export 👎 feedback as evaluation questions."""
-    from assistant.feedback import FeedbackStore
+    from assistant.feedback import FeedbackStore, feedback_url
 
-    store = FeedbackStore(settings.ui.feedback_db)
+    store = FeedbackStore(feedback_url(settings))
     count = store.export(Path(args.out))
     print(f"wrote {count} question(s) to {args.out}")
     return 0
+
+
+def cmd_diff(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the structural diff between two versions of one manual (readable text, or JSON)."""
+    from assistant.diff import diff_manuals, render_text
+    from assistant.ingest import SUPPORTED, corpus_files, load_file
+    from assistant.parse import parse_document
+    from assistant.versions import by_code
+
+    paths = [Path(x) for x in args.corpus] if args.corpus else [settings.corpus_dir]
+    manuals = []
+    for path in paths:
+        # A folder's data files (expected diffs, glossaries) are not manuals; a file named on its own is read.
+        files = [f for f in corpus_files(path) if f.suffix.lower() in SUPPORTED] if path.is_dir() else [path]
+        for f in files:
+            try:
+                manuals.append(parse_document(load_file(f)))
+            except AssistantError as exc:
+                print(f"skipped: {exc}", file=sys.stderr)
+    wanted = " ".join(args.code.split())
+    groups = by_code(manuals)
+    versions = groups.get(wanted) or next((g for g in groups.values() if g[0].id == wanted), None)
+    if not versions:
+        known = ", ".join(groups) or "none"
+        where = ", ".join(map(str, paths))
+        print(f"error: no manual with code {wanted!r} in {where} (codes: {known}).", file=sys.stderr)
+        return 1
+    numbers = sorted({m.version for m in versions if m.version is not None})
+
+    def pick(number: int) -> Any:
+        found = next((m for m in versions if m.version == number), None)
+        if found is None:
+            print(f"error: {wanted} has no version {number} (versions: {numbers}).", file=sys.stderr)
+        return found
+
+    old, new = pick(args.from_version), pick(args.to_version)
+    if old is None or new is None:
+        return 1
+    diff = diff_manuals(old, new)
+    print(diff.to_json() if args.json else render_text(diff))
+    return 0
+
+
+def cmd_insight(args: argparse.Namespace, settings: Settings) -> int:
+    """Insight over the question log and the feedback (``insight --help`` for its options)."""
+    from assistant.insight import run_insight, run_purge
+
+    if args.insight_action == "purge":
+        return run_purge(settings, args.before)
+    return run_insight(settings, args.since, as_json=args.json, html_path=args.html)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,6 +260,25 @@ def build_parser() -> argparse.ArgumentParser:
     e = fsub.add_parser("export", help="write 👎 answers as evaluation questions (JSON Lines)")
     e.add_argument("--out", required=True)
     e.set_defaults(func=cmd_feedback)
+
+    s = sub.add_parser("insight", help="what was asked, what went unanswered, what got 👎 (question log)")
+    s.add_argument("--since", default="30d", help="30d, 12w, 24h, an ISO date, or 'all' (default 30d)")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument("--html", type=Path, help="write a self-contained HTML report (charts inline) here")
+    isub = s.add_subparsers(dest="insight_action")
+    purge = isub.add_parser("purge", help="delete logged questions older than a date")
+    purge.add_argument("--before", required=True, help="an ISO date (2025-01-31) or a period (90d)")
+    s.set_defaults(func=cmd_insight)
+
+    s = sub.add_parser("diff", help="what changed between two versions of a manual")
+    s.add_argument("code", help="the manual's code, e.g. '901 0905'")
+    s.add_argument("--from", dest="from_version", type=int, required=True, help="the older version number")
+    s.add_argument("--to", dest="to_version", type=int, required=True, help="the newer version number")
+    s.add_argument(
+        "--corpus", action="append", help="a folder or manual file to read (repeatable; default: the corpus)"
+    )
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_diff)
     return p
 
 

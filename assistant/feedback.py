@@ -1,44 +1,64 @@
-"""User feedback (👍/👎 and a comment) on answers, stored in SQLite and exported for evaluation.
+"""User feedback (👍/👎 and a comment) on answers, stored through SQLAlchemy and exported for evaluation.
 
-Concurrency: every thread gets its own connection (SQLite connections must not be shared across
-threads without a lock), the database runs in WAL mode so readers never block the writer, and a busy
-timeout makes concurrent writers, also from other processes, wait for the lock instead of failing.
+The store is a SQLite file by default (WAL, ``BEGIN IMMEDIATE``, busy timeout: see ``assistant/db.py``) or
+any SQLAlchemy URL, e.g. the PostgreSQL database that several app replicas share. Safe to use from many
+threads and processes at once; the table is the one earlier versions created, so old files still open.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+
+from assistant.db import create_schema, engine_for, sqlite_path, to_url
 from assistant.models import Answer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from assistant.settings import Settings
 
 Rating = Literal["up", "down"]
 RATINGS: tuple[Rating, ...] = ("up", "down")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS feedback (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at  TEXT NOT NULL,
-    rating      TEXT NOT NULL CHECK (rating IN ('up', 'down')),
-    comment     TEXT NOT NULL DEFAULT '',
-    question    TEXT NOT NULL,
-    answer      TEXT NOT NULL,
-    language    TEXT NOT NULL,
-    answered    INTEGER NOT NULL,
-    citations   TEXT NOT NULL,
-    engine      TEXT NOT NULL,
-    model       TEXT,
-    manifest    TEXT NOT NULL
+metadata = MetaData()
+# The columns and types of the original SQLite schema, so databases written by earlier versions still open.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", Text, nullable=False),  # ISO 8601, UTC ("…+00:00"): sorts as it reads
+    Column("rating", Text, CheckConstraint("rating IN ('up', 'down')"), nullable=False),
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("question", Text, nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("language", Text, nullable=False),
+    Column("answered", Integer, nullable=False),
+    Column("citations", Text, nullable=False),
+    Column("engine", Text, nullable=False),
+    Column("model", Text, nullable=True),
+    Column("manifest", Text, nullable=False),
+    sqlite_autoincrement=True,
 )
-"""
 
 
 @dataclass(frozen=True)
@@ -63,49 +83,24 @@ def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def feedback_url(settings: Settings) -> str:
+    """Where the feedback lives: the shared database URL when one is set, else ``ui.feedback_db``."""
+    if settings.insight.database_url is not None:
+        return settings.insight.database_url.get_secret_value()
+    return to_url(settings.ui.feedback_db)
+
+
 class FeedbackStore:
-    """Ratings on answers in a SQLite file; safe to use from many threads at once."""
+    """Ratings on answers in a database (a SQLite file path or a SQLAlchemy URL); safe from many threads."""
 
     def __init__(self, path: Path | str, busy_timeout_s: float = 30.0) -> None:
-        """Open (and create if needed) the database at ``path``."""
-        self.path = Path(path)
+        """Open (and create if needed) the database at ``path`` (a file path or a database URL)."""
+        self.url = to_url(path)
+        # The SQLite file, when the store is one (None for a database server).
+        self.path = sqlite_path(self.url)
         self.busy_timeout_s = busy_timeout_s
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._write() as conn:
-            conn.execute(_SCHEMA)
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            # Autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE in _write.
-            # check_same_thread=False only so close() may run from another thread; each
-            # connection is otherwise used by the thread that opened it.
-            conn = sqlite3.connect(
-                self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-            with self._all_lock:
-                self._all.append(conn)
-        return conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        # IMMEDIATE takes the write lock up front, so two writers queue on the busy timeout
-        # instead of one failing with "database is locked" when it upgrades a read lock.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        self._engine: Engine = engine_for(self.url, busy_timeout_s)
+        create_schema(self._engine, metadata)
 
     def add(
         self,
@@ -118,69 +113,71 @@ class FeedbackStore:
         if rating not in RATINGS:
             raise ValueError(f"rating must be one of {RATINGS}, not {rating!r}")
         citations = [c.model_dump(mode="json") for c in answer.citations]
-        with self._write() as conn:
-            cur = conn.execute(
-                "INSERT INTO feedback (created_at, rating, comment, question, answer, language, answered,"
-                " citations, engine, model, manifest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    _utc_now(),
-                    rating,
-                    comment.strip(),
-                    answer.question,
-                    answer.answer,
-                    answer.language,
-                    int(answer.answered),
-                    json.dumps(citations, ensure_ascii=False),
-                    answer.engine,
-                    answer.model,
-                    json.dumps(manifest or {}, ensure_ascii=False, sort_keys=True, default=str),
-                ),
-            )
-            row_id = cur.lastrowid
-        assert row_id is not None
-        return row_id
+        values = {
+            "created_at": _utc_now(),
+            "rating": rating,
+            "comment": comment.strip(),
+            "question": answer.question,
+            "answer": answer.answer,
+            "language": answer.language,
+            "answered": int(answer.answered),
+            "citations": json.dumps(citations, ensure_ascii=False),
+            "engine": answer.engine,
+            "model": answer.model,
+            "manifest": json.dumps(manifest or {}, ensure_ascii=False, sort_keys=True, default=str),
+        }
+        with self._engine.begin() as conn:
+            row_id = conn.execute(insert(feedback).values(**values).returning(feedback.c.id)).scalar_one()
+        return int(row_id)
 
     def set_rating(self, row_id: int, rating: Rating) -> None:
         """Change the rating of a stored row (the user clicked the other thumb)."""
         if rating not in RATINGS:
             raise ValueError(f"rating must be one of {RATINGS}, not {rating!r}")
-        with self._write() as conn:
-            conn.execute("UPDATE feedback SET rating = ? WHERE id = ?", (rating, row_id))
+        with self._engine.begin() as conn:
+            conn.execute(update(feedback).where(feedback.c.id == row_id).values(rating=rating))
 
     def set_comment(self, row_id: int, comment: str) -> bool:
         """Attach a comment to a stored row; False if the row does not exist."""
-        with self._write() as conn:
-            cur = conn.execute("UPDATE feedback SET comment = ? WHERE id = ?", (comment.strip(), row_id))
-        return cur.rowcount == 1
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(feedback).where(feedback.c.id == row_id).values(comment=comment.strip())
+            )
+        return result.rowcount == 1
 
     def delete(self, row_id: int) -> None:
         """Remove a row (the user took the rating back)."""
-        with self._write() as conn:
-            conn.execute("DELETE FROM feedback WHERE id = ?", (row_id,))
+        with self._engine.begin() as conn:
+            conn.execute(delete(feedback).where(feedback.c.id == row_id))
 
     def get(self, row_id: int) -> FeedbackRow | None:
         """The row with this id, if any."""
-        row = self._conn().execute("SELECT * FROM feedback WHERE id = ?", (row_id,)).fetchone()
+        with self._engine.connect() as conn:
+            row = conn.execute(select(feedback).where(feedback.c.id == row_id)).mappings().first()
         return _to_row(row) if row else None
 
-    def rows(self, rating: Rating | None = None) -> list[FeedbackRow]:
-        """All rows in insertion order, optionally only one rating."""
-        if rating is None:
-            cur = self._conn().execute("SELECT * FROM feedback ORDER BY id")
-        else:
-            cur = self._conn().execute("SELECT * FROM feedback WHERE rating = ? ORDER BY id", (rating,))
-        return [_to_row(r) for r in cur.fetchall()]
+    def rows(self, rating: Rating | None = None, since: datetime | None = None) -> list[FeedbackRow]:
+        """All rows in insertion order, optionally only one rating and only from ``since`` on."""
+        query = select(feedback).order_by(feedback.c.id)
+        if rating is not None:
+            query = query.where(feedback.c.rating == rating)
+        if since is not None:
+            moment = since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
+            query = query.where(feedback.c.created_at >= moment.isoformat(timespec="seconds"))
+        with self._engine.connect() as conn:
+            return [_to_row(r) for r in conn.execute(query).mappings().all()]
 
     def count(self) -> dict[str, int]:
         """How many rows per rating."""
-        cur = self._conn().execute("SELECT rating, COUNT(*) FROM feedback GROUP BY rating")
+        query = select(feedback.c.rating, func.count()).group_by(feedback.c.rating)
         counts: dict[str, int] = {r: 0 for r in RATINGS}
-        counts.update({rating: n for rating, n in cur.fetchall()})
+        with self._engine.connect() as conn:
+            counts.update({rating: int(n) for rating, n in conn.execute(query).all()})
         return counts
 
-    def export(self, out_path: Path | str) -> int:
+    def export(self, out_path: Path | str, since: datetime | None = None) -> int:
         """Write the 👎 rows as JSON Lines in the evaluation question format; return how many."""
-        items = [to_eval_item(r) for r in self.rows("down")]
+        items = [to_eval_item(r) for r in self.rows("down", since=since)]
         out = Path(out_path)
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("w", encoding="utf-8") as fh:
@@ -189,17 +186,13 @@ class FeedbackStore:
         return len(items)
 
     def close(self) -> None:
-        """Close every connection this store opened, from any thread."""
-        with self._all_lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        """Release the pooled connections (the store opens new ones if used again)."""
+        self._engine.dispose()
 
 
-def _to_row(row: sqlite3.Row) -> FeedbackRow:
+def _to_row(row: Any) -> FeedbackRow:
     return FeedbackRow(
-        id=row["id"],
+        id=int(row["id"]),
         created_at=row["created_at"],
         rating=row["rating"],
         comment=row["comment"],
@@ -242,16 +235,19 @@ def feedback_cli(argv: Sequence[str], default_db: Path | None = None) -> int:
     stats = sub.add_parser("stats", help="count the ratings")
     for p in (export, stats):
         p.add_argument(
-            "--db", type=Path, default=default_db, help="the feedback database (default: settings)"
+            "--db",
+            default=str(default_db) if default_db else None,
+            help="the feedback database: a SQLite file or a database URL (default: settings)",
         )
     args = parser.parse_args(list(argv))
-    db: Path | None = args.db
-    if db is None:
+    db: str = str(args.db) if args.db is not None else ""
+    if not db:
         from assistant.settings import Settings
 
-        db = Settings().ui.feedback_db
-    if not db.exists():
-        print(f"No feedback database at {db}: nobody has rated an answer yet, or pass --db PATH.")
+        db = feedback_url(Settings())
+    file = sqlite_path(to_url(db))
+    if file is not None and not file.exists():
+        print(f"No feedback database at {file}: nobody has rated an answer yet, or pass --db PATH.")
         return 1
     store = FeedbackStore(db)
     try:

@@ -6,6 +6,7 @@ Stages receive the settings they need as arguments; nothing reads a global.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -73,7 +74,7 @@ class AnswerSettings(BaseModel):
     # A "who handles …" answer is given only when its best duty line's calibrated support (0..1, see
     # assistant/support.py) reaches this; below it the answer says no unit is assigned the duty and points to
     # the closest one. Chosen on evals/calibration/dev.jsonl (the curve: `make eval-calibration`).
-    support_threshold: float = Field(0.5, ge=0, le=1)
+    support_threshold: float = Field(0.2152, ge=0, le=1)
     max_question_chars: int = Field(2000, ge=10)
     max_quotes: int = Field(4, ge=1)
     # A unit named as a place ("at management level") wins among duty lines this close to the best score.
@@ -115,6 +116,47 @@ class UISettings(BaseModel):
     feedback_db: Path = Path("data/feedback.sqlite3")
 
 
+class InsightSettings(BaseModel):
+    """The question log and the admins' insight over it (who asked what, and what went unanswered)."""
+
+    # Keep every question asked in the web chat or through the HTTP API (the user name only with login on).
+    enabled: bool = True
+    # One SQLAlchemy URL for the question log and the feedback store, shared by every app replica, e.g.
+    # postgresql+psycopg://mof:secret@db:5432/mof. Unset: SQLite files (the feedback one is ui.feedback_db).
+    database_url: SecretStr | None = None
+    # The question log's SQLite file when no URL is set; unset: questions.sqlite3 beside ui.feedback_db.
+    db: Path | None = None
+    # Questions older than this many days are deleted (at start-up and every few hours); None keeps them all.
+    retention_days: int | None = Field(365, ge=1)
+    # Questions waiting to be written; past this a question is dropped (and a warning logged), never waited for.
+    queue_size: int = Field(10_000, ge=1)
+    # The most recent unanswered questions clustered into topics (the pairwise distances grow with its square).
+    max_cluster_questions: int = Field(2000, ge=10)
+
+
+class ApiSettings(BaseModel):
+    """The HTTP API served beside the chat (OpenAI-compatible ``/v1``, ``/api/ask``) and the MCP tool."""
+
+    # Bearer tokens as "name:token,name2:token2"; the name only labels the client in logs and rate limits.
+    # With no token here nor in ``tokens_file``, every API call is refused (401) with how to set one.
+    tokens: SecretStr = SecretStr("")
+    # A file of ``name:token`` lines (``#`` starts a comment), read at start-up; never committed.
+    tokens_file: Path | None = None
+    # Each token's token bucket: refilled at this many requests per minute, holding at most ``burst``.
+    rate_per_minute: float = Field(60.0, gt=0)
+    burst: int = Field(20, ge=1)
+    # Questions answered at once by the API (a thread pool beside the server's event loop).
+    workers: int = Field(8, ge=1, le=64)
+    # Earlier (question, answer) turns of a conversation kept for follow-up condensation.
+    max_history_turns: int = Field(10, ge=0, le=100)
+    # Larger request bodies are refused (413) before they are parsed.
+    max_body_bytes: int = Field(256_000, ge=1_000)
+    # The model name clients select (``GET /v1/models``).
+    model_name: str = "mof-assistant"
+    # Gradio's MCP server with one tool, ask_manual(question, manual?), at /mcp/gradio_api/mcp/.
+    mcp_enabled: bool = False
+
+
 class Settings(BaseSettings):
     """Everything configurable, from the environment or a ``.env`` file."""
 
@@ -123,6 +165,9 @@ class Settings(BaseSettings):
     )
 
     corpus_dir: Path = Path("corpus")
+    # The date "in force" refers to (ASSISTANT_AS_OF=2018-01-01): the version of each manual in force then
+    # answers present-tense questions. None: today.
+    as_of: date | None = None
     log_questions: bool = False
     embedding: EmbeddingSettings = EmbeddingSettings()
     store: StoreSettings = StoreSettings()
@@ -130,3 +175,5 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     llm: LLMSettings = LLMSettings()
     ui: UISettings = UISettings()
+    api: ApiSettings = ApiSettings()
+    insight: InsightSettings = InsightSettings()

@@ -23,14 +23,17 @@ from typing import Any, Protocol, TypeVar, get_type_hints
 import gradio as gr
 
 from assistant.errors import AssistantError, InvalidQuestionError
-from assistant.feedback import FeedbackStore, Rating
+from assistant.feedback import FeedbackStore, Rating, feedback_url
 from assistant.models import Answer, Citation, Hit, Manual, Unit
 from assistant.orgchart import org_chart_svg
+from assistant.querylog import QueryLog
 from assistant.settings import Settings, UISettings
 
 log = logging.getLogger(__name__)
 
 USERS_ENV = "ASSISTANT_UI_USERS"
+# The roles a users entry may end with ("ana:secret:admin"); without one a user is a "user".
+ROLES = ("admin", "user")
 # How many suggested-question buttons a unit card has; the buttons exist once and are relabelled.
 MAX_SUGGESTIONS = 4
 # Longest question echoed back in the chat; a rejected 100 kB paste should not flood the page.
@@ -588,6 +591,9 @@ class ChatController:
     out stops the effect and is sent whole as soon as someone else is waiting.
     """
 
+    # Where every answered question is logged for the insight tab (None: not logged). Set by build_app.
+    query_log: QueryLog | None = None
+
     def __init__(
         self,
         assistant: AssistantLike,
@@ -619,7 +625,7 @@ class ChatController:
 
     @hints_evaluated
     def respond(
-        self, message: Any, session: ChatSession
+        self, message: Any, session: ChatSession, request: gr.Request | None = None
     ) -> Iterator[tuple[list[dict[str, str]], ChatSession | Any]]:
         """Ask the assistant and stream the answer into the conversation; errors become chat messages.
 
@@ -629,13 +635,13 @@ class ChatController:
         with self._active_lock:
             self._active += 1
         try:
-            yield from self._respond(message, session)
+            yield from self._respond(message, session, request)
         finally:
             with self._active_lock:
                 self._active -= 1
 
     def _respond(
-        self, message: Any, session: ChatSession
+        self, message: Any, session: ChatSession, request: gr.Request | None = None
     ) -> Iterator[tuple[list[dict[str, str]], ChatSession | Any]]:
         question = message if isinstance(message, str) else ""
         # The echo is what the user typed minus control characters (NUL, escapes), which only garble the page.
@@ -668,7 +674,7 @@ class ChatController:
             }
             yield session.messages, session
             return
-        self._log(answer)
+        self._log(answer, getattr(request, "username", None))
         if self.stream_updates and not self.busy():
             for partial in stream_pieces(answer.answer, self.stream_updates):
                 if self.busy():
@@ -685,7 +691,11 @@ class ChatController:
         session.turns.append((answer.question, answer.answer))
         yield session.messages, session
 
-    def _log(self, answer: Answer) -> None:
+    def _log(self, answer: Answer, user: str | None = None) -> None:
+        if self.query_log is not None:
+            # Queued, never waited for; the user name only when login is on (else there is none to trust).
+            named = user if self.settings.ui.auth_enabled else None
+            self.query_log.record(answer, user=named, channel="chat")
         if self.settings.log_questions:
             log.info(
                 "answered question=%r lang=%s answered=%s engine=%s citations=%d latency_ms=%.0f",
@@ -741,8 +751,21 @@ class ChatController:
 # ---------------------------------------------------------------- login
 
 
-def load_credentials(ui: UISettings, environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
-    """Users from ``ASSISTANT_UI_USERS`` ("user:pass,user2:pass2"), else from ``ui.auth_file`` lines."""
+@dataclass(frozen=True)
+class UserAccount:
+    """A login: name, password and whether the user is an admin (sees the insight tab and its API)."""
+
+    name: str
+    password: str
+    admin: bool = False
+
+
+def load_users(ui: UISettings, environ: Mapping[str, str] | None = None) -> list[UserAccount]:
+    """Users from ``ASSISTANT_UI_USERS`` ("ana:pass:admin,luis:pass2"), else from ``ui.auth_file`` lines.
+
+    An entry is ``user:password`` with an optional trailing role, ``:admin`` or ``:user``; any other colon
+    belongs to the password.
+    """
     env = os.environ if environ is None else environ
     raw = env.get(USERS_ENV, "").strip()
     if raw:
@@ -763,14 +786,30 @@ def load_credentials(ui: UISettings, environ: Mapping[str, str] | None = None) -
         ]
     else:
         entries = []
-    users: list[tuple[str, str]] = []
+    users: list[UserAccount] = []
     for where, entry in entries:
         user, sep, password = entry.partition(":")
+        role = "user"
+        head, sep2, tail = password.rpartition(":")
+        if sep2 and head and tail.strip().lower() in ROLES:
+            password, role = head, tail.strip().lower()
         if not sep or not user.strip() or not password:
             # Name the place, never the content: the line may hold a password.
-            raise AuthConfigError(f"{where} is not of the form user:password; fix it and restart.")
-        users.append((user.strip(), password))
+            raise AuthConfigError(f"{where} is not of the form user:password[:admin]; fix it and restart.")
+        users.append(UserAccount(user.strip(), password, admin=role == "admin"))
     return users
+
+
+def load_credentials(ui: UISettings, environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """The (user, password) pairs of ``load_users``."""
+    return [(u.name, u.password) for u in load_users(ui, environ)]
+
+
+def admin_names(ui: UISettings, environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The admins' user names; none while login is off (an anonymous visitor is never an admin)."""
+    if not ui.auth_enabled:
+        return frozenset()
+    return frozenset(u.name for u in load_users(ui, environ) if u.admin)
 
 
 def make_auth(ui: UISettings, environ: Mapping[str, str] | None = None) -> Callable[[str, str], bool] | None:
@@ -885,11 +924,13 @@ THEME = gr.themes.Default(
 )
 
 
-def build_app(
+def build_app(  # noqa: C901 -- one Gradio layout; its event handlers are closures over its blocks
     assistant: AssistantLike,
     settings: Settings,
     store: FeedbackStore | None = None,
     stream_delay_s: float | None = None,
+    query_log: QueryLog | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> gr.Blocks:
     """The Blocks app: a chat tab (with a manual filter) and an onboarding tab over every served manual."""
     if not assistant.manuals:
@@ -897,8 +938,11 @@ def build_app(
     manuals = served_manuals(assistant.manuals)
     several = len(manuals) > 1
     by_id = {m.id: m for m in manuals}
-    store = store or FeedbackStore(settings.ui.feedback_db)
+    store = store or FeedbackStore(feedback_url(settings))
     chat = ChatController(assistant, store, settings, stream_delay_s=stream_delay_s)
+    # The question log (issue #15): ``query_log`` or the configured one; admins (login on) get its insight tab.
+    chat.query_log = query_log if query_log is not None else QueryLog.from_settings(settings)
+    admins = admin_names(settings.ui, environ)
     start = manuals[0]
     first = root_unit(start)
 
@@ -1109,6 +1153,21 @@ def build_app(
                             )
                             for i in range(MAX_SUGGESTIONS)
                         ]
+            with gr.Tab("Cambios · Changes", id="changes"):
+                from assistant.ui_changes import changes_tab  # imports this module: loaded once it exists
+
+                changes_tab(assistant.manuals, settings.as_of)
+            if admins:
+                from assistant.ui_admin import add_admin_tab, vectorizer_for
+
+                add_admin_tab(
+                    app,
+                    admins,
+                    chat.query_log,
+                    store,
+                    vectorizer_for(assistant),
+                    settings.insight.max_cluster_questions,
+                )
 
         answer_io: dict[str, Any] = {
             "fn": chat.respond,
@@ -1176,16 +1235,45 @@ def prepare_process() -> None:
     gc.freeze()
 
 
+def _chat_behind(app: gr.Blocks) -> ChatController | None:
+    """The ``ChatController`` that answers the app's chat events (its assistant, question log and feedback)."""
+    for block_fn in app.fns.values():
+        owner = getattr(block_fn.fn, "__self__", None)
+        if isinstance(owner, ChatController):
+            return owner
+    return None
+
+
+def _assistant_behind(app: gr.Blocks) -> AssistantLike | None:
+    """The assistant whose ``ChatController`` answers the app's chat events (for ``serve`` without one)."""
+    chat = _chat_behind(app)
+    return chat.assistant if chat is not None else None
+
+
 def serve(
     app: gr.Blocks,
     settings: Settings,
     *,
     prevent_thread_lock: bool = False,
     environ: Mapping[str, str] | None = None,
+    assistant: AssistantLike | None = None,
 ) -> Any:
-    """Start the server with the queue, login and address from ``settings.ui``."""
+    """Serve the chat and the HTTP API (``assistant.api``) from one FastAPI app on ``settings.ui``'s address.
+
+    Gradio is mounted at ``/`` on the API's FastAPI app, so ``/v1/…``, ``/api/…``, ``/docs`` and (when on)
+    ``/mcp/…`` are matched first and everything else is the chat, with its login. ``assistant`` defaults to
+    the one behind the app's chat. Returns the FastAPI app; ``app.close()`` stops the server.
+    """
+    import uvicorn
+    from gradio.http_server import Server
+
+    from assistant.api import create_api
+
     ui = settings.ui
     auth = make_auth(ui, environ)  # before anything starts: a login misconfiguration must not serve openly
+    assistant = assistant if assistant is not None else _assistant_behind(app)
+    if assistant is None:
+        raise AssistantError("serve() needs the assistant for the API: pass assistant=… .")
     # Gradio's queue rebuilds a pandas table of up to 10,000 past events after every event, for a monitoring
     # page this app keeps off: a third of the server's time under load. Built rarely and kept small instead.
     for name, value in _QUEUE_ANALYTICS_ENV.items():
@@ -1197,15 +1285,26 @@ def serve(
         max_size=ui.max_queue,
         status_update_rate=QUEUE_STATUS_EVERY_S,
     )
-    prepare_process()
-    return app.launch(
+    # The API logs its questions in the chat's question log, and the admins' insight routes read it.
+    chat = _chat_behind(app)
+    query_log = chat.query_log if chat is not None else None
+    server_app = create_api(assistant, settings, query_log=query_log)  # malformed tokens stop here too
+    from assistant.insight_api import insight_router
+    from assistant.ui_admin import vectorizer_for
+
+    feedback = chat.store if chat is not None else None
+    server_app.include_router(
+        insight_router(settings, query_log, feedback, vectorizer_for(assistant), environ=environ)
+    )
+    gr.mount_gradio_app(
+        server_app,
+        app,
+        path="/",
         server_name=ui.host,
         server_port=ui.port,
         root_path=ui.root_path or None,
         auth=auth,
         auth_message="Asistente del MOF · Inicie sesión / Sign in" if auth else None,
-        prevent_thread_lock=prevent_thread_lock,
-        share=False,
         show_error=False,
         ssr_mode=False,
         pwa=False,
@@ -1215,15 +1314,31 @@ def serve(
         max_file_size="1mb",
         theme=THEME,
         css=CSS,
-        quiet=True,
     )
+    # What Blocks.launch records about the server it starts, so that app.close() stops this one.
+    mounted = server_app.routes[-1].app  # type: ignore[attr-defined]
+    app.app = app.server_app = mounted
+    prepare_process()
+    server = Server(
+        config=uvicorn.Config(server_app, host=ui.host, port=ui.port, log_level="warning", access_log=False)
+    )
+    server.run_in_thread()  # returns once the server listens; fails if the port is taken
+    app.server, app.server_name, app.server_port = server, ui.host, ui.port
+    app.is_running = app.has_launched = True
+    url = f"http://{'localhost' if ui.host == '0.0.0.0' else ui.host}:{ui.port}/"
+    log.info("serving the chat on %s and the API on %sv1 (docs: %sdocs)", url, url, url)
+    if not prevent_thread_lock:
+        app.block_thread()
+    return server_app
 
 
 def launch(settings: Settings) -> None:
-    """Load the assistant once and serve the web chat until interrupted."""
+    """Load the assistant once and serve the web chat and the API until interrupted."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     make_auth(settings.ui)  # fail on a login misconfiguration before paying for the model load
+    from assistant.api import load_tokens
     from assistant.chain import Assistant
 
+    load_tokens(settings.api)  # and on malformed API tokens
     assistant = Assistant.from_settings(settings)
-    serve(build_app(assistant, settings), settings)
+    serve(build_app(assistant, settings), settings, assistant=assistant)

@@ -86,7 +86,7 @@ class StubLLMServer:
             return reply
 
 
-def _handler_for(stub: StubLLMServer) -> type[BaseHTTPRequestHandler]:
+def _handler_for(stub: StubLLMServer) -> type[BaseHTTPRequestHandler]:  # noqa: C901 -- a test stub: one branch per scripted behaviour
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 

@@ -12,6 +12,7 @@ import pytest
 
 from assistant.feedback import FeedbackStore, feedback_cli
 from assistant.models import Answer, Citation
+from tests.pg import pg_server, pg_url  # noqa: F401  (fixtures)
 
 
 def _answer(question: str = "¿Quién atiende las quejas?", language: str = "es") -> Answer:
@@ -96,7 +97,36 @@ def test_invalid_rating_is_refused(store: FeedbackStore) -> None:
 
 
 def test_concurrent_writes_lose_no_rows(tmp_path: Path) -> None:
-    path = tmp_path / "feedback.sqlite3"
+    _concurrent_writes_lose_no_rows(tmp_path / "feedback.sqlite3")
+
+
+@pytest.mark.server
+def test_concurrent_writes_lose_no_rows_postgresql(pg_url: str) -> None:  # noqa: F811
+    _concurrent_writes_lose_no_rows(pg_url)
+
+
+def test_database_of_an_earlier_version_still_opens(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:  # the schema the sqlite3-only store created
+        conn.execute(
+            "CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT NOT NULL,"
+            " rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT NOT NULL DEFAULT '',"
+            " question TEXT NOT NULL, answer TEXT NOT NULL, language TEXT NOT NULL, answered INTEGER NOT NULL,"
+            " citations TEXT NOT NULL, engine TEXT NOT NULL, model TEXT, manifest TEXT NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO feedback (created_at, rating, question, answer, language, answered, citations, engine,"
+            " manifest) VALUES ('2025-01-01T10:00:00+00:00', 'down', 'q', 'a', 'es', 1, '[]', 'grounded', '{}')"
+        )
+    store = FeedbackStore(path)
+    new_id = store.add(_answer(), "up")
+    assert new_id == 2
+    assert [r.rating for r in store.rows()] == ["down", "up"]
+    assert store.count() == {"up": 1, "down": 1}
+    store.close()
+
+
+def _concurrent_writes_lose_no_rows(path: Path | str) -> None:
     # Two stores on one file stand in for two server processes; each is hit by several threads.
     stores = [FeedbackStore(path), FeedbackStore(path)]
     threads_per_store, writes = 6, 40
