@@ -1,0 +1,38 @@
+"""The engine's vocabulary file: every pattern compiles, a bad file is named in one sentence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.cues import CUES_PATH, CuesError, cue, cue_words, load_cues
+
+
+def test_the_packaged_vocabulary_loads_and_every_pattern_compiles():
+    cues = load_cues()
+    assert {"head", "responsibility", "history", "version_num"} <= set(cues.patterns)
+    assert cue("head").search("quien dirige el area")
+    assert "quien" in cue_words("question_words")
+
+
+def test_a_pattern_that_does_not_compile_names_the_file_and_the_entry(tmp_path: Path):
+    data = json.loads(CUES_PATH.read_text(encoding="utf-8"))
+    data["patterns"]["head"] = "(unclosed"
+    bad = tmp_path / "cues.json"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(CuesError, match=r"cues\.json has a bad entry 'patterns'.*'head' does not compile"):
+        load_cues(bad)
+
+
+def test_an_unreadable_file_is_a_clear_error(tmp_path: Path):
+    bad = tmp_path / "cues.json"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(CuesError, match="cannot be read"):
+        load_cues(bad)
+
+
+def test_a_missing_name_is_a_clear_error():
+    with pytest.raises(CuesError, match="no pattern 'no-such-cue'"):
+        cue("no-such-cue")
