@@ -66,6 +66,7 @@ _SHAPE = frozenset(
     "quien quienes que cual cuales como donde cuando who which what how where when and y handles handle "
     "encarga maneja hace does do".split()
 )
+_VERSION_REF = re.compile(r"\b(version|v\.?)\s*(\d+)\b")
 # A follow-up about a unit itself (its positions, head, objective, "that area"), not about a duty's topic.
 _ABOUT_UNIT = re.compile(
     r"\b(that|this|esa|esta|dicha) (area|unit|unidad|office|oficina|department|departamento|dependencia)\b|"
@@ -92,6 +93,9 @@ def condense(question: str, history: History | None, catalog: Catalog) -> str:
     words = tokens(question)
     folded = fold(question)
     previous_user = [u for u, _a in history if u.strip()]
+    swapped = _swap_version(folded, previous_user) if _SWAP.search(folded) and len(words) <= 8 else None
+    if swapped:
+        return swapped
     if (units_now or positions_now) and _SWAP.search(folded) and len(words) <= 8 and previous_user:
         # "¿y San Miguel?" after "¿Qué puestos tiene Santa Ana?": same question, other unit.
         last = previous_user[-1]
@@ -106,8 +110,14 @@ def condense(question: str, history: History | None, catalog: Catalog) -> str:
         return question
     if not (_FOLLOW_UP.search(folded) or len(words) <= 6):
         return question
+    return _borrow(question, folded, words, list(history), catalog)
+
+
+def _borrow(
+    question: str, folded: str, words: list[str], turns: list[tuple[str, str]], catalog: Catalog
+) -> str:
+    """A follow-up naming nothing, with the unit, manual or topic of the latest turn that has one."""
     own = [w for w in words if w not in STOP_ES and w not in STOP_EN and w not in _SHAPE]
-    turns = list(history)
     about_unit = bool(_ABOUT_UNIT.search(folded))
     for k in range(len(turns) - 1, -1, -1):
         # An earlier follow-up is read as it was resolved ("who heads it?" after "¿Cuándo se creó? (Sucursal
@@ -136,6 +146,18 @@ def condense(question: str, history: History | None, catalog: Catalog) -> str:
         if mentions:
             return f"{question} ({mentions[0].unit.name})"
     return question
+
+
+def _swap_version(folded: str, previous_user: list[str]) -> str | None:
+    """ "¿y en la versión 4?" after "What changed in version 3?": the previous question, other version."""
+    now = _VERSION_REF.search(folded)
+    if not now or not previous_user:
+        return None
+    last = previous_user[-1]
+    before = _VERSION_REF.search(fold(last))
+    if not before or len(fold(last)) != len(last):  # folding kept the offsets (no expanded characters)
+        return None
+    return f"{last[: before.start(2)]}{now.group(2)}{last[before.end(2) :]}"
 
 
 class Assistant:

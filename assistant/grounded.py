@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from assistant.chunk import spanish_date
+from assistant.cues import cue, cue_words
 from assistant.diff import diff_manuals, summarise
 from assistant.models import Chunk, Citation, Function, HistoryEntry, Hit, Manual, Section, Unit
 from assistant.retrieve import Glossary
@@ -30,64 +31,17 @@ from assistant.text import STOP_EN, STOP_ES, fold, lexical_terms, stem, tokens
 
 Lang = Literal["es", "en"]
 
-_GENERIC_PREFIXES = (
-    "area de ",
-    "departamento de ",
-    "unidad de ",
-    "seccion de ",
-    "division de ",
-    "gerencia de ",
-    "sucursal ",
-    "agencia ",
-    "oficina de ",
-)
-_MONTHS_EN = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
+_GENERIC_PREFIXES = tuple(cue_words("generic_prefixes"))
+_MONTHS_EN = list(cue_words("months_en"))
 
 # Intent cues, matched on accent-folded, lower-case text.
-_RESPONSIBILITY = re.compile(
-    r"\b(who|whom|quien|quienes|which (unit|units|area|areas|office|department|position)|(que|cual|cuales) "
-    r"(area|areas|unidad|unidades|dependencia|dependencias|puesto|cargo))\b"
-)
-_HEAD = re.compile(
-    r"\b(dirige|dirigen|encabeza|encabezan|lidera|lideran)\b|\b(quien(es)? (dirige|encabeza|lidera|coordina|esta al frente|esta a cargo|manda|es el jefe|es la jefa|"
-    r"es el responsable|es el titular)|jefe|jefa|jefatura|titular|al frente|a cargo de (la|el|los|las) "
-    r"(area|agencia|sucursal|gerencia|unidad)|who (heads|leads|runs|manages|directs|is in charge|is the head|"
-    r"is the boss|is the chief|supervises)|head of|heads? the|boss of|chief of|in charge of the|leader of|"
-    r"manager of|whos in charge|who's in charge|heads? (it|this|that)|leads? (it|this|that)|la dirige|lo dirige|"
-    r"quien la dirige|quien lo dirige)\b"
-)
-_POSITIONS = re.compile(
-    r"\b(puestos?|cargos?|plazas?|personal|organigrama|integrantes|conforman?|componen|quienes trabajan|"
-    r"positions?|posts?|roles?|jobs?|job titles|staff|org ?chart|organi[sz]ation(al)? chart|who works (in|at|for)|"
-    r"make up|members?|employees|team)\b"
-)
-_REPORTS = re.compile(
-    r"\b(reporta|reportan|depende|dependen|rinde cuentas|superior|jefe inmediato|report(s)? to|answer(s)? to|"
-    r"boss|above|reporting line|reports? directly)\b"
-)
-_WHERE = re.compile(
-    r"\b(donde|en que (area|unidad|dependencia|grupo|agencia|agencias|unidades|areas)|en cual|a que "
-    r"(area|unidad|dependencia)|pertenece|ubica|where|which (unit|units|area|areas|group|department|office)|"
-    r"what (unit|area|group|department)|belongs?|part of|sits?|located|works?|hay|is there|are there|existe)\b"
-)
+_RESPONSIBILITY = cue("responsibility")
+_HEAD = cue("head")
+_POSITIONS = cue("positions")
+_REPORTS = cue("reports")
+_WHERE = cue("where")
 # "send a monthly report to the Gerencia" names a document, not a reporting line.
-_REPORT_NOUN = re.compile(
-    r"\b(a|an|the|monthly|annual|weekly|daily|quarterly|periodic|their|its|send|sends|prepare|prepares|submit|"
-    r"submits|write|writes)\s+(\w+\s+)?reports?\b"
-)
+_REPORT_NOUN = cue("report_noun")
 
 
 def _asks_reports(q: str) -> bool:
@@ -96,215 +50,29 @@ def _asks_reports(q: str) -> bool:
 
 
 # "¿A qué gerencia pertenece el Área X?": the unit's place in the organisation, not a duty.
-_BELONGS = re.compile(
-    r"\b(pertenece|pertenecen|forma parte|belongs?|part of|(que|cual|which|what) (gerencia|direccion|manual|"
-    r"management|division|directorate)|(a|en|de) que (gerencia|direccion|manual)|under which|bajo que)\b"
-)
-_OBJECTIVE = re.compile(
-    r"\b(objetivo|proposito|finalidad|mision|razon de ser|para que existe|para que sirve|para que es|objective|"
-    r"purpose|goal|aim|mission|reason for being|what is (it|this|the manual|this manual) for|what's .* for)\b"
-)
-_FUNCTIONS = re.compile(
-    r"\b(funciones|atribuciones|tareas|responsabilidades|que hace|que hacen|a que se dedica|functions|duties|"
-    r"responsibilities|tasks|what does .* do|what do .* do)\b"
-)
-_COUNT = re.compile(r"\b(cuant[oa]s|how m[a-z]?n[a-z]?y|number of)\b")
-_GROUP_WORDS = re.compile(
-    r"\b(grupos?|groups?|areas?|unidades|units?|dependencias|dependencies|divisions?|departments?|agencias|agencies|"
-    r"sucursales|branches|sub-?units?|subdivisions?|oficinas|offices)\b"
-)
-_LIST = re.compile(r"\b(que|cuales|which|what|list|lista|name|enumera)\b")
-_PLURAL_UNITS = re.compile(
-    r"\b(which|what) (units|areas|offices|departments|groups)\b|\b(que|cuales) (unidades|areas|dependencias|"
-    r"oficinas)\b|\ben que (unidades|areas|dependencias)\b|\b(units|areas|unidades|dependencias) (have|tienen)\b"
-)
-_HISTORY = re.compile(
-    r"\b(cambio|cambios|cambiaron|cambio|modific\w*|histori\w*|renombr\w*|elimin\w*|suprim\w*|crearon|creo|"
-    r"creado|creada|creacion|incorpor\w*|recodific\w*|separacion|changes?|changed|amend\w*|history|renam\w*|"
-    r"remov\w*|abolish\w*|eliminat\w*|created|added|introduc\w*|recod\w*|version(es)?|revision\w*|"
-    r"called before|formerly|previous(ly)?|former|llamaba|antes|anterior(mente)?|moved?|transferr?\w*|"
-    r"traslad\w*|separat\w*|split|aparecieron|appeared)\b"
-)
-_HISTORY_STRONG = re.compile(
-    r"\b(renombr\w*|renam\w*|recod\w*|recodific\w*|called before|formerly|llamaba|previous code|old code|"
-    r"codigo anterior|version \d+|versiones|revision|history|historial|modificaciones|moved from|traslad\w*|"
-    r"abolish\w*|eliminad[oa]s?|eliminaron|removed|were (created|added)|se crearon|aparecieron|replac\w*|"
-    r"reemplaz\w*|sustitu\w*|substitut\w*|what happened|que paso|que sucedio|was there ever|existio|hubo)\b"
-)
-_LATEST = re.compile(
-    r"\b(latest|last|most recent|newest|current|ultima|ultimo|reciente|mas reciente|vigente|actual)\b"
-    r".{0,20}\b(version|revision|update|change|changes|modificacion|cambio|cambios|actualizacion)\b"
-)
-_CHANGE_WORDS = re.compile(r"\b(cambi\w*|chang\w*|modific\w*|novedad\w*|nuev[oa]s?|new|added|differen\w*)\b")
-_VERSION_NUM = re.compile(r"\b(?:version|v\.?|revision)\s*(\d{1,3})\b")
-_ABOUT_MANUAL = re.compile(r"\b(manual|documento|document|mof|instrumento|this manual|este manual)\b")
-_META_CODE = re.compile(r"\b(codigo|code|codificacion)\b")
-_META_EFFECTIVE = re.compile(
-    r"\b(vigencia|vigente|entro en vigor|effective|in force|into force|into effect|valid from|takes effect)\b"
-)
-_META_AUTH = re.compile(r"\b(autoriz\w*|authori[sz]\w*|aprob\w*|approv\w*|signed? off|firm\w*)\b")
-_META_VERSION = re.compile(r"\b(version|revision)\b")
-_META_REVIEWED = re.compile(
-    r"\b(reviewed|reviewer|reviewers|revisado|revisada|revisaron|reviso|revisores?)\b"
-)
-_META_OWNER = re.compile(r"\b(responsable del? proceso|process owner|owns the process|dueno del proceso)\b")
-_META_CREATED = re.compile(r"\b(creat\w*|creo|creado|creacion|originally|first (issued|written))\b")
+_BELONGS = cue("belongs")
+_OBJECTIVE = cue("objective")
+_FUNCTIONS = cue("functions")
+_COUNT = cue("count")
+_GROUP_WORDS = cue("group_words")
+_LIST = cue("list")
+_PLURAL_UNITS = cue("plural_units")
+_HISTORY = cue("history")
+_HISTORY_STRONG = cue("history_strong")
+_LATEST = cue("latest")
+_CHANGE_WORDS = cue("change_words")
+_VERSION_NUM = cue("version_num")
+_ABOUT_MANUAL = cue("about_manual")
+_META_CODE = cue("meta_code")
+_META_EFFECTIVE = cue("meta_effective")
+_META_AUTH = cue("meta_auth")
+_META_VERSION = cue("meta_version")
+_META_REVIEWED = cue("meta_reviewed")
+_META_OWNER = cue("meta_owner")
+_META_CREATED = cue("meta_created")
 # Words that only shape a question; they carry no topic of their own.
-_QUESTION_WORDS = frozenset(
-    [
-        "quien",
-        "quienes",
-        "que",
-        "cual",
-        "cuales",
-        "como",
-        "donde",
-        "cuando",
-        "cuanto",
-        "cuantos",
-        "cuantas",
-        "encarga",
-        "encargan",
-        "encargado",
-        "responsable",
-        "responsables",
-        "maneja",
-        "manejan",
-        "hace",
-        "hacen",
-        "realiza",
-        "realizan",
-        "lleva",
-        "cargo",
-        "who",
-        "which",
-        "what",
-        "how",
-        "where",
-        "when",
-        "handle",
-        "handles",
-        "handling",
-        "responsible",
-        "charge",
-        "does",
-        "do",
-        "unit",
-        "units",
-        "area",
-        "areas",
-        "department",
-        "office",
-        "person",
-        "deal",
-        "deals",
-        "takes",
-        "take",
-        "care",
-        "unidad",
-        "unidades",
-        "grupo",
-        "group",
-        "lleva",
-        "tiene",
-        "tienen",
-        "esta",
-        "estan",
-        "is",
-        "are",
-        "the",
-        "of",
-        "in",
-        "at",
-        "for",
-        "list",
-        "tell",
-        "me",
-        "please",
-        "give",
-        "show",
-        "name",
-        "all",
-        "every",
-        "plz",
-        "quick",
-        "answer",
-        "can",
-        "could",
-        "would",
-        "you",
-        "your",
-        "i",
-        "my",
-        "nos",
-        "dime",
-        "muestra",
-        "lista",
-        "enumera",
-        "el",
-        "la",
-        "los",
-        "las",
-        "de",
-        "del",
-        "al",
-        "un",
-        "una",
-        "es",
-        "son",
-        "se",
-        "le",
-        "lo",
-        "que",
-        "en",
-        "por",
-        "para",
-        "con",
-        "y",
-        "o",
-        "and",
-        "or",
-        "to",
-        "a",
-        "an",
-        "it",
-        "its",
-        "this",
-        "that",
-        "whos",
-        "s",
-        "cada",
-        "each",
-        "every",
-        "una",
-        "uno",
-    ]
-)
-_DETERMINERS = frozenset(
-    [
-        "which",
-        "what",
-        "this",
-        "that",
-        "the",
-        "same",
-        "each",
-        "every",
-        "other",
-        "any",
-        "another",
-        "whose",
-        "its",
-        "their",
-        "our",
-        "your",
-        "a",
-        "an",
-        "one",
-        "new",
-        "old",
-    ]
-)
+_QUESTION_WORDS = frozenset(cue_words("question_words"))
+_DETERMINERS = frozenset(cue_words("determiners"))
 
 
 @dataclass
@@ -1001,7 +769,9 @@ class GroundedEngine:
         number = _VERSION_NUM.search(q)
         rest = _VERSION_NUM.sub(" ", q)
         if number and not _HISTORY.search(rest) and (a.units or a.positions or _RESPONSIBILITY.search(q)):
-            return None  # "¿Quién se encargaba del cobro según la versión 10?" asks about that version's content
+            return (
+                None  # "¿Quién se encargaba del cobro según la versión 10?" asks about that version's content
+            )
         top_is_history = bool(hits) and hits[0].chunk.section == "modificaciones"
         cue = _HISTORY.search(q) or _HISTORY_STRONG.search(q)
         if not (
@@ -1101,31 +871,18 @@ class GroundedEngine:
 
     def _structure(self, a: _Analysis, lang: Lang, hits: list[Hit]) -> Draft | None:
         q = a.q
-        cat = self.catalog
         topic = leftover_topic(a.leftover)
-        if a.positions and _POSITIONS.search(q) and not _FUNCTIONS.search(q):
-            # "¿Qué puestos integran el staff del Gerente de Créditos?": the chart of the unit it heads.
-            key = fold(a.positions[0])
-            wanted = {m.id for m in a.manuals}
-            headed = [
-                (u, m)
-                for u, m in cat.units_with_position(a.positions[0])
-                if fold(u.head or "") == key and m.id in wanted
-            ]
-            if len(headed) == 1:
-                return self._positions(lang, [headed[0][0]], headed[0][1])
+        staff = self._staff_of_position(a, lang)
+        if staff is not None:
+            return staff
         if a.positions and not _FUNCTIONS.search(q):
             if _asks_reports(q):
                 return self._position_reports(lang, a.positions[0], a.units[0] if a.units else None)
             if _WHERE.search(q) or not topic:
                 return self._where_position(lang, a.positions[0])
-        with_children = [m for m in a.units if cat.children(m.unit)]
-        asks_groups = _GROUP_WORDS.search(q) and (_COUNT.search(q) or (_LIST.search(q) and not topic))
-        about_top = with_children or not a.units or a.units[0].unit.parent is None
-        if asks_groups and not a.positions and about_top:
-            if with_children:
-                return self._groups(lang, with_children[0].unit, with_children[0].manual)
-            return self._per_manual([self._groups(lang, u, m) for u, m in cat.tops(a.manuals)], lang)
+        groups = self._asked_groups(a, lang, topic)
+        if groups is not None:
+            return groups
         if not a.units:
             return None
         target = a.units[0]
@@ -1144,13 +901,42 @@ class GroundedEngine:
                 extra = self._unit_reports(lang, unit, manual)
                 draft = Draft(draft.text + "\n\n" + extra.text, True, draft.citations + extra.citations)
             return draft
-        if _POSITIONS.search(q) and not _FUNCTIONS.search(q) and not self._asks_duty(a):
+        if self._lists_positions(a):
             return self._positions(lang, [t.unit for t in a.units], manual)
         if _OBJECTIVE.search(q):
             return self._objective(lang, unit, manual)
         if _FUNCTIONS.search(q) and not topic:
             return self._functions(lang, unit, manual)
         return None
+
+    def _asked_groups(self, a: _Analysis, lang: Lang, topic: bool) -> Draft | None:
+        """ "¿Cuántos grupos tiene la Gerencia?": the groups of the named unit, or of each manual's top."""
+        q, cat = a.q, self.catalog
+        with_children = [m for m in a.units if cat.children(m.unit)]
+        asks_groups = _GROUP_WORDS.search(q) and (_COUNT.search(q) or (_LIST.search(q) and not topic))
+        about_top = with_children or not a.units or a.units[0].unit.parent is None
+        if not (asks_groups and not a.positions and about_top):
+            return None
+        if with_children:
+            return self._groups(lang, with_children[0].unit, with_children[0].manual)
+        return self._per_manual([self._groups(lang, u, m) for u, m in cat.tops(a.manuals)], lang)
+
+    def _staff_of_position(self, a: _Analysis, lang: Lang) -> Draft | None:
+        """ "¿Qué puestos integran el staff del Gerente de Créditos?": the chart of the unit it heads."""
+        if not (a.positions and _POSITIONS.search(a.q) and not _FUNCTIONS.search(a.q)):
+            return None
+        key = fold(a.positions[0])
+        wanted = {m.id for m in a.manuals}
+        headed = [
+            (u, m)
+            for u, m in self.catalog.units_with_position(a.positions[0])
+            if fold(u.head or "") == key and m.id in wanted
+        ]
+        return self._positions(lang, [headed[0][0]], headed[0][1]) if len(headed) == 1 else None
+
+    def _lists_positions(self, a: _Analysis) -> bool:
+        """Whether a question naming a unit asks for its positions (and not who does a task there)."""
+        return bool(_POSITIONS.search(a.q)) and not _FUNCTIONS.search(a.q) and not self._asks_duty(a)
 
     def _asks_duty(self, a: _Analysis) -> bool:
         """ "¿Quién paga las horas extra del personal de la Agencia?" asks who does a task, not for the unit's
@@ -1714,103 +1500,7 @@ def _unit_label(cat: Catalog, unit: Unit) -> str:
     return f"**{unit.name}**" + (f" ({where[2:]})" if where else "")
 
 
-_STRUCTURAL = (
-    "jef",
-    "jefatur",
-    "puest",
-    "carg",
-    "funcion",
-    "objet",
-    "organigram",
-    "head",
-    "posit",
-    "function",
-    "objective",
-    "dirig",
-    "lider",
-    "encabez",
-    "frent",
-    "report",
-    "depend",
-    "boss",
-    "lead",
-    "run",
-    "staff",
-    "role",
-    "job",
-    "duti",
-    "respons",
-    "task",
-    "purpos",
-    "goal",
-    "aim",
-    "mision",
-    "unit",
-    "sit",
-    "belong",
-    "part",
-    "work",
-    "locat",
-    "superior",
-    "titular",
-    "conform",
-    "compon",
-    "integr",
-    "hac",
-    "tien",
-    "exist",
-    "charg",
-    "manag",
-    "supervis",
-    "chief",
-    "leader",
-    "personal",
-    "team",
-    "member",
-    "employe",
-    "post",
-    "plaz",
-    "agenci",
-    "area",
-    "sucursal",
-    "gerenci",
-    "grup",
-    "group",
-    "pertenec",
-    "ubic",
-    "principal",
-    "main",
-    "activ",
-    "person",
-    "servic",
-    "ahi",
-    "alli",
-    "there",
-    "offic",
-    "branch",
-    "divis",
-    "depart",
-    "make",
-    "mak",
-    "up",
-    "exist",
-    "hay",
-    "city",
-    "ciudad",
-    "cities",
-    "both",
-    "ambas",
-    "also",
-    "tambien",
-    "onlin",
-    "linea",
-    "custom",
-    "client",
-    "atencion",
-    "care",
-    "sale",
-    "venta",
-)
+_STRUCTURAL = tuple(cue_words("structural"))
 
 
 def leftover_topic(leftover: list[str]) -> bool:

@@ -14,6 +14,9 @@ line, `SupportScorer` measures:
 - ``dense_question``: the retrieval cosine of the whole question;
 - ``known``: the IDF-weighted share of topic words the indexed manuals use at all (chit-chat has none).
 
+A topic word no manual uses weighs by its everyday rarity (word frequency lists), so "been" or "tener" in
+a paraphrase weigh little and "refinanciamientos" fully.
+
 `SupportModel` combines them with a logistic regression fitted by ``python -m evals.calibrate`` on
 ``evals/calibration/dev.jsonl`` and stored in ``assistant/data/support.json`` (validated when loaded).
 """
@@ -147,6 +150,7 @@ class Term:
     known: bool
     # A Spanish word (by word frequency) the manuals never use: if the duty were theirs, they would.
     spanish: bool = False
+    position: int = 0  # its first word's place in the topic: terms are kept in the topic's order
 
 
 @dataclass(frozen=True)
@@ -234,15 +238,19 @@ class SupportScorer:
         found = self.spans(topic)
         out: list[Term] = []
         covered = [False] * len(words)
+        # Entries whose phrases stem alike match the same words: one term per span, their words pooled.
+        by_span: dict[tuple[int, int], set[str]] = {}
         for i, j, add in found:
+            by_span.setdefault((i, j), set()).update(content_stems(add))
+        for (i, j), adds in sorted(by_span.items()):
             own = {stem(w) for w in words[i:j] if w not in STOP_EN and w not in STOP_ES}
-            spanish = frozenset(content_stems(add))
+            spanish = frozenset(adds)
             alts = tuple(a for a in (frozenset(own), spanish) if a)
             if not alts:
                 continue
             ws = [self.weight(s) for s in spanish if s in self.vocabulary] or [self.weight(s) for s in own]
             known = any(s in self.vocabulary for a in alts for s in a)
-            out.append(Term(" ".join(words[i:j]), alts, max(ws), known))
+            out.append(Term(" ".join(words[i:j]), alts, max(ws), known, position=i))
             covered[i:j] = [True] * (j - i)
         for k, w in enumerate(words):
             if covered[k] or w in STOP_EN or w in STOP_ES or len(w) < 2 or w.isdigit():
@@ -250,9 +258,11 @@ class SupportScorer:
             s = stem(w)
             close = self._close_cache(s)
             known = bool(close & self.vocabulary)
-            weight = max((self.weight(c) for c in close if c in self.vocabulary), default=1.0)
+            # A word no manual uses weighs by its everyday rarity: "been", "already" say little about a duty.
+            weight = max((self.weight(c) for c in close if c in self.vocabulary), default=0.0) or _rarity(w)
             alts = tuple(frozenset([c]) for c in sorted(close))
-            out.append(Term(w, alts, weight, known, not known and _spanish(w)))
+            out.append(Term(w, alts, weight, known, not known and _spanish(w), position=k))
+        out.sort(key=lambda t: t.position)
         return out
 
     def known_share(self, terms: list[Term]) -> float:
@@ -346,6 +356,16 @@ def _spanish(word: str) -> bool:
 
     es, en = zipf_frequency(word, "es"), zipf_frequency(word, "en")
     return es >= 2.0 and es > en + 0.5
+
+
+@lru_cache(maxsize=16384)
+def _rarity(word: str) -> float:
+    """Weight in [0.2, 1] of a word no manual uses, from its everyday frequency (Zipf) in English or Spanish:
+    the most common words ("been", "already", "tener") weigh least."""
+    from wordfreq import zipf_frequency
+
+    zipf = max(zipf_frequency(word, "es"), zipf_frequency(word, "en"))
+    return min(1.0, max(0.2, (7.0 - zipf) / 2.5))
 
 
 def _ranks(values: dict[int, float]) -> dict[int, int]:

@@ -152,3 +152,76 @@ def test_a_malformed_model_file_is_refused_with_the_fix(tmp_path, change, messag
 def test_a_missing_model_file_names_the_command_that_writes_it(tmp_path):
     with pytest.raises(SupportModelError, match=r"evals\.calibrate"):
         SupportModel.load(tmp_path / "absent.json")
+
+
+# --- topic terms ---------------------------------------------------------------------------------------------
+
+
+class _Glossary:
+    """Two entries whose phrases stem alike both match "plan": one span, not two terms."""
+
+    def match_spans(self, text: str) -> list[tuple[int, int, str]]:
+        words = text.lower().split()
+        return [(i, i + 1, add) for i, w in enumerate(words) if w == "plan" for add in ("plan", "planificar")]
+
+    def expand(self, text: str) -> str:
+        return ""
+
+
+def test_glossary_entries_matching_the_same_words_make_one_term():
+    chunks = _chunks()
+    embedder = HashEmbedder()
+    vectors = embedder.encode_passages([c.text for c in chunks])
+    scorer = SupportScorer(chunks, vectors, embedder.embed_query, _model(), spans=_Glossary().match_spans)
+    terms = scorer.terms("plan capacitacion")
+    assert [t.text for t in terms] == ["plan", "capacitacion"]  # the topic's order, "plan" once
+
+
+def test_everyday_words_no_manual_uses_weigh_less_than_rare_ones(scorer):
+    weights = {t.text: t.weight for t in scorer.terms("been already refinanciamientos")}
+    assert weights["been"] < 0.5 and weights["already"] < 0.7
+    assert weights["refinanciamientos"] == 1.0
+
+
+# --- follow-ups (chain.condense) -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    from assistant.grounded import Catalog
+    from assistant.ingest import load_file
+    from assistant.parse import parse_document
+    from tests.conftest import REPO_ROOT
+
+    path = REPO_ROOT / "corpus" / "mof-901-0905-gerencia-servicio-al-cliente-v10.txt"
+    return Catalog([parse_document(load_file(path))])
+
+
+def test_a_follow_up_swapping_the_version_repeats_the_question_for_it(catalog):
+    from assistant.chain import condense
+
+    history = [("What changed in version 3?", "Version 3 …")]
+    assert condense("¿y en la versión 4?", history, catalog) == "What changed in version 4?"
+
+
+def test_a_chain_of_follow_ups_keeps_the_unit_of_the_first(catalog):
+    from assistant.chain import condense
+
+    history = [
+        ("¿Qué funciones tiene la Sucursal Paseo?", "Funciones de **Sucursal Paseo** …"),
+        ("¿Cuándo se creó?", "Según el historial del manual *Gerencia de Servicio al Cliente* …"),
+    ]
+    assert condense("who heads it?", history, catalog) == "who heads it? (Sucursal Paseo)"
+
+
+def test_positions_of_that_area_follow_the_unit_that_answered(catalog):
+    from assistant.chain import condense
+
+    history = [
+        (
+            "¿Quién se ocupa de la base de datos de clientes?",
+            "Según el manual, se encarga **Área de Atención al Cliente** (a cargo del Jefe …), función iii: …",
+        )
+    ]
+    out = condense("what positions are in that area?", history, catalog)
+    assert out == "what positions are in that area? (Área de Atención al Cliente)"
