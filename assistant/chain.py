@@ -397,8 +397,8 @@ class Assistant:
         cited = list(dict.fromkeys(c.manual for c in draft.citations))
         by_id = {m.id: m for m in self.manuals}
         several = [by_id[i] for i in cited if i in by_id and catalogue.has_several(by_id[i].code)]
-        if resolution.kind == "present" and not several:
-            return draft
+        if (resolution.kind == "present" or resolution.history_only) and not several:
+            return draft  # one version of each cited manual: nothing to tell apart
         if resolution.kind == "present":
             where = "; ".join(_version_line(catalogue, m, lang) for m in several)
             note = f"_Según la {where}._" if lang == "es" else f"_From {where}._"

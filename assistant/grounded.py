@@ -15,7 +15,7 @@ import difflib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +28,7 @@ from assistant.settings import AnswerSettings
 from assistant.support import POLITE, Scored, SupportScorer
 from assistant.template import template
 from assistant.text import STOP_EN, STOP_ES, fold, lexical_terms, stem, tokens
+from assistant.versions import Catalogue
 
 Lang = Literal["es", "en"]
 
@@ -155,8 +156,9 @@ class Catalog:
                 for word in {fold(u.name).split(" ")[0], fold(u.head or "").split(" ")[0]} - {""}:
                     generic.setdefault(word, []).append((u, m))
         for word, owners in generic.items():
-            if len(owners) == 1:
-                self.unit_aliases.append((word, *owners[0]))
+            # Shared by several gerencias ("el Gerente"), the word names each of them: answers are per manual.
+            for owner in owners:
+                self.unit_aliases.append((word, *owner))
         for u, m in self.units:
             for alias in self._aliases(u):
                 self.unit_aliases.append((alias, u, m))
@@ -564,11 +566,16 @@ class GroundedEngine:
         """The manuals a question is about: named by code, by a unit, or by a position only some have."""
         cat = self.catalog
         named = cat.find_manuals(folded)
-        tops = [m for m in units if m.unit.parent is None]
+        spans = [(m.start, m.end) for m in units]
+        # A word several gerencias share ("la gerencia") names none of them in particular.
+        tops = [m for m in units if m.unit.parent is None and spans.count((m.start, m.end)) == 1]
         if not named and tops:
             # A named gerencia outweighs units of other gerencias that the question also mentions.
             named = list({m.manual.id: m.manual for m in tops}.values())
-        if not named and units:
+        specific = [m for m in units if spans.count((m.start, m.end)) == 1]
+        if not named and specific:
+            named = list({m.manual.id: m.manual for m in specific}.values())
+        elif not named and units:
             named = list({m.manual.id: m.manual for m in units}.values())
         if not named and positions:
             having = {m.id for p in positions for _u, m in cat.units_with_position(p)}
@@ -755,14 +762,18 @@ class GroundedEngine:
 
     def _history(self, a: _Analysis, lang: Lang, hits: list[Hit]) -> Draft | None:
         manuals = [m for m in a.manuals if m.history]
-        drafts = [d for m in manuals if (d := self._history_for(m, a, lang, hits))]
-        if len(drafts) > 1 and not _VERSION_NUM.search(a.q) and not _LATEST.search(a.q):
-            # "What changed with the Secretaria Ejecutiva?": the manuals whose history mentions it best.
-            hit_manuals = [h.chunk.manual_id for h in hits if h.chunk.section == "modificaciones"]
-            if hit_manuals and not a.scoped:
-                best = [d for d in drafts if d.citations and d.citations[0].manual == hit_manuals[0]]
-                drafts = best or drafts
-        return self._per_manual(drafts, lang)
+        number = _VERSION_NUM.search(a.q)
+        if number and not a.scoped:
+            # "What changed in version 5?" asks every manual whose history has a version 5, not only the one
+            # served as a version-5 file.
+            have = {m.code for m in manuals}
+            manuals += [
+                m
+                for m in Catalogue(self.archive).in_force()
+                if m.code not in have and any(h.version == int(number.group(1)) for h in m.history)
+            ]
+        # Each manual whose history answers says so; an ambiguous question gets one short item per manual.
+        return self._per_manual([d for m in manuals if (d := self._history_for(m, a, lang, hits))], lang)
 
     def _history_for(self, m: Manual, a: _Analysis, lang: Lang, hits: list[Hit]) -> Draft | None:
         q = a.q
@@ -785,6 +796,8 @@ class GroundedEngine:
         entries: list[HistoryEntry] = []
         if number:
             entries = [h for h in m.history if h.version == int(number.group(1))]
+            if not entries:
+                return None  # this manual has no such version
         elif _LATEST.search(q):
             entries = [max(m.history, key=lambda h: h.version)]
         if not entries:
@@ -886,6 +899,9 @@ class GroundedEngine:
         if not a.units:
             return None
         target = a.units[0]
+        per_manual = self._structure_per_manual(a, lang, hits)
+        if per_manual is not None:
+            return per_manual
         unit, manual = target.unit, target.manual
         if unit.parent is not None and _BELONGS.search(q) and not a.positions and not _POSITIONS.search(q):
             return self._unit_place(lang, unit, manual)
@@ -896,11 +912,7 @@ class GroundedEngine:
         if _asks_reports(q) and not _HEAD.search(q):
             return self._unit_reports(lang, unit, manual)
         if _HEAD.search(q) and not topic:
-            draft = self._head(lang, unit, manual)
-            if _asks_reports(q):
-                extra = self._unit_reports(lang, unit, manual)
-                draft = Draft(draft.text + "\n\n" + extra.text, True, draft.citations + extra.citations)
-            return draft
+            return self._head_and_boss(lang, unit, manual, q)
         if self._lists_positions(a):
             return self._positions(lang, [t.unit for t in a.units], manual)
         if _OBJECTIVE.search(q):
@@ -908,6 +920,23 @@ class GroundedEngine:
         if _FUNCTIONS.search(q) and not topic:
             return self._functions(lang, unit, manual)
         return None
+
+    def _head_and_boss(self, lang: Lang, unit: Unit, manual: Manual, q: str) -> Draft:
+        """Who heads a unit, and whom it reports to when the question asks that too."""
+        draft = self._head(lang, unit, manual)
+        if _asks_reports(q):
+            extra = self._unit_reports(lang, unit, manual)
+            draft = Draft(draft.text + "\n\n" + extra.text, True, draft.citations + extra.citations)
+        return draft
+
+    def _structure_per_manual(self, a: _Analysis, lang: Lang, hits: list[Hit]) -> Draft | None:
+        """ "el Gerente" when several gerencias are served names each top unit: one short answer per manual."""
+        first = a.units[0]
+        twins = [m for m in a.units if (m.start, m.end) == (first.start, first.end) and m.start >= 0]
+        if len(twins) < 2:
+            return None
+        drafts = [self._structure(replace(a, units=[m], manuals=[m.manual]), lang, hits) for m in twins]
+        return self._per_manual([d for d in drafts if d is not None], lang)
 
     def _asked_groups(self, a: _Analysis, lang: Lang, topic: bool) -> Draft | None:
         """ "¿Cuántos grupos tiene la Gerencia?": the groups of the named unit, or of each manual's top."""

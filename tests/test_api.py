@@ -689,7 +689,9 @@ def test_an_mcp_client_calls_ask_manual(served):
             result = await session.call_tool("ask_manual", {"question": QUESTION})
             return tools, "".join(getattr(c, "text", "") for c in result.content)
 
-    tools, text = asyncio.run(main())
+    # A fresh thread: an earlier test of the session may have left an event loop set on this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        tools, text = pool.submit(asyncio.run, main()).result()
 
     assert tools == ["ask_manual"]
     assert "Activos Extraordinarios" in text and "valúos" in text and SOURCES_HEADING in text
