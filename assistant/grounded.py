@@ -224,14 +224,13 @@ class Catalog:
         return found
 
     def find_units_by_words(self, text: str, expansion: str) -> list[_Mention]:
-        """Units every word of whose name is in the text or its glossary translation, at least one of them in
-        the text itself: "the credit management" → Gerencia de Créditos, "payroll unit" → Unidad de Planillas."""
-        own = {stem(t) for t in tokens(text)}
-        have = own | {stem(t) for t in tokens(expansion)}
+        """Units every word of whose name is in the text or its glossary translation: "the credit management"
+        → Gerencia de Créditos, "payroll unit" → Unidad de Planillas."""
+        have = {stem(t) for t in tokens(f"{text} {expansion}")}
         best: list[tuple[int, Unit, Manual]] = []
         for u, m in self.units:
             words = {stem(t) for t in tokens(u.name) if t not in STOP_ES and len(t) > 2}
-            if len(words) >= 2 and words <= have and words & own:
+            if len(words) >= 2 and words <= have:
                 best.append((len(words), u, m))
         if not best:
             return []
