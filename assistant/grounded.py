@@ -228,8 +228,14 @@ class Catalog:
         → Gerencia de Créditos, "payroll unit" → Unidad de Planillas."""
         have = {stem(t) for t in tokens(f"{text} {expansion}")}
         best: list[tuple[int, Unit, Manual]] = []
-        for u, m in self.units:
-            words = {stem(t) for t in tokens(u.name) if t not in STOP_ES and len(t) > 2}
+        names = [(u.name, u, m) for u, m in self.units]
+        names += [
+            (old, pair[0], pair[1])
+            for (mid, new), old in self._former.items()
+            if (pair := self.unit(new, mid))
+        ]
+        for name, u, m in names:
+            words = {stem(t) for t in tokens(name) if t not in STOP_ES and len(t) > 2}
             if len(words) >= 2 and words <= have:
                 best.append((len(words), u, m))
         if not best:
@@ -803,7 +809,14 @@ class GroundedEngine:
             years = {int(y) for y in re.findall(r"\b(19\d\d|20\d\d)\b", q)}
             entries = [h for h in m.history if h.date and h.date.year in years]
         keys = [fold(p) for p in a.positions] + [fold(u.unit.name) for u in a.units]
-        if not entries and not keys and m.history and self._computed_changes(m, m.version or 0, lang):
+        asks_news = bool(_CHANGE_WORDS.search(q) or _LATEST.search(q))
+        if (
+            not entries
+            and not keys
+            and asks_news
+            and m.history
+            and self._computed_changes(m, m.version or 0, lang)
+        ):
             # Several versions served, nothing named: "what changed / which functions moved?" is about the
             # newest change, which the served versions also show.
             entries = [max(m.history, key=lambda h: h.version)]
