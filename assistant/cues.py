@@ -52,7 +52,9 @@ def load_cues(path: str | Path = CUES_PATH) -> Cues:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first["loc"])
-        raise CuesError(f"The engine's vocabulary file {p} has a bad entry {where!r}: {first['msg']}") from exc
+        raise CuesError(
+            f"The engine's vocabulary file {p} has a bad entry {where!r}: {first['msg']}"
+        ) from exc
 
 
 @lru_cache(maxsize=1)

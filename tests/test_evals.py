@@ -673,7 +673,8 @@ def test_the_curve_sweeps_the_support_threshold_post_hoc() -> None:
 def test_the_runner_writes_the_curve_beside_the_report(
     eval_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ASSISTANT_ANSWER__SUPPORT_THRESHOLD", "0.5")  # the operating point, whatever the default
+    # The operating point, whatever the default.
+    monkeypatch.setenv("ASSISTANT_ANSWER__SUPPORT_THRESHOLD", "0.5")
     fake = FakeAssistant("Atender y solventar las quejas y denuncias de los clientes.")
     real_ask = fake.ask
 
