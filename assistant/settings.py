@@ -33,6 +33,9 @@ class EmbeddingSettings(BaseModel):
     # Intra-op threads for one encode call; None = every CPU this process may use. On 2 cores two threads
     # search in 26 ms against 32 ms for one; under 20 users at once the two were within noise.
     threads: int | None = Field(None, ge=1)
+    # Questions through an int8 copy of the lean ONNX graph (per-channel dynamic quantisation, written beside
+    # it on first use); passages, and so the index, stay float32. Off until it is shown not to cost quality.
+    quantized_queries: bool = False
 
 
 class StoreSettings(BaseModel):
@@ -76,6 +79,8 @@ class AnswerSettings(BaseModel):
     # the closest one. Chosen on evals/calibration/dev.jsonl (the curve: `make eval-calibration`).
     support_threshold: float = Field(0.2152, ge=0, le=1)
     max_question_chars: int = Field(2000, ge=10)
+    # Earlier turns of a conversation used to understand a follow-up (the last ones; the rest are dropped).
+    max_history_turns: int = Field(6, ge=0, le=50)
     max_quotes: int = Field(4, ge=1)
     # A unit named as a place ("at management level") wins among duty lines this close to the best score.
     place_margin: float = Field(0.1, ge=0)
@@ -114,6 +119,17 @@ class UISettings(BaseModel):
     concurrency_limit: int = Field(4, ge=1)
     max_queue: int = Field(64, ge=1)
     feedback_db: Path = Path("data/feedback.sqlite3")
+    # Failed logins, counted per client address and per user name (assistant/throttle.py): after
+    # login_free_failures, the next attempt must wait login_delay_s, doubled with each further failure up to
+    # login_max_delay_s; login_lockout_failures lock the address or name for login_lockout_s. A browser that
+    # signed in as that user before is counted apart, so others' failures never slow it.
+    login_free_failures: int = Field(3, ge=0)
+    login_delay_s: float = Field(1.0, ge=0)
+    login_max_delay_s: float = Field(60.0, ge=0)
+    login_lockout_failures: int = Field(10, ge=1)
+    login_lockout_s: float = Field(900.0, gt=0)
+    # Behind a reverse proxy, take the client address from the last X-Forwarded-For entry (the proxy's).
+    trust_forwarded_for: bool = False
 
 
 class InsightSettings(BaseModel):

@@ -1318,6 +1318,9 @@ def serve(
     # What Blocks.launch records about the server it starts, so that app.close() stops this one.
     mounted = server_app.routes[-1].app  # type: ignore[attr-defined]
     app.app = app.server_app = mounted
+    from assistant.throttle import install_login_guard
+
+    install_login_guard(server_app, mounted, ui)  # throttled logins; no-op when login is off
     prepare_process()
     server = Server(
         config=uvicorn.Config(server_app, host=ui.host, port=ui.port, log_level="warning", access_log=False)

@@ -1,6 +1,6 @@
 """Answer benchmark: warm end-to-end ``Assistant.ask`` latency (grounded engine) and RSS over many calls.
 
-    python -m benchmarks.bench_answer --root /tmp/x [--quick] [--calls 2000] [--out file.json]
+    python -m benchmarks.bench_answer --root /tmp/x [--quick] [--calls 5000] [--out file.json]
 
 Cycles through the visible and held-out question files; the first ``WARMUP`` calls are untimed and every
 later call is timed (the rest of the first pass is also summarised alone, as questions seen once). RSS is
@@ -40,7 +40,7 @@ _embed._QUERY_CACHE_SIZE = 0
 
 def run(root: Path, quick: bool = False, calls: int | None = None, budget_s: float = 240.0) -> dict[str, Any]:
     """Load the assistant, ask ``calls`` questions (bounded by ``budget_s``); returns a JSON-ready dict."""
-    calls = calls or (300 if quick else 2000)
+    calls = calls or (300 if quick else 5000)
     sample_every = 50 if quick else 100
     started = time.perf_counter()
     res: dict[str, Any] = {"quick": quick, "load_average_start": load_average()}
@@ -108,6 +108,7 @@ def run(root: Path, quick: bool = False, calls: int | None = None, budget_s: flo
     res["rss_serving_mb"] = next((m for c, m in rss_samples if c >= SERVING_CALLS), rss_samples[-1][1])
     res["rss_end_mb"] = rss_samples[-1][1]
     res["rss_growth_after_warmup_mb"] = round(rss_samples[-1][1] - after_warm, 1)
+    res["rss_growth_after_warmup_pct"] = round(100 * (rss_samples[-1][1] - after_warm) / after_warm, 2)
     res["rss_growth_from_load_mb"] = round(rss_samples[-1][1] - res["rss_loaded_mb"], 1)
     res["peak_rss_mb"] = peak_rss_mb()
     res["load_average_end"] = load_average()
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the answer benchmark and print (and optionally write) its JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, help="folder holding (or to hold) the temp index")
-    parser.add_argument("--quick", action="store_true", help="300 calls instead of 2,000")
+    parser.add_argument("--quick", action="store_true", help="300 calls instead of 5,000")
     parser.add_argument("--calls", type=int, help="how many ask() calls (1–20000)")
     parser.add_argument("--budget", type=float, default=240.0, help="seconds for the ask() loop")
     parser.add_argument("--out", type=Path, help="also write the JSON here")

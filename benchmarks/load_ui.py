@@ -180,7 +180,7 @@ def connect(url: str, tls: ssl.SSLContext) -> Any:
         verbose=False,
         download_files=False,
         # Handed to httpx as `verify`, which takes a context as well as a bool.
-        ssl_verify=tls,  # type: ignore[arg-type]
+        ssl_verify=tls,
         # Each request would otherwise scan the environment for proxy settings (about 3 ms of CPU).
         httpx_kwargs={"trust_env": False} if loopback else None,
     )

