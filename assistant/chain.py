@@ -23,8 +23,8 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 from assistant.chunk import spanish_date
 from assistant.embed import get_embedder
+from assistant.engine import Catalog, Draft, GroundedEngine, load_scope
 from assistant.errors import AssistantError, StoreUnavailableError
-from assistant.grounded import Catalog, Draft, GroundedEngine, load_scope
 from assistant.models import Answer, Hit, Manual
 from assistant.retrieve import Glossary, HybridRetriever, ManualRetriever, Mode
 from assistant.safety import clean_question, has_content, known_word, strip_instructions

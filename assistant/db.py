@@ -8,7 +8,9 @@ a busy timeout makes writers from other threads and processes wait for the lock 
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +70,19 @@ def _create(url: str, busy_timeout_s: float) -> Engine:
         # Autocommit at the driver level: SQLAlchemy's "begin" below opens every transaction itself.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        # Switching to WAL needs the file to itself for a moment, and SQLite may answer "database is locked"
+        # at once (without waiting) while other processes open it too: try again for a while.
+        deadline = time.monotonic() + busy_timeout_s
+        while True:
+            try:
+                cur.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -1,0 +1,223 @@
+"""The served manuals' units and positions, and the names (aliases) a question may use for them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from assistant.cues import cue_words
+from assistant.models import Function, Manual, Unit
+from assistant.text import STOP_ES, fold, stem, tokens
+
+_GENERIC_PREFIXES = tuple(cue_words("generic_prefixes"))
+
+
+@dataclass(frozen=True)
+class _Mention:
+    unit: Unit
+    manual: Manual
+    start: int
+    end: int
+
+
+def _whole_words(folded: str) -> re.Pattern[str]:
+    """A pattern for ``folded`` (already accent-folded) as whole words of a folded text."""
+    return re.compile(rf"(?<![a-z0-9]){re.escape(folded)}(?![a-z0-9])")
+
+
+class Catalog:
+    """Units and positions of the served manuals, with the aliases a question may use for them.
+
+    Units are keyed by (manual, unit): two gerencias may each have an "Área de Ventas".
+    """
+
+    def __init__(self, manuals: list[Manual]) -> None:
+        self.manuals = manuals
+        self.units: list[tuple[Unit, Manual]] = [(u, m) for m in manuals for u in m.units]
+        self._by_key = {(m.id, u.name): (u, m) for u, m in self.units}
+        self._manual_of = {id(u): m for u, m in self.units}
+        self.unit_aliases: list[tuple[str, Unit, Manual]] = []
+        # "la gerencia", "the Director": the first word of a top unit's name or of its head's title names it
+        # when no other served manual's top unit shares that word.
+        generic: dict[str, list[tuple[Unit, Manual]]] = {}
+        for u, m in self.units:
+            if u.parent is None:
+                for word in {fold(u.name).split(" ")[0], fold(u.head or "").split(" ")[0]} - {""}:
+                    generic.setdefault(word, []).append((u, m))
+        for word, owners in generic.items():
+            # Shared by several gerencias ("el Gerente"), the word names each of them: answers are per manual.
+            for owner in owners:
+                self.unit_aliases.append((word, *owner))
+        for u, m in self.units:
+            for alias in self._aliases(u):
+                self.unit_aliases.append((alias, u, m))
+        self.unit_aliases.sort(key=lambda x: -len(x[0]))
+        positions: dict[str, str] = {}
+        for u, _m in self.units:
+            for p in u.positions:
+                positions.setdefault(fold(p), p)
+        self.positions = sorted(positions.items(), key=lambda x: -len(x[0]))
+        # Compiled once: every question is matched against every alias and position name.
+        self._alias_patterns = [(_whole_words(alias), unit, m) for alias, unit, m in self.unit_aliases]
+        self._position_patterns = [(_whole_words(key), name) for key, name in self.positions]
+        self._code_patterns = [(_whole_words(fold(m.code)), m) for m in manuals if m.code]
+        self.alias_stems = {stem(t) for a, _u, _m in self.unit_aliases for t in tokens(a)}
+        self._former: dict[tuple[str, str], str] = {}
+        # Each folded duty line → the units whose own function list holds it, in any manual. An agency that
+        # lists exactly its group's lines is left out: those lines are the group's.
+        self.duties: dict[str, list[tuple[Unit, Manual, Function]]] = {}
+        for u, m in self.units:
+            parent = self.parent(u)
+            if parent is not None and parent.functions == u.functions and parent.parent is not None:
+                continue
+            for f in u.functions:
+                self.duties.setdefault(fold(f.text), []).append((u, m, f))
+
+    @staticmethod
+    def _aliases(unit: Unit) -> set[str]:
+        name = fold(unit.name)
+        out = {name}
+        for prefix in _GENERIC_PREFIXES:
+            if name.startswith(prefix) and len(name) > len(prefix) + 3 and unit.parent is not None:
+                out.add(name[len(prefix) :])
+        if name.endswith("s") and " " not in name:
+            out.add(name[:-1])  # "agencias" -> "agencia"
+        return out
+
+    @property
+    def many(self) -> bool:
+        """Whether more than one manual is served (answers then name each unit's gerencia)."""
+        return len(self.manuals) > 1
+
+    def manual_of(self, unit: Unit) -> Manual:
+        """The manual a catalogued unit belongs to."""
+        return self._manual_of[id(unit)]
+
+    def find_units(self, text: str) -> list[_Mention]:
+        """Units named in a text, longest alias first, without overlaps."""
+        folded = fold(text)
+        taken: list[tuple[int, int]] = []
+        found: list[_Mention] = []
+        for pattern, unit, manual in self._alias_patterns:
+            for m in pattern.finditer(folded):
+                if any(m.start() < e and s < m.end() for s, e in taken):
+                    # The same name in two manuals ("Área de Ventas" twice) is two mentions of one span.
+                    same = [f for f in found if (f.start, f.end) == (m.start(), m.end())]
+                    if not same or any(f.manual.id == manual.id for f in same):
+                        continue
+                elif any(f.unit is unit for f in found):
+                    continue
+                taken.append((m.start(), m.end()))
+                found.append(_Mention(unit, manual, m.start(), m.end()))
+        found.sort(key=lambda x: x.start)
+        return found
+
+    def find_units_by_words(self, text: str, expansion: str) -> list[_Mention]:
+        """Units every word of whose name is in the text or its glossary translation: "the credit management"
+        → Gerencia de Créditos, "payroll unit" → Unidad de Planillas."""
+        have = {stem(t) for t in tokens(f"{text} {expansion}")}
+        best: list[tuple[int, Unit, Manual]] = []
+        names = [(u.name, u, m) for u, m in self.units]
+        names += [
+            (old, pair[0], pair[1])
+            for (mid, new), old in self._former.items()
+            if (pair := self.unit(new, mid))
+        ]
+        for name, u, m in names:
+            words = {stem(t) for t in tokens(name) if t not in STOP_ES and len(t) > 2}
+            if len(words) >= 2 and words <= have:
+                best.append((len(words), u, m))
+        if not best:
+            return []
+        top = max(n for n, _u, _m in best)
+        return [_Mention(u, m, -1, -1) for n, u, m in best if n == top]
+
+    def add_alias(self, name: str, unit: Unit, manual: Manual) -> None:
+        """Let a former name (from an earlier version) name a unit."""
+        alias = fold(name)
+        self.unit_aliases.append((alias, unit, manual))
+        self.unit_aliases.sort(key=lambda x: -len(x[0]))
+        self._alias_patterns = [(_whole_words(a), u, m) for a, u, m in self.unit_aliases]
+        self.alias_stems |= {stem(t) for t in tokens(alias)}
+        self._former[(manual.id, unit.name)] = name
+
+    def former_name(self, mention: _Mention) -> str | None:
+        """The former name a mention used, if it named the unit by it."""
+        old = self._former.get((mention.manual.id, mention.unit.name))
+        return old if old and mention.end - mention.start == len(fold(old)) else None
+
+    def mask_names(self, folded: str) -> str:
+        """A folded text with every unit and position name blanked out."""
+        for pattern, _u, _m in self._alias_patterns:
+            folded = pattern.sub(lambda m: " " * len(m.group(0)), folded)
+        for pattern, _name in self._position_patterns:
+            folded = pattern.sub(lambda m: " " * len(m.group(0)), folded)
+        return folded
+
+    def find_manuals(self, text: str) -> list[Manual]:
+        """Manuals a text names by their code ("901 0903")."""
+        folded = fold(text)
+        return [m for pattern, m in self._code_patterns if pattern.search(folded)]
+
+    def find_positions(self, text: str) -> list[str]:
+        """Positions named in a text (their manual spelling), longest first, without overlaps."""
+        folded = fold(text)
+        taken: list[tuple[int, int]] = []
+        out: list[str] = []
+        for pattern, name in self._position_patterns:
+            m = pattern.search(folded)
+            if m and not any(m.start() < e and s < m.end() for s, e in taken):
+                taken.append((m.start(), m.end()))
+                out.append(name)
+        return out
+
+    def find_positions_by_words(self, text: str) -> list[str]:
+        """Positions whose every content word is in the text (stemmed): "quality control coordinator"
+        plus its glossary words names "Coordinador de Control de Calidad"."""
+        have = {stem(t) for t in tokens(text)}
+        found = []
+        for key, name in self.positions:
+            words = {stem(t) for t in tokens(key) if t not in STOP_ES and len(t) > 2}
+            if len(words) >= 2 and words <= have:
+                found.append((len(words), name))
+        found.sort(key=lambda x: -x[0])
+        return [name for n, name in found if n == found[0][0]][:1] if found else []
+
+    def units_with_position(self, position: str) -> list[tuple[Unit, Manual]]:
+        """Every unit whose chart lists this position."""
+        key = fold(position)
+        return [(u, m) for u, m in self.units if any(fold(p) == key for p in u.positions)]
+
+    def unit(self, name: str | None, manual: str | None = None) -> tuple[Unit, Manual] | None:
+        """The unit with this exact name (in this manual, when one is given)."""
+        if manual is not None:
+            return self._by_key.get((manual, name or ""))
+        return next(((u, m) for u, m in self.units if u.name == name), None)
+
+    def parent(self, unit: Unit) -> Unit | None:
+        """The unit this one hangs from, in its own manual."""
+        if unit.parent is None:
+            return None
+        pair = self._by_key.get((self.manual_of(unit).id, unit.parent))
+        return pair[0] if pair else None
+
+    def children(self, unit: Unit) -> list[Unit]:
+        """Units whose parent is this unit, in its own manual."""
+        manual = self.manual_of(unit)
+        return [u for u in manual.units if u.parent == unit.name]
+
+    def tops(self, manuals: list[Manual] | None = None) -> list[tuple[Unit, Manual]]:
+        """The units with no parent (each manual's Gerencia or Dirección)."""
+        wanted = {m.id for m in (manuals if manuals is not None else self.manuals)}
+        return [(u, m) for u, m in self.units if u.parent is None and m.id in wanted]
+
+    def top(self) -> tuple[Unit, Manual] | None:
+        """The unit with no parent of the first manual."""
+        tops = self.tops()
+        return tops[0] if tops else None
+
+    def label(self, unit: Unit) -> str:
+        """A unit's name for an answer, with its gerencia when several manuals are served."""
+        if not self.many or unit.parent is None:
+            return unit.name
+        return f"{unit.name} ({self.manual_of(unit).gerencia})"

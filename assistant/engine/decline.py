@@ -1,0 +1,90 @@
+"""Declining up front: a kind of information no MOF holds (`corpus/scope.json`) or a unit the manuals lack."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from assistant.engine.common import Draft, Lang, decline
+from assistant.engine.query import _DETERMINERS, _RESPONSIBILITY, Query
+from assistant.models import Hit
+from assistant.text import STOP_EN, STOP_ES, stem, tokens
+
+if TYPE_CHECKING:
+    from assistant.engine.engine import GroundedEngine
+
+
+@dataclass(frozen=True)
+class ScopeTopic:
+    """A kind of information MOF manuals do not hold, with its names for the decline message."""
+
+    es: str
+    en: str
+    patterns: tuple[re.Pattern[str], ...]
+    # Declined even in a "who handles …" question (e.g. people's names); others only when asked for directly.
+    always: bool = False
+
+
+def load_scope(path: str | Path) -> list[ScopeTopic]:
+    """Read `corpus/scope.json`; a missing file means no topic is declined up front."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    data = json.loads(p.read_text(encoding="utf-8"))
+    return [
+        ScopeTopic(t["es"], t["en"], tuple(re.compile(x) for x in t["patterns"]), bool(t.get("always")))
+        for t in data["topics"]
+    ]
+
+
+def out_of_scope(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Draft | None:
+    # "¿Quién maneja el presupuesto de la agencia?" asks for a responsibility, which the manual may cover.
+    asks_who = bool(_RESPONSIBILITY.search(a.q))
+    # Names of units and positions are not topics: "la Dirección de Administración" asks for no address.
+    q = engine.catalog.mask_names(a.q)
+    for topic in engine.scope:
+        if (topic.always or not asks_who) and any(p.search(q) for p in topic.patterns):
+            reason = (
+                f"El manual de organización y funciones no incluye {topic.es}."
+                if lang == "es"
+                else f"The organisation and functions manual does not include {topic.en}."
+            )
+            return decline(lang, hits, reason)
+    unknown = _unknown_unit(engine, a)
+    if unknown:
+        reason = (
+            f'El manual no describe ninguna unidad llamada "{unknown}".'
+            if lang == "es"
+            else f'The manual does not describe any unit called "{unknown}".'
+        )
+        return decline(lang, hits, reason)
+    return None
+
+
+def _unknown_unit(engine: GroundedEngine, a: Query) -> str | None:
+    """A unit-like phrase ("the finance department", "Gerencia de Finanzas") the manuals do not have."""
+    patterns = [
+        r"\b(gerencia|departamento|unidad|division|seccion|agencia|sucursal) (de|del|de la|de los) "
+        r"([a-z]+(?: [a-z]+)?)",
+        r"\b(?:the )?((?:[a-z]+ )?[a-z]+) (department|division|unit|office|management|team|agency|branch)\b",
+    ]
+    for i, pat in enumerate(patterns):
+        for m in re.finditer(pat, a.q.split(" || ")[0]):
+            phrase = m.group(3) if i == 0 else m.group(1)
+            words = [
+                w for w in phrase.split() if w not in _DETERMINERS and w not in STOP_EN and w not in STOP_ES
+            ]
+            if not words:
+                continue
+            # "regional office" is an agency and "sales area" is Ventas: the glossary knows the phrase; but
+            # "Sonsonate agency" is only known through its head noun, which does not make it a known unit.
+            head = m.group(2) if i == 1 else m.group(1)
+            known = set(tokens(engine.glossary.expand(m.group(0)))) if engine.glossary else set()
+            known -= set(tokens(engine.glossary.expand(head))) if engine.glossary else set()
+            stems = {stem(t) for t in tokens(" ".join(words))} | {stem(t) for t in known}
+            if not stems & engine.catalog.alias_stems:
+                return m.group(0).strip()
+    return None

@@ -1,0 +1,298 @@
+"""Who handles X: the retrieved duty lines, the calibrated support check, and the composed answer."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import TYPE_CHECKING
+
+from assistant.engine.catalog import _whole_words
+from assistant.engine.common import Draft, Lang, _quote_block, decline, unit_label
+from assistant.engine.query import _PLURAL_UNITS, _QUESTION_WORDS, Query, leftover_topic
+from assistant.engine.structure import functions
+from assistant.models import Chunk, Citation, Hit
+from assistant.support import POLITE, Scored, SupportScorer
+from assistant.text import STOP_EN, STOP_ES, fold, lexical_terms, stem, tokens
+
+if TYPE_CHECKING:
+    from assistant.engine.engine import GroundedEngine
+
+
+def _close(term: str, pool: set[str]) -> bool:
+    """A topic stem is found in a text, allowing a typo or two (``formalis`` ~ ``formaliz``)."""
+    if term in pool:
+        return True
+    if len(term) < 5:
+        return False
+    return any(t[:3] == term[:3] and difflib.SequenceMatcher(None, t, term).ratio() >= 0.8 for t in pool)
+
+
+def support(hits: list[Hit], leftover: list[str], expansion: str) -> tuple[float, float]:
+    """(best dense cosine, share of topic words found in the best hits): the refusal signals."""
+    if not hits:
+        return 0.0, 0.0
+    dense = max(h.dense for h in hits)
+    if not leftover:
+        return dense, 1.0
+    pool: set[str] = set()
+    for h in hits[:3]:
+        pool.update(lexical_terms(h.chunk.text))
+    covered = sum(1 for t in leftover if _close(t, pool))
+    translated = len(set(lexical_terms(expansion)) & pool)
+    return dense, min(1.0, (covered + translated) / len(leftover))
+
+
+def who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Draft:
+    """Who handles the topic: the best-supported duty lines, or an honest decline (always answers)."""
+    scorer: SupportScorer | None = getattr(engine, "support_scorer", None)
+    if scorer is None:
+        # No calibrated model (unit tests with fakes): the older cosine + word-share gate.
+        dense, share = support(hits, a.leftover, a.expansion)
+        if dense < engine.settings.refusal_threshold or (
+            share < engine.settings.min_lexical_support and dense < engine.settings.confident_threshold
+        ):
+            return decline(lang, hits)
+    duties = [h for h in hits if h.chunk.section in ("funciones", "objetivo")]
+    if not duties:
+        if a.units and not leftover_topic(a.leftover):
+            return functions(engine, lang, a.units[0].unit, a.units[0].manual)
+        return decline(lang, hits)
+    best = duties[0]
+    # A unit named as a place ("at management level", "in an agency") rather than as the topic of the duty
+    # ("activos extraordinarios" inside a Ventas function) steers the choice among near-equal lines.
+    places = {
+        (m.manual.id, m.unit.name)
+        for m in a.units
+        if not any(t in fold(best.chunk.quote) for t in tokens(m.unit.name) if len(t) > 3)
+    }
+    if places and engine.search_in_unit is not None:
+        for manual_id, place in sorted(places):
+            found = engine.search_in_unit(a.text, place, manual_id)
+            known = {h.chunk.id for h in duties}
+            duties += [
+                h for h in found if h.chunk.section in ("funciones", "objetivo") and h.chunk.id not in known
+            ]
+    if places:
+        located = sorted(
+            (
+                h
+                for h in duties
+                if (h.chunk.manual_id, h.chunk.unit) in places
+                or (h.chunk.manual_id, h.chunk.parent) in places
+            ),
+            key=lambda h: -h.score,
+        )
+        if located and located[0].score >= best.score - engine.settings.place_margin:
+            best = located[0]
+            duties = [best] + [h for h in duties if h is not best]
+    plural = bool(_PLURAL_UNITS.search(a.q))
+    group = [best]
+    best_terms = set(lexical_terms(best.chunk.quote))
+    for h in duties[1:]:
+        same_unit = h.chunk.unit == best.chunk.unit
+        terms = set(lexical_terms(h.chunk.quote))
+        overlap = len(terms & best_terms) / max(1, len(terms | best_terms))
+        close = h.score >= best.score - 0.01
+        if (
+            (
+                plural
+                and not same_unit
+                and h.score >= best.score - engine.settings.multi_margin
+                and all(g.chunk.unit != h.chunk.unit for g in group)
+            )
+            or overlap >= 0.6
+            or (close and (same_unit or h.chunk.section == "funciones"))
+        ):
+            group.append(h)
+        if len(group) >= engine.settings.max_quotes:
+            break
+    if scorer is None:
+        return _compose_duties(engine, lang, _with_twins(engine, group))
+    return _judged(engine, a, lang, hits, group, scorer)
+
+
+def topic_phrase(engine: GroundedEngine, a: Query, vocabulary: frozenset[str] = frozenset()) -> str:
+    """The question's topic: without question words, politeness and the units or positions it names
+    only as places (a unit name whose words no duty line uses, e.g. "Santa Ana")."""
+    text = a.text
+    folded = fold(text)
+    same = len(folded) == len(text)
+    spans = [(m.start, m.end) for m in engine.catalog.find_units(folded)]
+    for p in engine.catalog.find_positions(folded):
+        m = _whole_words(fold(p)).search(folded)
+        if m:
+            spans.append((m.start(), m.end()))
+    kept: list[str] = []
+    for m in re.finditer(r"[a-z0-9ñ]+", folded):
+        w = m.group(0)
+        if w in _QUESTION_WORDS or w in STOP_ES or w in STOP_EN or w in POLITE:
+            continue
+        inside = any(s <= m.start() and m.end() <= e for s, e in spans)
+        if inside and stem(w) not in vocabulary:
+            continue
+        kept.append(text[m.start() : m.end()] if same else w)
+    return " ".join(kept)
+
+
+def support_candidates(
+    engine: GroundedEngine, a: Query, hits: list[Hit], group: list[Hit], scorer: SupportScorer
+) -> tuple[str, list[Scored]]:
+    """The topic phrase and the scored candidate lines: the chosen group first, then other duty hits."""
+    topic = topic_phrase(engine, a, scorer.duty_vocabulary)
+    seen: set[str] = set()
+    pool: list[tuple[Chunk, float]] = []
+    for h in [*group, *hits]:
+        if h.chunk.section in ("funciones", "objetivo") and h.chunk.id not in seen:
+            seen.add(h.chunk.id)
+            pool.append((h.chunk, h.dense))
+    manuals = {m.id for m in a.manuals} if a.manuals else None
+    scored = scorer.score(topic, pool, manuals)
+    hook = getattr(engine, "on_support", None)
+    if hook is not None:
+        hook(topic, scored[0] if scored else None, scored)
+    return topic, scored
+
+
+def _judged(
+    engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit], group: list[Hit], scorer: SupportScorer
+) -> Draft:
+    """Answer with the group when its lead line covers the topic; else say no unit is assigned it."""
+    topic, scored = support_candidates(engine, a, hits, group, scorer)
+    if not scored:
+        return decline(lang, hits)
+    lead = scored[0]
+    threshold = engine.settings.support_threshold
+    if not topic or lead.features["known"] <= 0.0:
+        if a.units and not leftover_topic(a.leftover):
+            return functions(engine, lang, a.units[0].unit, a.units[0].manual)
+        return _uncovered(engine, lang, hits, topic, lead, lead)  # chit-chat: no word the manuals use
+    if lead.support >= threshold:
+        kept = [group[0]] + [
+            h for h, s in zip(group[1:], scored[1 : len(group)], strict=False) if s.support >= threshold
+        ]
+        draft = _compose_duties(engine, lang, _with_twins(engine, kept))
+        draft.support = lead.support
+        return draft
+    return _uncovered(engine, lang, hits, topic, lead, max(scored, key=lambda s: s.support))
+
+
+def _uncovered(
+    engine: GroundedEngine, lang: Lang, hits: list[Hit], topic: str, lead: Scored, closest: Scored
+) -> Draft:
+    """No line covers the topic: chit-chat gets what the assistant can do; a related duty, a pointer."""
+    if not topic or lead.features["known"] <= 0.0:
+        text = (
+            "Solo puedo responder preguntas sobre el Manual de Organización y Funciones: qué unidad se "
+            "encarga de una tarea, quién dirige cada unidad, sus puestos, a quién reportan y los cambios "
+            "del manual."
+            if lang == "es"
+            else "I can only answer questions about the Organisation and Functions Manual: which unit "
+            "handles a task, who heads each unit, its positions, whom it reports to and the manual's "
+            "changes."
+        )
+        return Draft(text, False, support=lead.support)
+    if closest.features["coverage"] <= 0.0 and closest.features["dense_topic"] < 0.8:
+        draft = decline(lang, hits)
+        draft.support = lead.support
+        return draft
+    c = closest.chunk
+    pair = engine.catalog.unit(c.unit, c.manual_id)
+    unit = engine.catalog.label(pair[0]) if pair else (c.unit or "")
+    if c.section == "objetivo":
+        where = f"{unit}, objetivo" if lang == "es" else f"{unit}, objective"
+    else:
+        where = f"{unit}, función {c.numeral}" if lang == "es" else f"{unit}, function {c.numeral}"
+    text = (
+        f"El manual no asigna «{topic}» a ninguna unidad. Lo más cercano: «{c.quote}» ({where})."
+        if lang == "es"
+        else f"The manual does not assign «{topic}» to any unit. The closest: «{c.quote}» ({where})."
+    )
+    cite = Citation(
+        unit=c.unit,
+        section=c.section,
+        numeral=c.numeral,
+        quote=c.quote,
+        manual=c.manual_id,
+        score=closest.support,
+        manual_code=c.manual_code,
+        version=c.manual_version,
+        gerencia=c.gerencia,
+    )
+    return Draft(text, False, [cite], support=lead.support)
+
+
+def _with_twins(engine: GroundedEngine, group: list[Hit]) -> list[Hit]:
+    """Add the units whose manual lists the very same duty line: the same duty in several units."""
+    out = list(group)
+    seen = {(h.chunk.manual_id, h.chunk.unit, fold(h.chunk.quote)) for h in group}
+    for h in group:
+        if h.chunk.section != "funciones":
+            continue
+        key = fold(h.chunk.quote)
+        for unit, manual, f in engine.catalog.duties.get(key, []):
+            if (manual.id, unit.name, key) in seen:
+                continue
+            seen.add((manual.id, unit.name, key))
+            chunk = h.chunk.model_copy(
+                update={
+                    "manual_id": manual.id,
+                    "manual_version": manual.version,
+                    "manual_code": manual.code,
+                    "gerencia": manual.gerencia,
+                    "unit": unit.name,
+                    "parent": unit.parent,
+                    "head": unit.head,
+                    "numeral": f.numeral,
+                    "quote": f.text,
+                }
+            )
+            out.append(Hit(chunk=chunk, score=h.score, dense=h.dense, lexical=h.lexical))
+    return out
+
+
+def _compose_duties(engine: GroundedEngine, lang: Lang, group: list[Hit]) -> Draft:
+    by_unit: dict[tuple[str, str], list[Hit]] = {}
+    for h in group:
+        by_unit.setdefault((h.chunk.manual_id, h.chunk.unit or ""), []).append(h)
+    blocks: list[str] = []
+    cites: list[Citation] = []
+    for (manual_id, unit_name), items in by_unit.items():
+        pair = engine.catalog.unit(unit_name, manual_id)
+        unit = pair[0] if pair else None
+        label = unit_label(engine.catalog, unit) if unit else f"**{unit_name}**"
+        head = (unit.head if unit else None) or items[0].chunk.head
+        who = label + (
+            (f" (a cargo del {head})" if lang == "es" else f" (headed by the {head})") if head else ""
+        )
+        lines = []
+        for h in items:
+            if h.chunk.section == "objetivo":
+                tag = "objetivo" if lang == "es" else "objective"
+            else:
+                tag = f"función {h.chunk.numeral}" if lang == "es" else f"function {h.chunk.numeral}"
+            lines.append(f"{tag}:\n{_quote_block(h.chunk.quote)}")
+            cites.append(
+                Citation(
+                    unit=h.chunk.unit,
+                    section=h.chunk.section,
+                    numeral=h.chunk.numeral,
+                    quote=h.chunk.quote,
+                    manual=h.chunk.manual_id,
+                    score=h.score,
+                    manual_code=h.chunk.manual_code,
+                    version=h.chunk.manual_version,
+                    gerencia=h.chunk.gerencia,
+                )
+            )
+        blocks.append(f"{who}, " + "\n".join(lines))
+    if len(by_unit) == 1:
+        lead = (
+            "Según el manual, se encarga " if lang == "es" else "According to the manual, this is handled by "
+        )
+        return Draft(lead + blocks[0], True, cites)
+    lead = (
+        f"Según el manual, esto corresponde a {len(by_unit)} unidades:"
+        if lang == "es"
+        else f"According to the manual, this sits with {len(by_unit)} units:"
+    )
+    return Draft(lead + "\n\n" + "\n\n".join(f"- {b}" for b in blocks), True, cites)

@@ -1,0 +1,153 @@
+"""Answers from the change history: what changed in a version, a year, or for a named unit or position."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from assistant.diff import diff_manuals, summarise
+from assistant.engine.common import Draft, Lang, _cite, _date, manual_name, per_manual
+from assistant.engine.query import (
+    _ABOUT_MANUAL,
+    _CHANGE_WORDS,
+    _HISTORY,
+    _HISTORY_STRONG,
+    _LATEST,
+    _RESPONSIBILITY,
+    _VERSION_NUM,
+    Query,
+)
+from assistant.models import Citation, HistoryEntry, Hit, Manual
+from assistant.text import fold, lexical_terms
+from assistant.versions import Catalogue
+
+if TYPE_CHECKING:
+    from assistant.engine.engine import GroundedEngine
+
+
+def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Draft | None:
+    """A question the change history answers, for each manual whose history has it; None otherwise."""
+    manuals = [m for m in a.manuals if m.history]
+    number = _VERSION_NUM.search(a.q)
+    if number and not a.scoped:
+        # "What changed in version 5?" asks every manual whose history has a version 5, not only the one
+        # served as a version-5 file.
+        have = {m.code for m in manuals}
+        manuals += [
+            m
+            for m in Catalogue(engine.archive).in_force()
+            if m.code not in have and any(h.version == int(number.group(1)) for h in m.history)
+        ]
+    # Each manual whose history answers says so; an ambiguous question gets one short item per manual.
+    return per_manual([d for m in manuals if (d := _history_for(engine, m, a, lang, hits))], lang)
+
+
+def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: list[Hit]) -> Draft | None:
+    q = a.q
+    number = _VERSION_NUM.search(q)
+    rest = _VERSION_NUM.sub(" ", q)
+    if number and not _HISTORY.search(rest) and (a.units or a.positions or _RESPONSIBILITY.search(q)):
+        return None  # "¿Quién se encargaba del cobro según la versión 10?" asks about that version's content
+    top_is_history = bool(hits) and hits[0].chunk.section == "modificaciones"
+    cue = _HISTORY.search(q) or _HISTORY_STRONG.search(q)
+    if not (
+        number
+        or _HISTORY_STRONG.search(q)
+        or (cue and (top_is_history or a.positions or a.units or _ABOUT_MANUAL.search(q)))
+    ):
+        return None
+    if cue is None and number is None:
+        return None
+    entries: list[HistoryEntry] = []
+    if number:
+        entries = [h for h in m.history if h.version == int(number.group(1))]
+        if not entries:
+            return None  # this manual has no such version
+    elif _LATEST.search(q):
+        entries = [max(m.history, key=lambda h: h.version)]
+    if not entries:
+        years = {int(y) for y in re.findall(r"\b(19\d\d|20\d\d)\b", q)}
+        entries = [h for h in m.history if h.date and h.date.year in years]
+    keys = [fold(p) for p in a.positions] + [fold(u.unit.name) for u in a.units]
+    asks_news = bool(_CHANGE_WORDS.search(q) or _LATEST.search(q))
+    if (
+        not entries
+        and not keys
+        and asks_news
+        and m.history
+        and _computed_changes(engine, m, m.version or 0, lang)
+    ):
+        # Several versions served, nothing named: "what changed / which functions moved?" is about the
+        # newest change, which the served versions also show.
+        entries = [max(m.history, key=lambda h: h.version)]
+    if not entries:
+        entries = _history_matches(engine, m, keys, q, hits)
+    if not entries:
+        return None
+    lines: list[str] = []
+    cites: list[Citation] = []
+    for h in entries:
+        changes = h.changes
+        if keys and not number:
+            focused = [c for c in changes if any(k in fold(c) for k in keys)]
+            changes = focused or changes
+        head = (
+            f"**Versión {h.version}** ({_date(h.date, lang)}):"
+            if lang == "es"
+            else f"**Version {h.version}** ({_date(h.date, lang)}):"
+        )
+        lines.append(head)
+        for c in changes or [("sin detalle legible" if lang == "es" else "no legible detail")]:
+            lines.append(f"- «{c}»")
+            if h.changes:
+                cites.append(_cite(m, None, "modificaciones", str(h.version), c))
+        lines += _computed_changes(engine, m, h.version, lang)
+    lead = (
+        f"Según el historial de modificaciones del manual {manual_name(m)}:"
+        if lang == "es"
+        else f"According to the change history of the manual {manual_name(m)}:"
+    )
+    return Draft(lead + "\n" + "\n".join(lines), True, cites)
+
+
+def _computed_changes(engine: GroundedEngine, m: Manual, version: int, lang: Lang) -> list[str]:
+    """What the parsed structures show changed into ``version``, when it and the one before are served."""
+    versions = {x.version: x for x in engine.archive if x.code == m.code and x.version is not None}
+    new = versions.get(version)
+    older = [v for v in versions if v < version]
+    if new is None or not older:
+        return []
+    old = versions[max(older)]
+    found = summarise(diff_manuals(old, new), lang)
+    if not found:
+        return []
+    title = (
+        f"Cambios que muestran los manuales servidos (versión {old.version} → {new.version}):"
+        if lang == "es"
+        else f"Changes the served manuals show (version {old.version} → {new.version}):"
+    )
+    return ["", title, *(f"- {line}" for line in found)]
+
+
+def _history_matches(
+    engine: GroundedEngine, m: Manual, keys: list[str], q: str, hits: list[Hit]
+) -> list[HistoryEntry]:
+    """Entries that best match the question: named positions/units first, then shared words."""
+    expansion = engine.glossary.expand(q) if engine.glossary else ""
+    terms = set(lexical_terms(f"{q} {expansion}")) - {"version", "manual", "cambi", "modif"}
+    rank = {
+        int(h.chunk.numeral or 0): i
+        for i, h in enumerate(hits)
+        if h.chunk.section == "modificaciones" and (h.chunk.numeral or "").isdigit()
+    }
+    scored = []
+    for h in m.history:
+        body = fold(" ".join(h.changes))
+        score = 3.0 * sum(1 for k in keys if k in body)
+        score += len(terms & set(lexical_terms(body)))
+        score += 0.5 if rank.get(h.version) == 0 else 0.0
+        scored.append((score, h))
+    best = max((s for s, _h in scored), default=0.0)
+    if best <= 0.5:
+        return []
+    return [h for s, h in scored if s == best][:3]

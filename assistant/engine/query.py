@@ -1,0 +1,213 @@
+"""The analysis of a question, done once: the units, positions and manuals it names, its topic words, and the
+intent cues (data/cues.json) the answerers route on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from assistant.cues import cue, cue_words
+from assistant.engine.catalog import Catalog, _Mention, _whole_words
+from assistant.engine.common import MONTHS_EN
+from assistant.models import Manual
+from assistant.retrieve import Glossary
+from assistant.template import template
+from assistant.text import fold, lexical_terms, stem, tokens
+
+# Intent cues, matched on accent-folded, lower-case text.
+_RESPONSIBILITY = cue("responsibility")
+_HEAD = cue("head")
+_POSITIONS = cue("positions")
+_REPORTS = cue("reports")
+_WHERE = cue("where")
+# "send a monthly report to the Gerencia" names a document, not a reporting line.
+_REPORT_NOUN = cue("report_noun")
+
+
+def _asks_reports(q: str) -> bool:
+    """Whether a question asks whom someone reports to (not about a report as a document)."""
+    return bool(_REPORTS.search(q)) and not _REPORT_NOUN.search(q)
+
+
+# "¿A qué gerencia pertenece el Área X?": the unit's place in the organisation, not a duty.
+_BELONGS = cue("belongs")
+_OBJECTIVE = cue("objective")
+_FUNCTIONS = cue("functions")
+_COUNT = cue("count")
+_GROUP_WORDS = cue("group_words")
+_LIST = cue("list")
+_PLURAL_UNITS = cue("plural_units")
+_HISTORY = cue("history")
+_HISTORY_STRONG = cue("history_strong")
+_LATEST = cue("latest")
+_CHANGE_WORDS = cue("change_words")
+_VERSION_NUM = cue("version_num")
+_ABOUT_MANUAL = cue("about_manual")
+_META_CODE = cue("meta_code")
+_META_EFFECTIVE = cue("meta_effective")
+_META_AUTH = cue("meta_auth")
+_META_VERSION = cue("meta_version")
+_META_REVIEWED = cue("meta_reviewed")
+_META_OWNER = cue("meta_owner")
+_META_CREATED = cue("meta_created")
+# Words that only shape a question; they carry no topic of their own.
+_QUESTION_WORDS = frozenset(cue_words("question_words"))
+_DETERMINERS = frozenset(cue_words("determiners"))
+
+
+@dataclass
+class Query:
+    """A question analysed once: the units, positions and manuals it names and the topic words left over."""
+
+    q: str  # folded question (typos corrected)
+    units: list[_Mention]
+    explicit: bool  # units named in the question itself, not only through the glossary
+    positions: list[str]
+    leftover: list[str]  # topic stems left after unit, position and question words
+    text: str  # the question as searched (typos corrected, not folded): its vector is already cached
+    # The manuals the question is about: those it names (by code, gerencia, unit or position), else all.
+    manuals: list[Manual] = field(default_factory=list)
+    scoped: bool = False  # the question itself narrowed `manuals`
+    expansion: str = ""  # the question's glossary translation (EN↔ES), as retrieval used it
+
+
+def _names_a_time(word: str) -> bool:
+    """Words that name a version or a date ("versión", "10", "2016", "marzo"): they choose the version a
+    question is answered from (assistant/versions.py), they are not its topic."""
+    return word.isdigit() or word in _TIME_WORDS
+
+
+_TIME_WORDS = frozenset(
+    [
+        "version",
+        "versiones",
+        "versions",
+        "revision",
+        "segun",
+        "according",
+        "vigente",
+        "current",
+        *template().months,
+    ]
+    + [m.lower() for m in MONTHS_EN]
+)
+
+
+def _inside(name: str, text: str, spans: list[tuple[int, int]]) -> bool:
+    """Whether every occurrence of ``name`` in ``text`` (both folded) lies within one of the spans."""
+    found = list(_whole_words(name).finditer(text))
+    return bool(found) and all(any(s <= m.start() and m.end() <= e for s, e in spans) for m in found)
+
+
+_STRUCTURAL = tuple(cue_words("structural"))
+
+
+def leftover_topic(leftover: list[str]) -> bool:
+    """Whether topic words remain beyond structural ones (jefe, puesto, función …)."""
+    return any(not any(t.startswith(s) for s in _STRUCTURAL) for t in leftover)
+
+
+def analyse(
+    catalog: Catalog, glossary: Glossary | None, question: str, corrected: str, expansion: str
+) -> Query:
+    """Find the units and positions a question names and the topic words left over."""
+    original, fixed = fold(question), fold(corrected)
+    # Intent cues are looked for in both spellings; the corrected one only helps find names.
+    q = original if fixed == original else f"{original} || {fixed}"
+    positions = catalog.find_positions(fixed) or catalog.find_positions(original)
+    if not positions and expansion and not catalog.find_units(fixed):
+        # "the quality control coordinator": an English name for a position, through the glossary; at least
+        # one of its words must be in the question itself.
+        own = {stem(t) for t in tokens(fixed)}
+        positions = [
+            p
+            for p in catalog.find_positions_by_words(f"{fixed} {expansion}")
+            if own & {stem(t) for t in tokens(p)}
+        ]
+    units = catalog.find_units(fixed) or catalog.find_units(original)
+    if units and positions:
+        # "¿Quién dirige la Unidad de Secretaría del Comité?" names a unit, not the position "Secretaria".
+        spans_u = [(m.start, m.end) for m in units]
+        positions = [p for p in positions if not _inside(fold(p), fixed, spans_u)]
+    explicit = bool(units)
+    spans = glossary.match_spans(original) if glossary else []
+    if not units and expansion:
+        # "the sales area" names Área de Ventas through the glossary ("sales" -> "ventas"); "the credit
+        # management" names Gerencia de Créditos when every word of the name is there, translated.
+        units = catalog.find_units_by_words(fixed, expansion) or catalog.find_units(expansion)
+    if explicit:
+        # Keep the most specific mention: "la agencia de San Miguel" is Agencia San Miguel, not Agencias.
+        units = [
+            m for m in units if not any(o.unit.parent == m.unit.name and o.start > m.start for o in units)
+        ]
+    names = {m.unit.name for m in units}
+    toks = tokens(original)
+    drop = [False] * len(toks)
+    for seq in (
+        [tokens(m.unit.name) for m in units]
+        + [tokens(a) for a, u, _m in catalog.unit_aliases if u.name in names]
+        + [tokens(p) for p in positions]
+    ):
+        n = len(seq)
+        for i in range(len(toks) - n + 1):
+            if n and toks[i : i + n] == seq:
+                drop[i : i + n] = [True] * n
+    alias_words = {t for a, u, _m in catalog.unit_aliases if u.name in names for t in tokens(a)}
+    for i, j, add in spans:
+        if alias_words & set(tokens(add)) or (
+            not units and set(tokens(add)) & {"jefe", "puestos", "funciones"}
+        ):
+            drop[i:j] = [True] * (j - i)
+    words = [
+        w
+        for w, d in zip(toks, drop, strict=True)
+        if not d and w not in _QUESTION_WORDS and not _names_a_time(w)
+    ]
+    strong = units if explicit else [m for m in units if m.start < 0]  # named, or every word translated
+    if catalog.many:
+        # A gerencia named in other words ("the credit management") scopes the question too.
+        strong = strong + [
+            m
+            for m in catalog.find_units_by_words(fixed, expansion)
+            if m.unit.parent is None and all(o.unit is not m.unit for o in strong)
+        ]
+    manuals, scoped = resolve_scope(catalog, fixed, strong, positions)
+    if scoped and len(manuals) < len(catalog.manuals):
+        # Inside a named gerencia, another gerencia's unit name is only topic words ("activos extraordinarios").
+        units = [m for m in units if m.manual in manuals] or [m for m in strong if m.manual in manuals]
+    return Query(
+        q=q,
+        units=units,
+        explicit=explicit,
+        positions=positions,
+        leftover=lexical_terms(" ".join(words)),
+        text=corrected,
+        manuals=manuals,
+        scoped=scoped,
+        expansion=expansion,
+    )
+
+
+def resolve_scope(
+    cat: Catalog, folded: str, units: list[_Mention], positions: list[str]
+) -> tuple[list[Manual], bool]:
+    """The manuals a question is about: named by code, by a unit, or by a position only some have."""
+    named = cat.find_manuals(folded)
+    spans = [(m.start, m.end) for m in units]
+    # A word several gerencias share ("la gerencia") names none of them in particular.
+    tops = [m for m in units if m.unit.parent is None and spans.count((m.start, m.end)) == 1]
+    if not named and tops:
+        # A named gerencia outweighs units of other gerencias that the question also mentions.
+        named = list({m.manual.id: m.manual for m in tops}.values())
+    specific = [m for m in units if spans.count((m.start, m.end)) == 1]
+    if not named and specific:
+        named = list({m.manual.id: m.manual for m in specific}.values())
+    elif not named and units:
+        named = list({m.manual.id: m.manual for m in units}.values())
+    if not named and positions:
+        having = {m.id for p in positions for _u, m in cat.units_with_position(p)}
+        if having and len(having) < len(cat.manuals):
+            named = [m for m in cat.manuals if m.id in having]
+    if named:
+        return named, True
+    return list(cat.manuals), False

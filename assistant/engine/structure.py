@@ -1,0 +1,409 @@
+"""Answers from the org structure: heads, reporting lines, positions, groups, a unit's place, objective and functions."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from assistant.engine.catalog import _Mention
+from assistant.engine.common import Draft, Lang, _and, _cite, _quote_block, decline, per_manual, unit_label
+from assistant.engine.query import (
+    _BELONGS,
+    _COUNT,
+    _FUNCTIONS,
+    _GROUP_WORDS,
+    _HEAD,
+    _LIST,
+    _OBJECTIVE,
+    _POSITIONS,
+    _RESPONSIBILITY,
+    _WHERE,
+    Query,
+    _asks_reports,
+    leftover_topic,
+)
+from assistant.models import Citation, Hit, Manual, Unit
+from assistant.text import fold, lexical_terms
+
+if TYPE_CHECKING:
+    from assistant.engine.engine import GroundedEngine
+
+
+def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Draft | None:
+    """A question the org structure answers (heads, reporting lines, positions, groups…); None otherwise."""
+    q = a.q
+    topic = leftover_topic(a.leftover)
+    staff = _staff_of_position(engine, a, lang)
+    if staff is not None:
+        return staff
+    if a.positions and not _FUNCTIONS.search(q):
+        if _asks_reports(q):
+            return _position_reports(engine, lang, a.positions[0], a.units[0] if a.units else None)
+        if _WHERE.search(q) or not topic:
+            return _where_position(engine, lang, a.positions[0])
+    groups = _asked_groups(engine, a, lang, topic)
+    if groups is not None:
+        return groups
+    if not a.units:
+        return None
+    target = a.units[0]
+    each = _structure_per_manual(engine, a, lang, hits)
+    if each is not None:
+        return each
+    unit, manual = target.unit, target.manual
+    if unit.parent is not None and _BELONGS.search(q) and not a.positions and not _POSITIONS.search(q):
+        return _unit_place(engine, lang, unit, manual)
+    if _POSITIONS.search(q) and _asks_reports(q) and not _FUNCTIONS.search(q):
+        return _positions(
+            engine, lang, [t.unit for t in a.units], manual
+        )  # "qué puestos dependen del Gerente"
+    if _asks_reports(q) and not _HEAD.search(q):
+        return _unit_reports(engine, lang, unit, manual)
+    if _HEAD.search(q) and not topic:
+        return _head_and_boss(engine, lang, unit, manual, q)
+    if _lists_positions(engine, a):
+        return _positions(engine, lang, [t.unit for t in a.units], manual)
+    if _OBJECTIVE.search(q):
+        return _objective(engine, lang, unit, manual)
+    if _FUNCTIONS.search(q) and not topic:
+        return functions(engine, lang, unit, manual)
+    return None
+
+
+def _head_and_boss(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual, q: str) -> Draft:
+    """Who heads a unit, and whom it reports to when the question asks that too."""
+    draft = _head(engine, lang, unit, manual)
+    if _asks_reports(q):
+        extra = _unit_reports(engine, lang, unit, manual)
+        draft = Draft(draft.text + "\n\n" + extra.text, True, draft.citations + extra.citations)
+    return draft
+
+
+def _structure_per_manual(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Draft | None:
+    """ "el Gerente" when several gerencias are served names each top unit: one short answer per manual."""
+    first = a.units[0]
+    twins = [m for m in a.units if (m.start, m.end) == (first.start, first.end) and m.start >= 0]
+    if len(twins) < 2:
+        return None
+    drafts = [answer(engine, replace(a, units=[m], manuals=[m.manual]), lang, hits) for m in twins]
+    return per_manual([d for d in drafts if d is not None], lang)
+
+
+def _asked_groups(engine: GroundedEngine, a: Query, lang: Lang, topic: bool) -> Draft | None:
+    """ "¿Cuántos grupos tiene la Gerencia?": the groups of the named unit, or of each manual's top."""
+    q, cat = a.q, engine.catalog
+    with_children = [m for m in a.units if cat.children(m.unit)]
+    asks_groups = _GROUP_WORDS.search(q) and (_COUNT.search(q) or (_LIST.search(q) and not topic))
+    about_top = with_children or not a.units or a.units[0].unit.parent is None
+    if not (asks_groups and not a.positions and about_top):
+        return None
+    if with_children:
+        return _groups(engine, lang, with_children[0].unit, with_children[0].manual)
+    return per_manual([_groups(engine, lang, u, m) for u, m in cat.tops(a.manuals)], lang)
+
+
+def _staff_of_position(engine: GroundedEngine, a: Query, lang: Lang) -> Draft | None:
+    """ "¿Qué puestos integran el staff del Gerente de Créditos?": the chart of the unit it heads."""
+    if not (a.positions and _POSITIONS.search(a.q) and not _FUNCTIONS.search(a.q)):
+        return None
+    key = fold(a.positions[0])
+    wanted = {m.id for m in a.manuals}
+    headed = [
+        (u, m)
+        for u, m in engine.catalog.units_with_position(a.positions[0])
+        if fold(u.head or "") == key and m.id in wanted
+    ]
+    return _positions(engine, lang, [headed[0][0]], headed[0][1]) if len(headed) == 1 else None
+
+
+def _lists_positions(engine: GroundedEngine, a: Query) -> bool:
+    """Whether a question naming a unit asks for its positions (and not who does a task there)."""
+    return bool(_POSITIONS.search(a.q)) and not _FUNCTIONS.search(a.q) and not _asks_duty(engine, a)
+
+
+def _asks_duty(engine: GroundedEngine, a: Query) -> bool:
+    """ "¿Quién paga las horas extra del personal de la Agencia?" asks who does a task, not for the unit's
+    positions: a "who" question with topic words beyond the structural ones goes to the support check."""
+    if getattr(engine, "support_scorer", None) is None or not _RESPONSIBILITY.search(a.q):
+        return False
+    rest = set(lexical_terms(_POSITIONS.sub(" ", a.q)))
+    return leftover_topic([t for t in a.leftover if t in rest])
+
+
+def _groups(engine: GroundedEngine, lang: Lang, top: Unit, manual: Manual) -> Draft:
+    kids = engine.catalog.children(top)
+    rows = [f"{i}. **{k.name}** — {k.head or '—'}" for i, k in enumerate(kids, 1)]
+    if top.parent is not None:
+        text = (
+            f"{unit_label(engine.catalog, top)} comprende **{len(kids)}** dependencias:\n"
+            if lang == "es"
+            else f"{unit_label(engine.catalog, top)} comprises **{len(kids)}** sub-units:\n"
+        ) + "\n".join(rows)
+        return Draft(
+            text,
+            True,
+            [_cite(manual, k.name, "organigrama", None, "\n".join(k.positions)) for k in kids if k.positions],
+        )
+    if lang == "es":
+        text = (
+            f"La {top.name} tiene **{len(kids)} dependencias directas** (grupos de trabajo), cuyas jefaturas "
+            f"dependen del {top.head}:\n" + "\n".join(rows)
+        )
+    else:
+        text = (
+            f"The {top.name} has **{len(kids)} units directly under it** (its work groups), whose heads report "
+            f"to the {top.head}:\n" + "\n".join(rows)
+        )
+    if manual.structure_intro:
+        # The manual's own sentence ("… está dividida en 6 grupos de trabajo:"), quoted.
+        text += "\n\n" + _quote_block(manual.structure_intro)
+    quote = manual.structure_intro or "\n".join(k.name for k in kids)
+    return Draft(text, True, [_cite(manual, top.name, "organigrama", None, quote)])
+
+
+def _unit_place(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) -> Draft:
+    """Where a unit sits: its gerencia (manual) and the chain of units above it."""
+    chain: list[Unit] = []
+    parent = engine.catalog.parent(unit)
+    while parent is not None and len(chain) < 10:
+        chain.append(parent)
+        parent = engine.catalog.parent(parent)
+    path = " → ".join(f"**{u.name}**" for u in reversed(chain))
+    if lang == "es":
+        text = (
+            f"**{unit.name}** pertenece a la **{manual.gerencia}** (manual {manual.code}, versión "
+            f"{manual.version}). Ubicación en la estructura: {path} → **{unit.name}**."
+        )
+    else:
+        text = (
+            f"**{unit.name}** belongs to the **{manual.gerencia}** (manual {manual.code}, version "
+            f"{manual.version}). Place in the structure: {path} → **{unit.name}**."
+        )
+    quote = "\n".join(unit.positions) or unit.name
+    return Draft(text, True, [_cite(manual, unit.name, "organigrama", None, quote)])
+
+
+def _head(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) -> Draft:
+    kids = engine.catalog.children(unit)
+    if not unit.head:
+        return _positions(engine, lang, [unit], manual)
+    if lang == "es":
+        text = f"{unit_label(engine.catalog, unit)} está a cargo del **{unit.head}**."
+        if kids:
+            text += (
+                f" Cada una de sus dependencias ({_and([k.name for k in kids], lang)}) tiene su propio "
+                f"{unit.head}."
+            )
+    else:
+        text = f"{unit_label(engine.catalog, unit)} is headed by the **{unit.head}**."
+        if kids:
+            text += f" Each of its sub-units ({_and([k.name for k in kids], lang)}) has its own {unit.head}."
+    return Draft(text, True, [_cite(manual, unit.name, "organigrama", None, unit.head)])
+
+
+def _unit_reports(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) -> Draft:
+    parent_unit = engine.catalog.parent(unit)
+    parent = (parent_unit, manual) if parent_unit is not None else None
+    if parent is None:
+        text = (
+            f"{unit_label(engine.catalog, unit)} es la unidad superior de este manual (a cargo del "
+            f"{unit.head}); el manual no indica de quién depende."
+            if lang == "es"
+            else f"{unit_label(engine.catalog, unit)} is the top unit of this manual (headed by the {unit.head}); "
+            "the manual does not say whom it reports to."
+        )
+        return Draft(text, True, [_cite(manual, unit.name, "organigrama", None, unit.head or unit.name)])
+    p, pm = parent
+    if p.head and unit.head and fold(p.head) == fold(unit.head):
+        # An agency's Jefe de Agencia reports through the group (Agencias) to the group's parent.
+        grand = engine.catalog.parent(p)
+        if grand is not None:
+            p = grand
+    who = unit.head or unit.name
+    if lang == "es":
+        text = f"El **{who}** ({unit.name}) depende de la **{p.name}**, a cargo del **{p.head}**."
+    else:
+        text = f"The **{who}** ({unit.name}) reports to the **{p.name}**, headed by the **{p.head}**."
+    return Draft(text, True, [_cite(pm, p.name, "organigrama", None, p.head or p.name)])
+
+
+def _position_reports(engine: GroundedEngine, lang: Lang, position: str, hint: _Mention | None) -> Draft:
+    places = engine.catalog.units_with_position(position)
+    if hint:
+        places = [
+            pl for pl in places if pl[0].name == hint.unit.name or pl[0].parent == hint.unit.name
+        ] or places
+    if not places:
+        return _where_position(engine, lang, position)
+    lines: list[str] = []
+    cites: list[Citation] = []
+    seen: set[str] = set()
+    for unit, manual in places:
+        if fold(unit.head or "") == fold(position):
+            found = engine.catalog.parent(unit)
+            if found is None:
+                continue
+            boss = found
+            if boss.head and fold(boss.head) == fold(position):
+                found = engine.catalog.parent(boss)
+                if found is None:
+                    continue
+                boss = found
+            if boss.name in seen:
+                continue
+            seen.add(boss.name)
+            lines.append(
+                f"- Como jefatura de {unit.name}, depende del **{boss.head}** ({boss.name})."
+                if lang == "es"
+                else f"- As head of {unit.name}, reports to the **{boss.head}** ({boss.name})."
+            )
+            cites.append(_cite(manual, boss.name, "organigrama", None, boss.head or boss.name))
+        else:
+            if unit.name in seen:
+                continue
+            seen.add(unit.name)
+            lines.append(
+                f"- En {unit.name}, depende del **{unit.head}**."
+                if lang == "es"
+                else f"- In {unit.name}, reports to the **{unit.head}**."
+            )
+            cites.append(_cite(manual, unit.name, "organigrama", None, "\n".join(unit.positions)))
+    lead = (
+        f"Según los organigramas del manual, el puesto **{position}**:"
+        if lang == "es"
+        else f"According to the manual's org charts, the **{position}** position:"
+    )
+    return Draft(lead + "\n" + "\n".join(lines), True, cites)
+
+
+def _where_position(engine: GroundedEngine, lang: Lang, position: str) -> Draft:
+    places = engine.catalog.units_with_position(position)
+    if not places:
+        return Draft("", False)
+    # Variants named after the same post ("Promotor de Créditos de Sucursal") are worth a mention.
+    variants = [
+        (v, u, m)
+        for v_key, v in engine.catalog.positions
+        if v_key.startswith(fold(position) + " ")
+        for u, m in engine.catalog.units_with_position(v)
+    ]
+    cites = [_cite(m, u.name, "organigrama", None, "\n".join(u.positions)) for u, m in places]
+    names = []
+    for u, m in places:
+        parent = engine.catalog.parent(u)
+        inner = parent is not None and parent.parent is not None
+        where = [u.parent] if inner and u.parent else []
+        if engine.catalog.many and u.parent is not None:
+            where.append(m.gerencia)
+        names.append(f"**{u.name}**" + (f" ({', '.join(where)})" if where else ""))
+    head_of = [u.name for u, _m in places if fold(u.head or "") == fold(position)]
+    if lang == "es":
+        text = (
+            f"El puesto **{position}** pertenece a {names[0]}"
+            if len(places) == 1
+            else f"El puesto **{position}** existe en {len(places)} unidades: {_and(names, lang)}"
+        )
+        text += f"; es la jefatura de {_and(head_of, lang)}." if head_of else "."
+    else:
+        text = (
+            f"The **{position}** position belongs to {names[0]}"
+            if len(places) == 1
+            else f"The **{position}** position exists in {len(places)} units: {_and(names, lang)}"
+        )
+        text += f"; it heads {_and(head_of, lang)}." if head_of else "."
+    for v, u, m in variants:
+        text += (
+            f" Además, {u.name} tiene el puesto **{v}**."
+            if lang == "es"
+            else f" {u.name} also has a **{v}** position."
+        )
+        cites.append(_cite(m, u.name, "organigrama", None, "\n".join(u.positions)))
+    return Draft(text, True, cites)
+
+
+def _positions(engine: GroundedEngine, lang: Lang, units: list[Unit], manual: Manual) -> Draft:
+    shown: list[Unit] = []
+    for unit in units[:3]:
+        if unit.positions:
+            shown.append(unit)
+        else:
+            shown.extend(k for k in engine.catalog.children(unit) if k.positions)
+    if not shown:
+        return _head(engine, lang, units[0], manual)
+    parts: list[str] = []
+    cites: list[Citation] = []
+    unique = list({u.name: u for u in shown}.values())
+    for u in unique:
+        title = (
+            f"**{u.name}** ({len(u.positions)} puestos, jefatura: {u.head}):"
+            if lang == "es"
+            else f"**{u.name}** ({len(u.positions)} positions, headed by the {u.head}):"
+        )
+        parts.append(title + "\n" + "\n".join(f"- {p}" for p in u.positions))
+        cites.append(_cite(manual, u.name, "organigrama", None, "\n".join(u.positions)))
+        kids = engine.catalog.children(u)
+        if u.parent is None and kids:
+            extra = (
+                "Además, dependen del Gerente las jefaturas de los grupos: "
+                if lang == "es"
+                else "The heads of the groups also report to the Gerente: "
+            )
+            parts.append(extra + ", ".join(f"{k.head} ({k.name})" for k in kids if k.head) + ".")
+    return Draft("\n\n".join(parts), True, cites)
+
+
+def _owner(engine: GroundedEngine, unit: Unit, attr: str) -> Unit:
+    """The unit whose objective/functions apply: a sub-unit shares its group's."""
+    parent = engine.catalog.parent(unit)
+    if parent and parent.parent is not None and getattr(parent, attr) == getattr(unit, attr):
+        return parent
+    if not getattr(unit, attr) and parent:
+        return parent
+    return unit
+
+
+def _objective(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) -> Draft:
+    owner = _owner(engine, unit, "objective")
+    if not owner.objective:
+        return decline(
+            lang,
+            [],
+            "El manual no indica un objetivo para esa unidad."
+            if lang == "es"
+            else "The manual gives no objective for that unit.",
+        )
+    lead = (
+        f"Objetivo de {unit_label(engine.catalog, owner)} (jefatura: {owner.head}):"
+        if lang == "es"
+        else f"Objective of {unit_label(engine.catalog, owner)} (headed by the {owner.head}):"
+    )
+    text = lead + "\n" + _quote_block(owner.objective)
+    cites = [_cite(manual, owner.name, "objetivo", None, owner.objective)]
+    twins = [
+        (u, m)
+        for u, m in engine.catalog.units
+        if u.objective == owner.objective and u is not owner and not (u.parent == owner.name and m is manual)
+    ]
+    if twins:
+        names = _and([f"**{engine.catalog.label(u)}**" for u, _m in twins], lang)
+        text += (
+            f"\n\n{names} tiene exactamente el mismo objetivo."
+            if lang == "es"
+            else f"\n\n{names} has exactly the same objective."
+        )
+        cites += [_cite(m, u.name, "objetivo", None, u.objective) for u, m in twins]
+    return Draft(text, True, cites)
+
+
+def functions(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) -> Draft:
+    owner = _owner(engine, unit, "functions")
+    if not owner.functions:
+        return _positions(engine, lang, [unit], manual)
+    lead = (
+        f"Funciones de {unit_label(engine.catalog, owner)} (jefatura: {owner.head}):"
+        if lang == "es"
+        else f"Functions of {unit_label(engine.catalog, owner)} (headed by the {owner.head}):"
+    )
+    lines = [f"{f.numeral}. «{f.text}»" for f in owner.functions]
+    cites = [_cite(manual, owner.name, "funciones", f.numeral, f.text) for f in owner.functions]
+    return Draft(lead + "\n" + "\n".join(lines), True, cites)
