@@ -125,6 +125,11 @@ def analyse(
             if own & {stem(t) for t in tokens(p)}
         ]
     units = catalog.find_units(fixed) or catalog.find_units(original)
+    mention_spans = [(m.start, m.end) for m in units]
+    if any(mention_spans.count(sp) == 1 for sp in mention_spans):
+        # "¿A qué gerencia pertenece la Sección X?": a word several gerencias share ("gerencia") names none of
+        # them when the question also names a unit outright.
+        units = [m for m in units if mention_spans.count((m.start, m.end)) == 1]
     if units and positions:
         # "¿Quién dirige la Unidad de Secretaría del Comité?" names a unit, not the position "Secretaria".
         spans_u = [(m.start, m.end) for m in units]

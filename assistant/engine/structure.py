@@ -184,7 +184,8 @@ def _unit_place(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) 
 
 
 def _head(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) -> Draft:
-    kids = engine.catalog.children(unit)
+    # "Each of its sub-units has its own Jefe de Agencia": only when the sub-units' heads bear the same title.
+    kids = [k for k in engine.catalog.children(unit) if k.head and fold(k.head) == fold(unit.head or "")]
     if not unit.head:
         return _positions(engine, lang, [unit], manual)
     if lang == "es":

@@ -1,0 +1,86 @@
+"""The document answerer (code, version, authorisation) over real parsed manuals; no model, no index."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.engine import GroundedEngine, load_scope
+from assistant.engine import document as document_answerer
+from assistant.ingest import load_file
+from assistant.models import Manual
+from assistant.parse import parse_document
+from assistant.retrieve import Glossary
+from assistant.settings import AnswerSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def manuals() -> list[Manual]:
+    served = parse_document(load_file(ROOT / "corpus" / "mof-901-0905-gerencia-servicio-al-cliente-v10.txt"))
+    others = [
+        Manual(id=p.parent.name, source=str(p), **json.loads(p.read_text(encoding="utf-8")))
+        for p in sorted((ROOT / "evals" / "manuals").glob("*/expected.json"))
+    ]
+    return [served, *others]
+
+
+@pytest.fixture(scope="module")
+def engine(manuals: list[Manual]) -> GroundedEngine:
+    return GroundedEngine(
+        manuals,
+        AnswerSettings(),
+        glossary=Glossary.load(ROOT / "corpus" / "glossary.json"),
+        scope=load_scope(ROOT / "corpus" / "scope.json"),
+    )
+
+
+def _by_gerencia(manuals: list[Manual], name: str) -> Manual:
+    return next(m for m in manuals if m.gerencia == name)
+
+
+def test_a_named_gerencia_gets_only_its_manuals_code(engine, manuals):
+    creditos = _by_gerencia(manuals, "Gerencia de Créditos")
+    d = engine.answer("¿Cuál es el código del manual de la Gerencia de Créditos?", "es", [])
+    assert d.answered
+    assert f"**{creditos.code}**" in d.text
+    assert all(m.code not in d.text for m in manuals if m is not creditos)
+    assert d.citations and {c.manual for c in d.citations} == {creditos.id}
+    assert any(c.quote == creditos.code for c in d.citations)
+
+
+def test_a_named_gerencia_gets_only_its_manuals_version(engine, manuals):
+    creditos = _by_gerencia(manuals, "Gerencia de Créditos")
+    d = engine.answer("¿Qué versión del manual de la Gerencia de Créditos está vigente?", "es", [])
+    assert d.answered
+    assert f"**{creditos.version}**" in d.text
+    assert f"({creditos.code})" in d.text
+    assert all(m.code not in d.text for m in manuals if m is not creditos)
+    assert {c.manual for c in d.citations} == {creditos.id}
+    assert all(c.version == creditos.version and c.manual_code == creditos.code for c in d.citations)
+
+
+@pytest.mark.parametrize(
+    ("question", "lang"), [("¿Quién autorizó el manual?", "es"), ("Who authorised the manual?", "en")]
+)
+def test_an_ambiguous_question_lists_each_manual(engine, manuals, question, lang):
+    d = engine.answer(question, lang, [])
+    assert d.answered
+    assert f" {len(manuals)} " in d.text.splitlines()[0]
+    items = [line for line in d.text.splitlines() if line.startswith("- ")]
+    assert len(items) == len(manuals)
+    for m in manuals:
+        item = next(line for line in items if f"({m.code})" in line)
+        assert m.title in item and m.authorized_by in item
+    assert sorted(c.manual for c in d.citations) == sorted(m.id for m in manuals)
+    assert all(c.section == "documento" for c in d.citations)
+    by_id = {m.id: m for m in manuals}
+    assert all(c.quote == by_id[c.manual].authorized_by for c in d.citations)
+
+
+def test_the_answerer_passes_on_questions_that_are_not_about_the_manual(engine):
+    a = engine.analyse("¿Quién es el jefe del Área de Ventas?", "¿Quién es el jefe del Área de Ventas?", "")
+    assert document_answerer.answer(engine, a, "es", []) is None

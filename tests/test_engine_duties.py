@@ -1,0 +1,112 @@
+"""The duties answerer with fake hits (no support scorer: the older cosine + word-share gate)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.engine import GroundedEngine, load_scope
+from assistant.ingest import load_file
+from assistant.models import Chunk, Hit, Manual
+from assistant.parse import parse_document
+from assistant.retrieve import Glossary
+from assistant.settings import AnswerSettings
+from assistant.text import fold
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def manuals() -> list[Manual]:
+    served = parse_document(load_file(ROOT / "corpus" / "mof-901-0905-gerencia-servicio-al-cliente-v10.txt"))
+    others = [
+        Manual(id=p.parent.name, source=str(p), **json.loads(p.read_text(encoding="utf-8")))
+        for p in sorted((ROOT / "evals" / "manuals").glob("*/expected.json"))
+    ]
+    return [served, *others]
+
+
+@pytest.fixture(scope="module")
+def engine(manuals: list[Manual]) -> GroundedEngine:
+    e = GroundedEngine(
+        manuals,
+        AnswerSettings(),
+        glossary=Glossary.load(ROOT / "corpus" / "glossary.json"),
+        scope=load_scope(ROOT / "corpus" / "scope.json"),
+    )
+    assert e.support_scorer is None
+    return e
+
+
+def _hit(m: Manual, unit_name: str, numeral: str, dense: float = 0.9) -> Hit:
+    unit = m.unit(unit_name)
+    f = next(f for f in unit.functions if f.numeral == numeral)
+    chunk = Chunk(
+        id=f"{m.id}:{unit.name}:{f.numeral}",
+        text=f"{unit.name}: {f.text}",
+        quote=f.text,
+        manual_id=m.id,
+        manual_version=m.version,
+        manual_code=m.code,
+        gerencia=m.gerencia,
+        section="funciones",
+        unit=unit.name,
+        parent=unit.parent,
+        head=unit.head,
+        numeral=f.numeral,
+    )
+    return Hit(chunk=chunk, score=0.9, dense=dense, lexical=0.5)
+
+
+def test_a_function_line_is_composed_with_unit_head_numeral_and_quote(engine, manuals):
+    m = manuals[0]
+    unit = m.unit("Área de Ventas")
+    f = unit.functions[1]
+    assert len(engine.catalog.duties[fold(f.text)]) == 1  # no twin elsewhere
+    d = engine.answer(
+        "¿Quién se encarga de desarrollar el plan de ventas?", "es", [_hit(m, unit.name, f.numeral)]
+    )
+    assert d.answered
+    assert f"**{unit.name}**" in d.text and f"a cargo del {unit.head}" in d.text
+    assert f"función {f.numeral}:\n> «{f.text}»" in d.text
+    [c] = d.citations
+    assert (c.manual, c.unit, c.numeral, c.section, c.quote) == (
+        m.id,
+        unit.name,
+        f.numeral,
+        "funciones",
+        f.text,
+    )
+    assert (c.manual_code, c.version) == (m.code, m.version)
+
+
+def test_a_weak_hit_is_declined(engine, manuals):
+    m = manuals[0]
+    hit = _hit(m, "Área de Ventas", "ii", dense=engine.settings.refusal_threshold - 0.1)
+    d = engine.answer("¿Quién se encarga de desarrollar el plan de ventas?", "es", [hit])
+    assert not d.answered and not d.citations
+
+
+def test_the_same_duty_in_several_gerencias_lists_each_unit(engine, manuals):
+    twins: dict[str, set[tuple[str, str]]] = {}
+    for m in manuals:
+        for u in m.units:
+            for f in u.functions:
+                twins.setdefault(fold(f.text), set()).add((m.id, u.name))
+    key = next(k for k, where in twins.items() if len({mid for mid, _u in where}) >= 2)
+    expected = {(m.id, u.name) for u, m, _f in engine.catalog.duties[key]}
+    assert len({mid for mid, _u in expected}) >= 2
+    m, unit, f = next((m, u, f) for m in manuals for u in m.units for f in u.functions if fold(f.text) == key)
+    d = engine.answer(
+        f"¿Quién se encarga de {f.text.rstrip('.').lower()}?", "es", [_hit(m, unit.name, f.numeral)]
+    )
+    assert d.answered
+    assert f"corresponde a {len(expected)} unidades" in d.text
+    assert {(c.manual, c.unit) for c in d.citations} == expected
+    by_id = {x.id: x for x in manuals}
+    for c in d.citations:
+        line = next(g for g in by_id[c.manual].unit(c.unit).functions if g.numeral == c.numeral)
+        assert c.quote == line.text and fold(c.quote) == key
+        assert c.manual_code == by_id[c.manual].code

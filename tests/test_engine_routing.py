@@ -1,0 +1,87 @@
+"""The routing table: the order the answerers are asked in, and the first draft wins; no model, no index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.engine import GroundedEngine, load_scope
+from assistant.engine import engine as engine_module
+from assistant.engine.common import Draft
+from assistant.engine.engine import HISTORY_FIRST, ROUTES, routes_for
+from assistant.ingest import load_file
+from assistant.parse import parse_document
+from assistant.retrieve import Glossary
+from assistant.settings import AnswerSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ["document", "history", "structure", "duties"]
+
+
+@pytest.fixture(scope="module")
+def engine() -> GroundedEngine:
+    manual = parse_document(load_file(ROOT / "corpus" / "mof-901-0905-gerencia-servicio-al-cliente-v10.txt"))
+    return GroundedEngine(
+        [manual],
+        AnswerSettings(),
+        glossary=Glossary.load(ROOT / "corpus" / "glossary.json"),
+        scope=load_scope(ROOT / "corpus" / "scope.json"),
+    )
+
+
+def _names(engine: GroundedEngine, question: str) -> list[str]:
+    return [name for name, _answerer in routes_for(engine.analyse(question, question, ""))]
+
+
+def test_the_table_order():
+    assert [name for name, _a in ROUTES] == DEFAULT
+    assert sorted(HISTORY_FIRST) == sorted(DEFAULT)
+    assert HISTORY_FIRST[0] == "history"
+
+
+@pytest.mark.parametrize("question", ["¿Qué cambió en la versión 2?", "What changed in version 3?"])
+def test_a_version_question_asks_the_history_first(engine, question):
+    assert _names(engine, question) == list(HISTORY_FIRST)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "¿Quién autorizó el manual?",
+        "¿Quién es el jefe del Área de Ventas?",
+        "¿Quién se encarga de desarrollar el plan de ventas?",
+    ],
+)
+def test_other_questions_use_the_default_order(engine, question):
+    assert _names(engine, question) == DEFAULT
+
+
+def _recording(calls: list[str], name: str, result: Draft | None):
+    def answerer(_engine, _a, _lang, _hits):
+        calls.append(name)
+        return result
+
+    return answerer
+
+
+def test_the_first_draft_wins_and_later_answerers_are_not_asked(engine, monkeypatch):
+    calls: list[str] = []
+    table = [
+        ("document", _recording(calls, "document", None)),
+        ("history", _recording(calls, "history", None)),
+        ("structure", _recording(calls, "structure", Draft("from structure", True))),
+        ("duties", _recording(calls, "duties", Draft("from duties", True))),
+    ]
+    monkeypatch.setattr(engine_module, "ROUTES", table)
+    d = engine.answer("¿Quién es el jefe del Área de Ventas?", "es", [])
+    assert d.text == "from structure"
+    assert calls == ["document", "history", "structure"]
+
+
+def test_out_of_scope_declines_before_any_answerer(engine, monkeypatch):
+    calls: list[str] = []
+    monkeypatch.setattr(engine_module, "ROUTES", [(n, _recording(calls, n, Draft(n, True))) for n in DEFAULT])
+    d = engine.answer("¿Cuál es el salario del Jefe Área de Ventas?", "es", [])
+    assert not d.answered
+    assert calls == []

@@ -1,0 +1,106 @@
+"""The structure answerer (heads, positions, a unit's place, per-manual answers) over real parsed manuals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.engine import GroundedEngine, load_scope
+from assistant.ingest import load_file
+from assistant.models import Manual
+from assistant.parse import parse_document
+from assistant.retrieve import Glossary
+from assistant.settings import AnswerSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def manuals() -> list[Manual]:
+    served = parse_document(load_file(ROOT / "corpus" / "mof-901-0905-gerencia-servicio-al-cliente-v10.txt"))
+    others = [
+        Manual(id=p.parent.name, source=str(p), **json.loads(p.read_text(encoding="utf-8")))
+        for p in sorted((ROOT / "evals" / "manuals").glob("*/expected.json"))
+    ]
+    return [served, *others]
+
+
+@pytest.fixture(scope="module")
+def engine(manuals: list[Manual]) -> GroundedEngine:
+    return GroundedEngine(
+        manuals,
+        AnswerSettings(),
+        glossary=Glossary.load(ROOT / "corpus" / "glossary.json"),
+        scope=load_scope(ROOT / "corpus" / "scope.json"),
+    )
+
+
+def _unit(manuals: list[Manual], name: str):
+    return next((u, m) for m in manuals for u in m.units if u.name == name)
+
+
+def test_the_head_of_a_unit(engine, manuals):
+    unit, manual = _unit(manuals, "Unidad de Transporte")
+    d = engine.answer("¿Quién es el jefe de la Unidad de Transporte?", "es", [])
+    assert d.answered and f"**{unit.head}**" in d.text
+    assert [(c.manual, c.unit, c.quote) for c in d.citations] == [(manual.id, unit.name, unit.head)]
+
+
+def test_the_positions_of_a_unit(engine, manuals):
+    unit, manual = _unit(manuals, "Área de Seguros de Deuda y Daños")
+    d = engine.answer("¿Qué puestos tiene el Área de Seguros de Deuda y Daños?", "es", [])
+    assert d.answered
+    assert all(f"- {p}" in d.text for p in unit.positions)
+    assert f"({len(unit.positions)} puestos" in d.text
+    assert [(c.manual, c.quote) for c in d.citations] == [(manual.id, "\n".join(unit.positions))]
+
+
+def test_which_gerencia_a_unit_belongs_to(engine, manuals):
+    unit, manual = _unit(manuals, "Unidad de Planillas")
+    d = engine.answer("¿A qué gerencia pertenece la Unidad de Planillas?", "es", [])
+    assert d.answered
+    assert f"pertenece a la **{manual.gerencia}**" in d.text and manual.code in d.text
+    parent = manual.unit(unit.parent)
+    assert f"**{parent.name}** → **{unit.name}**" in d.text
+    assert {c.manual for c in d.citations} == {manual.id}
+
+
+@pytest.mark.parametrize("name", ["Sección de Escrituración", "Área de Seguros de Deuda y Daños"])
+def test_which_gerencia_a_unit_of_a_gerencia_belongs_to(engine, manuals, name):
+    # "gerencia" is a word several served gerencias share: it names none of them.
+    _u, manual = _unit(manuals, name)
+    d = engine.answer(f"¿A qué gerencia pertenece la {name}?", "es", [])
+    assert d.answered and f"pertenece a la **{manual.gerencia}**" in d.text
+    assert {c.manual for c in d.citations} == {manual.id}
+
+
+def test_a_position_present_in_several_gerencias(engine, manuals):
+    position = "Ordenanza"
+    places = [(u, m) for m in manuals for u in m.units if position in u.positions]
+    assert len({m.id for _u, m in places}) >= 2
+    d = engine.answer(f"¿En qué unidades está el puesto {position}?", "es", [])
+    assert d.answered and f"existe en {len(places)} unidades" in d.text
+    for u, m in places:
+        assert f"**{u.name}**" in d.text and m.gerencia in d.text
+    assert sorted((c.manual, c.unit) for c in d.citations) == sorted((m.id, u.name) for u, m in places)
+
+
+@pytest.mark.parametrize("question", ["¿Quién dirige la gerencia?", "¿A quién reporta el Gerente?"])
+def test_the_gerente_is_answered_per_manual(engine, manuals, question):
+    tops = [
+        (u, m) for m in manuals for u in m.units if u.parent is None and (u.head or "").startswith("Gerente")
+    ]
+    assert len(tops) >= 2
+    d = engine.answer(question, "es", [])
+    assert d.answered and f" {len(tops)} " in d.text.splitlines()[0]
+    for u, _m in tops:
+        assert f"**{u.name}**" in d.text and u.head in d.text
+    assert sorted((c.manual, c.unit) for c in d.citations) == sorted((m.id, u.name) for u, m in tops)
+
+
+def test_the_head_of_a_top_unit_is_not_said_to_head_its_groups(engine, manuals):
+    unit, _m = _unit(manuals, "Gerencia de Créditos")
+    d = engine.answer("¿Quién es el jefe de la Gerencia de Créditos?", "es", [])
+    assert d.answered and f"tiene su propio {unit.head}" not in d.text
