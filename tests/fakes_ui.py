@@ -252,3 +252,18 @@ class FakeAssistant:
             latency_ms=(time.perf_counter() - start) * 1000,
             fallback_reason=self.fallback_reason,
         )
+
+
+def grounded_engine(manuals: list[Manual]):
+    """The grounded engine over these manuals with the corpus's glossary and scope (no model, no index)."""
+    from assistant.engine import GroundedEngine, load_scope
+    from assistant.retrieve import Glossary
+    from assistant.settings import AnswerSettings
+
+    corpus = CORPUS_MANUAL.parent
+    return GroundedEngine(
+        manuals,
+        AnswerSettings(),
+        glossary=Glossary.load(corpus / "glossary.json"),
+        scope=load_scope(corpus / "scope.json"),
+    )

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from assistant.diff import diff_manuals, summarise
-from assistant.engine import GroundedEngine, load_scope
+from assistant.engine import GroundedEngine
 from assistant.ingest import load_file
 from assistant.models import Manual
 from assistant.parse import parse_document
-from assistant.retrieve import Glossary
-from assistant.settings import AnswerSettings
+from tests.fakes_ui import fixture_manuals, grounded_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,19 +27,11 @@ def versions() -> tuple[Manual, Manual]:
 
 @pytest.fixture(scope="module")
 def others() -> list[Manual]:
-    return [
-        Manual(id=p.parent.name, source=str(p), **json.loads(p.read_text(encoding="utf-8")))
-        for p in sorted((ROOT / "evals" / "manuals").glob("*/expected.json"))
-    ]
+    return fixture_manuals()
 
 
 def _engine(manuals: list[Manual]) -> GroundedEngine:
-    return GroundedEngine(
-        manuals,
-        AnswerSettings(),
-        glossary=Glossary.load(ROOT / "corpus" / "glossary.json"),
-        scope=load_scope(ROOT / "corpus" / "scope.json"),
-    )
+    return grounded_engine(manuals)
 
 
 def _row(m: Manual, version: int):

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from assistant.engine import GroundedEngine, load_scope
+from assistant.engine import GroundedEngine
 from assistant.engine import engine as engine_module
 from assistant.engine.common import Draft
 from assistant.engine.engine import HISTORY_FIRST, ROUTES, routes_for
 from assistant.ingest import load_file
 from assistant.parse import parse_document
-from assistant.retrieve import Glossary
-from assistant.settings import AnswerSettings
+from tests.fakes_ui import grounded_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ["document", "history", "structure", "duties"]
@@ -22,12 +21,7 @@ DEFAULT = ["document", "history", "structure", "duties"]
 @pytest.fixture(scope="module")
 def engine() -> GroundedEngine:
     manual = parse_document(load_file(ROOT / "corpus" / "mof-901-0905-gerencia-servicio-al-cliente-v10.txt"))
-    return GroundedEngine(
-        [manual],
-        AnswerSettings(),
-        glossary=Glossary.load(ROOT / "corpus" / "glossary.json"),
-        scope=load_scope(ROOT / "corpus" / "scope.json"),
-    )
+    return grounded_engine([manual])
 
 
 def _names(engine: GroundedEngine, question: str) -> list[str]:

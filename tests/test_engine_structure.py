@@ -2,39 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from assistant.engine import GroundedEngine, load_scope
-from assistant.ingest import load_file
+from assistant.engine import GroundedEngine
 from assistant.models import Manual
-from assistant.parse import parse_document
-from assistant.retrieve import Glossary
-from assistant.settings import AnswerSettings
+from tests.fakes_ui import grounded_engine, real_manuals
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def manuals() -> list[Manual]:
-    served = parse_document(load_file(ROOT / "corpus" / "mof-901-0905-gerencia-servicio-al-cliente-v10.txt"))
-    others = [
-        Manual(id=p.parent.name, source=str(p), **json.loads(p.read_text(encoding="utf-8")))
-        for p in sorted((ROOT / "evals" / "manuals").glob("*/expected.json"))
-    ]
-    return [served, *others]
+    return real_manuals()
 
 
 @pytest.fixture(scope="module")
 def engine(manuals: list[Manual]) -> GroundedEngine:
-    return GroundedEngine(
-        manuals,
-        AnswerSettings(),
-        glossary=Glossary.load(ROOT / "corpus" / "glossary.json"),
-        scope=load_scope(ROOT / "corpus" / "scope.json"),
-    )
+    return grounded_engine(manuals)
 
 
 def _unit(manuals: list[Manual], name: str):

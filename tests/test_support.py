@@ -188,7 +188,7 @@ def test_everyday_words_no_manual_uses_weigh_less_than_rare_ones(scorer):
 
 @pytest.fixture(scope="module")
 def catalog():
-    from assistant.grounded import Catalog
+    from assistant.engine import Catalog
     from assistant.ingest import load_file
     from assistant.parse import parse_document
     from tests.conftest import REPO_ROOT

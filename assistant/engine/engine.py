@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from assistant.diff import diff_manuals
+from assistant.diff import ManualDiff, diff_manuals
 from assistant.engine import document, duties, history, structure
 from assistant.engine.catalog import Catalog
 from assistant.engine.common import Draft, Lang
@@ -62,6 +62,7 @@ class GroundedEngine:
         # Every served manual, all versions (set by the chain): the previous version of a manual is found here
         # to compute what changed.
         self.archive: list[Manual] = list(manuals)
+        self._diffs: dict[tuple[str, str], ManualDiff] = {}
         # The calibrated support scorer (assistant/support.py), attached by the chain once the index is open.
         self.support_scorer: Any = None
 
@@ -86,6 +87,14 @@ class GroundedEngine:
         """Find the units and positions a question names and the topic words left over."""
         return analyse(self.catalog, self.glossary, question, corrected, expansion)
 
+    def diff(self, old: Manual, new: Manual) -> ManualDiff:
+        """What changed between two served versions, computed once per pair (manuals never change once loaded)."""
+        key = (old.id, new.id)
+        found = self._diffs.get(key)
+        if found is None:
+            found = self._diffs[key] = diff_manuals(old, new)
+        return found
+
     def learn_renames(self) -> None:
         """Old names of renamed units (from the previous version in the archive) become aliases of the new ones."""
         for m in self.catalog.manuals:
@@ -93,7 +102,7 @@ class GroundedEngine:
             if not m.code or not older:
                 continue
             previous = max(older, key=lambda x: x.version or 0)
-            for r in diff_manuals(previous, m).units_renamed:
+            for r in self.diff(previous, m).units_renamed:
                 pair = self.catalog.unit(r.to_unit, m.id)
                 if pair is not None:
                     self.catalog.add_alias(r.from_unit, pair[0], m)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from assistant.diff import diff_manuals, summarise
+from assistant.diff import summarise
 from assistant.engine.common import Draft, Lang, _cite, _date, manual_name, per_manual
 from assistant.engine.query import (
     _ABOUT_MANUAL,
@@ -118,7 +118,7 @@ def _computed_changes(engine: GroundedEngine, m: Manual, version: int, lang: Lan
     if new is None or not older:
         return []
     old = versions[max(older)]
-    found = summarise(diff_manuals(old, new), lang)
+    found = summarise(engine.diff(old, new), lang)
     if not found:
         return []
     title = (
