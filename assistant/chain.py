@@ -26,6 +26,7 @@ from assistant.embed import get_embedder
 from assistant.engine import Catalog, Draft, GroundedEngine, load_scope
 from assistant.errors import AssistantError, StoreUnavailableError
 from assistant.models import Answer, Hit, Manual
+from assistant.phrases import say
 from assistant.retrieve import Glossary, HybridRetriever, ManualRetriever, Mode
 from assistant.safety import clean_question, has_content, known_word, strip_instructions
 from assistant.settings import Settings
@@ -48,12 +49,6 @@ _FOLLOW_UP = re.compile(
     r"\b(it|its|they|them|their|that one|this one|that unit|that area|there|lo|la|le|las|los|su|sus|esa|ese|"
     r"esta|este|ella|alli|ahi|dicha|dicho|dicha area|what about|how about|and|y|tambien|also)\b"
 )
-_REPHRASE = {
-    "es": "No encuentro una pregunta en ese texto. ¿Puede reformularla? Por ejemplo: «¿Quién atiende las quejas "
-    "de los clientes?»",
-    "en": "I can't find a question in that text. Could you rephrase it? For example: \"Who handles customer "
-    'complaints?"',
-}
 _ALL_MANUALS = frozenset(["all", "todas", "todos", "todas las gerencias", "todas las gerencias · all", "*"])
 _SWAP = re.compile(
     r"^\s*[¿]?\s*(and|y|what about|how about|y en|y la|y el|y de|and in|and the|and for|same (question|thing)|"
@@ -406,7 +401,7 @@ class Assistant:
             return draft  # one version of each cited manual: nothing to tell apart
         if resolution.kind == "present":
             where = "; ".join(_version_line(catalogue, m, lang) for m in several)
-            note = f"_Según la {where}._" if lang == "es" else f"_From {where}._"
+            note = say("chain_version_note", lang, versions=where)
         else:
             note = f"_{resolution.reason(lang)}_"
         return replace(draft, text=f"{draft.text}\n\n{note}")
@@ -433,12 +428,7 @@ class Assistant:
         hits: list[Hit] = state["hits"]
         engine, model, fallback = "grounded", None, None
         if not state["standalone"]:
-            draft = Draft(
-                "Solo puedo responder preguntas sobre el contenido del manual."
-                if lang == "es"
-                else "I can only answer questions about what the manual says.",
-                False,
-            )
+            draft = Draft(say("chain_only_manual_content", lang), False)
         elif self.llm is not None:
             from assistant.llm import LLMFailure
 
@@ -457,7 +447,7 @@ class Assistant:
             )
             draft = self._with_version(draft, state["resolution"], lang)
         if state.get("rephrase"):
-            draft = Draft(_REPHRASE[lang], False)
+            draft = Draft(say("chain_rephrase", lang), False)
         return Answer(
             question=state["question"],
             answer=draft.text,
@@ -478,11 +468,12 @@ def _version_line(catalogue: Catalogue, manual: Manual, lang: str) -> str:
     when = manual.effective_date
     since = (spanish_date(when) if lang == "es" else format_date(when, "en")) if when else "?"
     status = catalogue.status(manual)
-    if lang == "es":
-        state = {"in_force": "vigente", "superseded": "sustituida", "future": "aún no vigente"}[status]
-        return f"versión {manual.version} del manual {manual.code} ({state}, con fecha de vigencia {since})"
-    state = {"in_force": "in force", "superseded": "superseded", "future": "not yet in force"}[status]
-    return f"version {manual.version} of manual {manual.code} ({state}, effective {since})"
+    state = {
+        "in_force": say("chain_version_in_force", lang),
+        "superseded": say("chain_version_superseded", lang),
+        "future": say("chain_version_future", lang),
+    }[status]
+    return say("chain_version_line", lang, version=manual.version, code=manual.code, state=state, since=since)
 
 
 def _chunks_by_citation_key(index: OpenIndex) -> dict[tuple[Any, ...], Any]:

@@ -10,6 +10,7 @@ from assistant.chunk import spanish_date
 from assistant.cues import cue_words
 from assistant.engine.catalog import Catalog
 from assistant.models import Citation, Hit, Manual, Section, Unit
+from assistant.phrases import say
 
 Lang = Literal["es", "en"]
 
@@ -67,21 +68,16 @@ def _quote_block(text: str) -> str:
 def decline(lang: Lang, hits: list[Hit], reason: str = "") -> Draft:
     topics: list[str] = []
     for h in hits:
-        label = h.chunk.unit or ("historial de cambios" if lang == "es" else "change history")
+        label = h.chunk.unit or say("topic_change_history", lang)
         if h.chunk.section == "documento":
-            label = "datos del manual" if lang == "es" else "the manual's details"
+            label = say("topic_manual_details", lang)
         if label not in topics:
             topics.append(label)
         if len(topics) == 3:
             break
-    if lang == "es":
-        text = reason or "El manual no trata ese tema, así que no puedo responderlo con base en él."
-        if topics:
-            text += f" Lo más cercano que sí cubre: {_and(topics, lang)}."
-    else:
-        text = reason or "The manual does not cover that, so I can't answer it from the manual."
-        if topics:
-            text += f" The closest topics it does cover: {_and(topics, lang)}."
+    text = reason or say("decline_not_covered", lang)
+    if topics:
+        text += " " + say("decline_closest_topics", lang, topics=_and(topics, lang))
     return Draft(text=text, answered=False)
 
 
@@ -92,11 +88,7 @@ def per_manual(drafts: list[Draft], lang: Lang) -> Draft | None:
         return None
     if len(drafts) == 1:
         return drafts[0]
-    lead = (
-        f"La pregunta vale para los {len(drafts)} manuales:"
-        if lang == "es"
-        else f"This applies to each of the {len(drafts)} manuals:"
-    )
+    lead = say("per_manual_lead", lang, count=len(drafts))
     body = "\n\n".join("- " + d.text.replace("\n", "\n  ") for d in drafts)
     return Draft(f"{lead}\n\n{body}", True, [c for d in drafts for c in d.citations])
 

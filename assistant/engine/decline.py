@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from assistant.engine.common import Draft, Lang, decline
 from assistant.engine.query import _DETERMINERS, _RESPONSIBILITY, Query
 from assistant.models import Hit
+from assistant.phrases import say
 from assistant.text import STOP_EN, STOP_ES, stem, tokens
 
 if TYPE_CHECKING:
@@ -47,20 +48,11 @@ def out_of_scope(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) 
     q = engine.catalog.mask_names(a.q)
     for topic in engine.scope:
         if (topic.always or not asks_who) and any(p.search(q) for p in topic.patterns):
-            reason = (
-                f"El manual de organización y funciones no incluye {topic.es}."
-                if lang == "es"
-                else f"The organisation and functions manual does not include {topic.en}."
-            )
-            return decline(lang, hits, reason)
+            name = topic.es if lang == "es" else topic.en
+            return decline(lang, hits, say("decline_out_of_scope", lang, topic=name))
     unknown = _unknown_unit(engine, a)
     if unknown:
-        reason = (
-            f'El manual no describe ninguna unidad llamada "{unknown}".'
-            if lang == "es"
-            else f'The manual does not describe any unit called "{unknown}".'
-        )
-        return decline(lang, hits, reason)
+        return decline(lang, hits, say("decline_unknown_unit", lang, unit=unknown))
     return None
 
 

@@ -11,6 +11,7 @@ from assistant.engine.common import Draft, Lang, _quote_block, decline, unit_lab
 from assistant.engine.query import _PLURAL_UNITS, _QUESTION_WORDS, Query, leftover_topic
 from assistant.engine.structure import functions
 from assistant.models import Chunk, Citation, Hit
+from assistant.phrases import say
 from assistant.support import POLITE, Scored, SupportScorer
 from assistant.text import STOP_EN, STOP_ES, fold, lexical_terms, stem, tokens
 
@@ -181,16 +182,7 @@ def _uncovered(
 ) -> Draft:
     """No line covers the topic: chit-chat gets what the assistant can do; a related duty, a pointer."""
     if not topic or lead.features["known"] <= 0.0:
-        text = (
-            "Solo puedo responder preguntas sobre el Manual de Organización y Funciones: qué unidad se "
-            "encarga de una tarea, quién dirige cada unidad, sus puestos, a quién reportan y los cambios "
-            "del manual."
-            if lang == "es"
-            else "I can only answer questions about the Organisation and Functions Manual: which unit "
-            "handles a task, who heads each unit, its positions, whom it reports to and the manual's "
-            "changes."
-        )
-        return Draft(text, False, support=lead.support)
+        return Draft(say("duties_what_i_answer", lang), False, support=lead.support)
     if closest.features["coverage"] <= 0.0 and closest.features["dense_topic"] < 0.8:
         draft = decline(lang, hits)
         draft.support = lead.support
@@ -198,15 +190,8 @@ def _uncovered(
     c = closest.chunk
     pair = engine.catalog.unit(c.unit, c.manual_id)
     unit = engine.catalog.label(pair[0]) if pair else (c.unit or "")
-    if c.section == "objetivo":
-        where = f"{unit}, objetivo" if lang == "es" else f"{unit}, objective"
-    else:
-        where = f"{unit}, función {c.numeral}" if lang == "es" else f"{unit}, function {c.numeral}"
-    text = (
-        f"El manual no asigna «{topic}» a ninguna unidad. Lo más cercano: «{c.quote}» ({where})."
-        if lang == "es"
-        else f"The manual does not assign «{topic}» to any unit. The closest: «{c.quote}» ({where})."
-    )
+    where = f"{unit}, {_section_tag(c, lang)}"
+    text = say("duties_not_assigned", lang, topic=topic, quote=c.quote, where=where)
     cite = Citation(
         unit=c.unit,
         section=c.section,
@@ -261,16 +246,10 @@ def _compose_duties(engine: GroundedEngine, lang: Lang, group: list[Hit]) -> Dra
         unit = pair[0] if pair else None
         label = unit_label(engine.catalog, unit) if unit else f"**{unit_name}**"
         head = (unit.head if unit else None) or items[0].chunk.head
-        who = label + (
-            (f" (a cargo del {head})" if lang == "es" else f" (headed by the {head})") if head else ""
-        )
+        who = label + (" " + say("duties_headed_by", lang, head=head) if head else "")
         lines = []
         for h in items:
-            if h.chunk.section == "objetivo":
-                tag = "objetivo" if lang == "es" else "objective"
-            else:
-                tag = f"función {h.chunk.numeral}" if lang == "es" else f"function {h.chunk.numeral}"
-            lines.append(f"{tag}:\n{_quote_block(h.chunk.quote)}")
+            lines.append(f"{_section_tag(h.chunk, lang)}:\n{_quote_block(h.chunk.quote)}")
             cites.append(
                 Citation(
                     unit=h.chunk.unit,
@@ -286,13 +265,13 @@ def _compose_duties(engine: GroundedEngine, lang: Lang, group: list[Hit]) -> Dra
             )
         blocks.append(f"{who}, " + "\n".join(lines))
     if len(by_unit) == 1:
-        lead = (
-            "Según el manual, se encarga " if lang == "es" else "According to the manual, this is handled by "
-        )
-        return Draft(lead + blocks[0], True, cites)
-    lead = (
-        f"Según el manual, esto corresponde a {len(by_unit)} unidades:"
-        if lang == "es"
-        else f"According to the manual, this sits with {len(by_unit)} units:"
-    )
+        return Draft(say("duties_one_unit", lang, unit_duties=blocks[0]), True, cites)
+    lead = say("duties_many_units", lang, count=len(by_unit))
     return Draft(lead + "\n\n" + "\n\n".join(f"- {b}" for b in blocks), True, cites)
+
+
+def _section_tag(chunk: Chunk, lang: Lang) -> str:
+    """How an answer names the line it quotes: "objetivo", or "función iii"."""
+    if chunk.section == "objetivo":
+        return say("duties_objective", lang)
+    return say("duties_function", lang, numeral=chunk.numeral)

@@ -17,6 +17,7 @@ from assistant.engine.common import Draft, Lang
 from assistant.engine.decline import ScopeTopic, out_of_scope
 from assistant.engine.query import _HISTORY_STRONG, _VERSION_NUM, Query, analyse
 from assistant.models import Hit, Manual
+from assistant.phrases import say
 from assistant.retrieve import Glossary
 from assistant.settings import AnswerSettings
 from assistant.support import Scored, SupportScorer
@@ -114,9 +115,7 @@ class GroundedEngine:
             old = self.catalog.former_name(mention)
             if old:
                 notes.append(
-                    f"«{old}» se llama ahora **{mention.unit.name}** (versión {mention.manual.version})."
-                    if lang == "es"
-                    else f"«{old}» is now called **{mention.unit.name}** (version {mention.manual.version})."
+                    say("renamed_unit", lang, old=old, unit=mention.unit.name, version=mention.manual.version)
                 )
         if not notes:
             return draft

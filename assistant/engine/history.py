@@ -18,6 +18,7 @@ from assistant.engine.query import (
     Query,
 )
 from assistant.models import Citation, HistoryEntry, Hit, Manual
+from assistant.phrases import say
 from assistant.text import fold, lexical_terms
 from assistant.versions import Catalogue
 
@@ -91,22 +92,13 @@ def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: 
         if keys and not number:
             focused = [c for c in changes if any(k in fold(c) for k in keys)]
             changes = focused or changes
-        head = (
-            f"**Versión {h.version}** ({_date(h.date, lang)}):"
-            if lang == "es"
-            else f"**Version {h.version}** ({_date(h.date, lang)}):"
-        )
-        lines.append(head)
-        for c in changes or [("sin detalle legible" if lang == "es" else "no legible detail")]:
+        lines.append(say("history_version", lang, version=h.version, date=_date(h.date, lang)))
+        for c in changes or [say("history_no_detail", lang)]:
             lines.append(f"- «{c}»")
             if h.changes:
                 cites.append(_cite(m, None, "modificaciones", str(h.version), c))
         lines += _computed_changes(engine, m, h.version, lang)
-    lead = (
-        f"Según el historial de modificaciones del manual {manual_name(m)}:"
-        if lang == "es"
-        else f"According to the change history of the manual {manual_name(m)}:"
-    )
+    lead = say("history_lead", lang, manual=manual_name(m))
     return Draft(lead + "\n" + "\n".join(lines), True, cites)
 
 
@@ -121,11 +113,7 @@ def _computed_changes(engine: GroundedEngine, m: Manual, version: int, lang: Lan
     found = summarise(engine.diff(old, new), lang)
     if not found:
         return []
-    title = (
-        f"Cambios que muestran los manuales servidos (versión {old.version} → {new.version}):"
-        if lang == "es"
-        else f"Changes the served manuals show (version {old.version} → {new.version}):"
-    )
+    title = say("history_computed_changes", lang, old=old.version, new=new.version)
     return ["", title, *(f"- {line}" for line in found)]
 
 

@@ -23,6 +23,7 @@ from assistant.engine.query import (
     leftover_topic,
 )
 from assistant.models import Citation, Hit, Manual, Unit
+from assistant.phrases import say
 from assistant.text import fold, lexical_terms
 
 if TYPE_CHECKING:
@@ -134,26 +135,15 @@ def _groups(engine: GroundedEngine, lang: Lang, top: Unit, manual: Manual) -> Dr
     kids = engine.catalog.children(top)
     rows = [f"{i}. **{k.name}** — {k.head or '—'}" for i, k in enumerate(kids, 1)]
     if top.parent is not None:
-        text = (
-            f"{unit_label(engine.catalog, top)} comprende **{len(kids)}** dependencias:\n"
-            if lang == "es"
-            else f"{unit_label(engine.catalog, top)} comprises **{len(kids)}** sub-units:\n"
-        ) + "\n".join(rows)
+        text = say("structure_subunits", lang, unit=unit_label(engine.catalog, top), count=len(kids))
+        text += "\n" + "\n".join(rows)
         return Draft(
             text,
             True,
             [_cite(manual, k.name, "organigrama", None, "\n".join(k.positions)) for k in kids if k.positions],
         )
-    if lang == "es":
-        text = (
-            f"La {top.name} tiene **{len(kids)} dependencias directas** (grupos de trabajo), cuyas jefaturas "
-            f"dependen del {top.head}:\n" + "\n".join(rows)
-        )
-    else:
-        text = (
-            f"The {top.name} has **{len(kids)} units directly under it** (its work groups), whose heads report "
-            f"to the {top.head}:\n" + "\n".join(rows)
-        )
+    text = say("structure_groups_of_top", lang, unit=top.name, count=len(kids), head=top.head)
+    text += "\n" + "\n".join(rows)
     if manual.structure_intro:
         # The manual's own sentence ("… está dividida en 6 grupos de trabajo:"), quoted.
         text += "\n\n" + _quote_block(manual.structure_intro)
@@ -169,16 +159,15 @@ def _unit_place(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) 
         chain.append(parent)
         parent = engine.catalog.parent(parent)
     path = " → ".join(f"**{u.name}**" for u in reversed(chain))
-    if lang == "es":
-        text = (
-            f"**{unit.name}** pertenece a la **{manual.gerencia}** (manual {manual.code}, versión "
-            f"{manual.version}). Ubicación en la estructura: {path} → **{unit.name}**."
-        )
-    else:
-        text = (
-            f"**{unit.name}** belongs to the **{manual.gerencia}** (manual {manual.code}, version "
-            f"{manual.version}). Place in the structure: {path} → **{unit.name}**."
-        )
+    text = say(
+        "structure_unit_place",
+        lang,
+        unit=unit.name,
+        gerencia=manual.gerencia,
+        code=manual.code,
+        version=manual.version,
+        path=path,
+    )
     quote = "\n".join(unit.positions) or unit.name
     return Draft(text, True, [_cite(manual, unit.name, "organigrama", None, quote)])
 
@@ -188,17 +177,10 @@ def _head(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) -> Dra
     kids = [k for k in engine.catalog.children(unit) if k.head and fold(k.head) == fold(unit.head or "")]
     if not unit.head:
         return _positions(engine, lang, [unit], manual)
-    if lang == "es":
-        text = f"{unit_label(engine.catalog, unit)} está a cargo del **{unit.head}**."
-        if kids:
-            text += (
-                f" Cada una de sus dependencias ({_and([k.name for k in kids], lang)}) tiene su propio "
-                f"{unit.head}."
-            )
-    else:
-        text = f"{unit_label(engine.catalog, unit)} is headed by the **{unit.head}**."
-        if kids:
-            text += f" Each of its sub-units ({_and([k.name for k in kids], lang)}) has its own {unit.head}."
+    text = say("structure_head", lang, unit=unit_label(engine.catalog, unit), head=unit.head)
+    if kids:
+        names = _and([k.name for k in kids], lang)
+        text += " " + say("structure_head_of_each_subunit", lang, units=names, head=unit.head)
     return Draft(text, True, [_cite(manual, unit.name, "organigrama", None, unit.head)])
 
 
@@ -206,13 +188,7 @@ def _unit_reports(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual
     parent_unit = engine.catalog.parent(unit)
     parent = (parent_unit, manual) if parent_unit is not None else None
     if parent is None:
-        text = (
-            f"{unit_label(engine.catalog, unit)} es la unidad superior de este manual (a cargo del "
-            f"{unit.head}); el manual no indica de quién depende."
-            if lang == "es"
-            else f"{unit_label(engine.catalog, unit)} is the top unit of this manual (headed by the {unit.head}); "
-            "the manual does not say whom it reports to."
-        )
+        text = say("structure_top_unit_reports", lang, unit=unit_label(engine.catalog, unit), head=unit.head)
         return Draft(text, True, [_cite(manual, unit.name, "organigrama", None, unit.head or unit.name)])
     p, pm = parent
     if p.head and unit.head and fold(p.head) == fold(unit.head):
@@ -221,10 +197,7 @@ def _unit_reports(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual
         if grand is not None:
             p = grand
     who = unit.head or unit.name
-    if lang == "es":
-        text = f"El **{who}** ({unit.name}) depende de la **{p.name}**, a cargo del **{p.head}**."
-    else:
-        text = f"The **{who}** ({unit.name}) reports to the **{p.name}**, headed by the **{p.head}**."
+    text = say("structure_unit_reports", lang, who=who, unit=unit.name, parent=p.name, head=p.head)
     return Draft(text, True, [_cite(pm, p.name, "organigrama", None, p.head or p.name)])
 
 
@@ -254,9 +227,14 @@ def _position_reports(engine: GroundedEngine, lang: Lang, position: str, hint: _
                 continue
             seen.add(boss.name)
             lines.append(
-                f"- Como jefatura de {unit.name}, depende del **{boss.head}** ({boss.name})."
-                if lang == "es"
-                else f"- As head of {unit.name}, reports to the **{boss.head}** ({boss.name})."
+                "- "
+                + say(
+                    "structure_position_reports_as_head",
+                    lang,
+                    unit=unit.name,
+                    boss=boss.head,
+                    boss_unit=boss.name,
+                )
             )
             cites.append(_cite(manual, boss.name, "organigrama", None, boss.head or boss.name))
         else:
@@ -264,16 +242,10 @@ def _position_reports(engine: GroundedEngine, lang: Lang, position: str, hint: _
                 continue
             seen.add(unit.name)
             lines.append(
-                f"- En {unit.name}, depende del **{unit.head}**."
-                if lang == "es"
-                else f"- In {unit.name}, reports to the **{unit.head}**."
+                "- " + say("structure_position_reports_in_unit", lang, unit=unit.name, head=unit.head)
             )
             cites.append(_cite(manual, unit.name, "organigrama", None, "\n".join(unit.positions)))
-    lead = (
-        f"Según los organigramas del manual, el puesto **{position}**:"
-        if lang == "es"
-        else f"According to the manual's org charts, the **{position}** position:"
-    )
+    lead = say("structure_position_reports_lead", lang, position=position)
     return Draft(lead + "\n" + "\n".join(lines), True, cites)
 
 
@@ -298,26 +270,17 @@ def _where_position(engine: GroundedEngine, lang: Lang, position: str) -> Draft:
             where.append(m.gerencia)
         names.append(f"**{u.name}**" + (f" ({', '.join(where)})" if where else ""))
     head_of = [u.name for u, _m in places if fold(u.head or "") == fold(position)]
-    if lang == "es":
-        text = (
-            f"El puesto **{position}** pertenece a {names[0]}"
-            if len(places) == 1
-            else f"El puesto **{position}** existe en {len(places)} unidades: {_and(names, lang)}"
-        )
-        text += f"; es la jefatura de {_and(head_of, lang)}." if head_of else "."
+    if len(places) == 1:
+        text = say("structure_position_in_one_unit", lang, position=position, unit=names[0])
     else:
-        text = (
-            f"The **{position}** position belongs to {names[0]}"
-            if len(places) == 1
-            else f"The **{position}** position exists in {len(places)} units: {_and(names, lang)}"
+        text = say(
+            "structure_position_in_units", lang, position=position, count=len(places), units=_and(names, lang)
         )
-        text += f"; it heads {_and(head_of, lang)}." if head_of else "."
+    if head_of:
+        text += say("structure_position_heads", lang, units=_and(head_of, lang))
+    text += "."
     for v, u, m in variants:
-        text += (
-            f" Además, {u.name} tiene el puesto **{v}**."
-            if lang == "es"
-            else f" {u.name} also has a **{v}** position."
-        )
+        text += " " + say("structure_position_variant", lang, unit=u.name, position=v)
         cites.append(_cite(m, u.name, "organigrama", None, "\n".join(u.positions)))
     return Draft(text, True, cites)
 
@@ -335,21 +298,13 @@ def _positions(engine: GroundedEngine, lang: Lang, units: list[Unit], manual: Ma
     cites: list[Citation] = []
     unique = list({u.name: u for u in shown}.values())
     for u in unique:
-        title = (
-            f"**{u.name}** ({len(u.positions)} puestos, jefatura: {u.head}):"
-            if lang == "es"
-            else f"**{u.name}** ({len(u.positions)} positions, headed by the {u.head}):"
-        )
+        title = say("structure_positions_of_unit", lang, unit=u.name, count=len(u.positions), head=u.head)
         parts.append(title + "\n" + "\n".join(f"- {p}" for p in u.positions))
         cites.append(_cite(manual, u.name, "organigrama", None, "\n".join(u.positions)))
         kids = engine.catalog.children(u)
         if u.parent is None and kids:
-            extra = (
-                "Además, dependen del Gerente las jefaturas de los grupos: "
-                if lang == "es"
-                else "The heads of the groups also report to the Gerente: "
-            )
-            parts.append(extra + ", ".join(f"{k.head} ({k.name})" for k in kids if k.head) + ".")
+            heads = ", ".join(f"{k.head} ({k.name})" for k in kids if k.head)
+            parts.append(say("structure_group_heads_report_to_top", lang, heads=heads))
     return Draft("\n\n".join(parts), True, cites)
 
 
@@ -366,18 +321,8 @@ def _owner(engine: GroundedEngine, unit: Unit, attr: str) -> Unit:
 def _objective(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) -> Draft:
     owner = _owner(engine, unit, "objective")
     if not owner.objective:
-        return decline(
-            lang,
-            [],
-            "El manual no indica un objetivo para esa unidad."
-            if lang == "es"
-            else "The manual gives no objective for that unit.",
-        )
-    lead = (
-        f"Objetivo de {unit_label(engine.catalog, owner)} (jefatura: {owner.head}):"
-        if lang == "es"
-        else f"Objective of {unit_label(engine.catalog, owner)} (headed by the {owner.head}):"
-    )
+        return decline(lang, [], say("structure_no_objective", lang))
+    lead = say("structure_objective", lang, unit=unit_label(engine.catalog, owner), head=owner.head)
     text = lead + "\n" + _quote_block(owner.objective)
     cites = [_cite(manual, owner.name, "objetivo", None, owner.objective)]
     twins = [
@@ -387,11 +332,7 @@ def _objective(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) -
     ]
     if twins:
         names = _and([f"**{engine.catalog.label(u)}**" for u, _m in twins], lang)
-        text += (
-            f"\n\n{names} tiene exactamente el mismo objetivo."
-            if lang == "es"
-            else f"\n\n{names} has exactly the same objective."
-        )
+        text += "\n\n" + say("structure_same_objective", lang, units=names)
         cites += [_cite(m, u.name, "objetivo", None, u.objective) for u, m in twins]
     return Draft(text, True, cites)
 
@@ -400,11 +341,7 @@ def functions(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) ->
     owner = _owner(engine, unit, "functions")
     if not owner.functions:
         return _positions(engine, lang, [unit], manual)
-    lead = (
-        f"Funciones de {unit_label(engine.catalog, owner)} (jefatura: {owner.head}):"
-        if lang == "es"
-        else f"Functions of {unit_label(engine.catalog, owner)} (headed by the {owner.head}):"
-    )
+    lead = say("structure_functions", lang, unit=unit_label(engine.catalog, owner), head=owner.head)
     lines = [f"{f.numeral}. «{f.text}»" for f in owner.functions]
     cites = [_cite(manual, owner.name, "funciones", f.numeral, f.text) for f in owner.functions]
     return Draft(lead + "\n" + "\n".join(lines), True, cites)
