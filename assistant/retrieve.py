@@ -135,7 +135,10 @@ class HybridRetriever:
         if mode in ("hybrid", "dense"):
             dense_query = f"{query} {expansion}".strip() if self.settings.expand_dense else query
             qvec = np.asarray(self.embedder.embed_query(dense_query), dtype=np.float32)
-            dense = self._dense(qvec, n, self._where(unit, section, manuals))
+            if len(self.chunks) <= self.settings.exact_search_max_chunks:
+                dense = self._exact(qvec, n, allowed)
+            else:
+                dense = self._dense(qvec, n, self._where(unit, section, manuals))
         if mode in ("hybrid", "bm25") and self._bm25 is not None:
             lexical = self._lexical(f"{query} {expansion}", allowed, n)
         if mode == "hybrid":
@@ -178,6 +181,12 @@ class HybridRetriever:
         if not clauses:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def _exact(self, qvec: np.ndarray, n: int, allowed: list[int]) -> dict[int, float]:
+        """The ``n`` allowed chunks most similar to ``qvec`` (cosine: the stored vectors are normalised)."""
+        cosines = self.index.vectors[allowed] @ qvec
+        top = np.argsort(-cosines, kind="stable")[:n]
+        return {allowed[j]: float(cosines[j]) for j in top.tolist()}
 
     def _dense(self, qvec: np.ndarray, n: int, where: dict[str, Any] | None) -> dict[int, float]:
         # Ids and distances only: the chunks' text and metadata are already in memory, and asking Chroma for

@@ -68,8 +68,9 @@ def _wait_up(url: str, token: str, proc: subprocess.Popen[bytes] | None, timeout
 @contextmanager
 def running_app(
     tokens: list[str], startup_timeout_s: float, extra_env: dict[str, str] | None = None
-) -> Iterator[str]:
-    """``app.py`` in a subprocess on a free loopback port, one API token per client; yields its base URL."""
+) -> Iterator[tuple[str, int]]:
+    """``app.py`` in a subprocess on a free loopback port, one API token per client; yields its base URL
+    and process id."""
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="load-api-") as tmp:
         env = dict(os.environ)
@@ -95,7 +96,7 @@ def running_app(
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_up(url, tokens[0], proc, startup_timeout_s)
-            yield url
+            yield url, proc.pid
         except RuntimeError:
             log.flush()
             sys.stderr.write((Path(tmp) / "app.log").read_text(encoding="utf-8", errors="replace")[-3000:])
@@ -191,11 +192,28 @@ async def _round(
     }
 
 
+def _cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds the process has used so far (Linux), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one_server(
-    url: str, tokens: list[str], count: int, rounds: int, stream: bool, questions: list[str]
+    url: str,
+    tokens: list[str],
+    count: int,
+    rounds: int,
+    stream: bool,
+    questions: list[str],
+    server_pid: int | None = None,
 ) -> list[dict[str, Any]]:
     """Warm up with one question, then ``rounds`` rounds against ``url``: the first meets a cold server (no
-    question seen yet), later ones ask questions whose vectors the server has cached."""
+    question seen yet), later ones ask questions whose vectors the server has cached. With the server's
+    process id, each round also reports the server's CPU time per answer, which the load of the machine
+    disturbs far less than latency."""
     body = {"model": MODEL, "messages": [{"role": "user", "content": questions[-1]}]}
     began = time.perf_counter()
     httpx.post(
@@ -206,7 +224,13 @@ def one_server(
     for n in range(rounds):
         if n:
             time.sleep(2.0)  # the machine settles between rounds
+        cpu_before = _cpu_s(server_pid)
         result = asyncio.run(_round(url, tokens, questions, count, stream))
+        cpu_after = _cpu_s(server_pid)
+        if cpu_before is not None and cpu_after is not None:
+            result["server_cpu_ms_per_request"] = round(
+                1000 * (cpu_after - cpu_before) / (len(tokens) * count), 1
+            )
         load = [round(x, 2) for x in os.getloadavg()]
         result.update(first_answer_ms=round(first_ms, 1), cold=n == 0, load_average=load)
         results.append(result)
@@ -223,7 +247,8 @@ def summarise(runs: list[dict[str, Any]], clients: int, count: int, stream: bool
         "stream": stream,
         "rounds": runs,
         "median_cold_round": {
-            k: median[k] for k in ("p50_ms", "p95_ms", "max_ms", "errors", "throughput_rps")
+            k: median.get(k)
+            for k in ("p50_ms", "p95_ms", "max_ms", "errors", "throughput_rps", "server_cpu_ms_per_request")
         },
         "p95_ms_cold": [r["p95_ms"] for r in cold],
         "p95_ms_warm": [r["p95_ms"] for r in runs if not r["cold"]],
@@ -262,8 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         runs = []
         for _ in range(args.runs):  # a fresh app each time: every run starts cold
             tokens = [secrets.token_urlsafe(24) for _ in range(args.clients)]
-            with running_app(tokens, args.startup_timeout, extra) as url:
-                runs += one_server(url, tokens, args.questions, 1 + args.warm_rounds, args.stream, questions)
+            with running_app(tokens, args.startup_timeout, extra) as (url, pid):
+                runs += one_server(
+                    url, tokens, args.questions, 1 + args.warm_rounds, args.stream, questions, pid
+                )
         summary = summarise(runs, args.clients, args.questions, args.stream)
         summary["set"] = extra
     text = json.dumps(summary, ensure_ascii=False, indent=2)

@@ -360,6 +360,67 @@ def test_batcher_shares_passes_between_concurrent_callers() -> None:
     assert [len(b) for b in batches] == [1, 4, 4, 1], "waiting callers were served in shared passes"
 
 
+def test_batcher_serves_callers_that_send_the_same_text() -> None:
+    """Two users asking the same question at once are two requests: neither is lost (each gets a vector)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    started, release = threading.Event(), threading.Event()
+    calls: list[list[str]] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        calls.append(texts)
+        if len(calls) == 1:
+            started.set()
+            assert release.wait(10)
+        return np.ones((len(texts), 2), np.float32)
+
+    batcher = QueryBatcher(encode, max_batch=2, workers=1)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        first = pool.submit(batcher.encode, "otra")
+        assert started.wait(10)
+        same = [pool.submit(batcher.encode, "misma pregunta") for _ in range(5)]
+        while len(batcher._pending) < 5:
+            threading.Event().wait(0.01)
+        release.set()
+        assert all(f.result(10).tolist() == [1.0, 1.0] for f in [first, *same])
+    assert sum(len(c) for c in calls) == 6 and not batcher._pending
+
+
+def test_batcher_runs_up_to_workers_passes_at_once() -> None:
+    """With two pass slots, a second caller does not wait for the first pass; a third waits for a free slot."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    inside, release = threading.Semaphore(0), threading.Event()
+    peak, running, lock = [0], [0], threading.Lock()
+
+    def encode(texts: list[str]) -> np.ndarray:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        inside.release()
+        assert release.wait(10)
+        with lock:
+            running[0] -= 1
+        return np.zeros((len(texts), 2), np.float32)
+
+    batcher = QueryBatcher(encode, max_batch=8, workers=2)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        a = pool.submit(batcher.encode, "a")
+        assert inside.acquire(timeout=10)
+        b = pool.submit(batcher.encode, "b")
+        assert inside.acquire(timeout=10), "the second pass started while the first was running"
+        c = pool.submit(batcher.encode, "c")
+        while len(batcher._pending) < 1:
+            threading.Event().wait(0.01)
+        assert not inside.acquire(timeout=0.2), "no third pass while both slots are busy"
+        release.set()
+        for f in (a, b, c):
+            f.result(10)
+    assert peak[0] == 2 and batcher._running == 0
+
+
 def test_batcher_error_reaches_every_caller_of_the_failed_pass() -> None:
     import threading
     from concurrent.futures import ThreadPoolExecutor

@@ -137,6 +137,31 @@ def test_unit_and_section_filters_combine(tiny_retriever):
     ]
 
 
+@pytest.mark.parametrize(
+    ("query", "filters"),
+    [
+        ("atender las quejas de los clientes", {}),
+        ("atender las quejas de los clientes", {"unit": AGENCIAS}),
+        ("clientes", {"unit": ATENCION, "section": "funciones"}),
+        ("Jefe de Agencia", {"section": "organigrama", "manual": TINY.id}),
+        ("ventas", {"manual": "mof-other"}),
+    ],
+)
+def test_exact_search_in_memory_finds_what_chroma_finds(tiny_retriever, query, filters):
+    """A small index is searched in memory; it must rank, score and filter exactly as Chroma's search does."""
+    chroma = HybridRetriever(
+        tiny_retriever.index,
+        tiny_retriever.embedder,
+        RetrievalSettings(exact_search_max_chunks=0),
+        tiny_retriever.glossary,
+    )
+    for mode in ("dense", "hybrid"):
+        exact = tiny_retriever.search(query, k=20, mode=mode, **filters)
+        searched = chroma.search(query, k=20, mode=mode, **filters)
+        assert [h.chunk.id for h in exact] == [h.chunk.id for h in searched]
+        assert [h.score for h in exact] == pytest.approx([h.score for h in searched], abs=1e-5)
+
+
 def test_filter_on_an_unknown_unit_returns_nothing(tiny_retriever):
     assert tiny_retriever.search("quejas", unit="Gerencia de Finanzas") == []
 
