@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.errors import AssistantError
 from assistant.models import Function, Manual, Unit
+from assistant.phrases import say, say_both
 from assistant.template import fold
 
 RENAME_THRESHOLD = 0.5
@@ -399,7 +400,9 @@ def _order(line: _Line) -> tuple[int, int]:
 
 
 def render_text(diff: ManualDiff) -> str:
-    """The diff as readable text (``diff`` without ``--json``): + added, - removed, → moved, ~ reworded."""
+    """The diff as readable text (``diff`` without ``--json``): + added, - removed, → moved, ~ reworded.
+
+    Its labels are bilingual, "Unidades · Units" (`say_both`, from ``assistant/data/phrases.json``)."""
 
     def when(version: int | None, date: dt.date | None) -> str:
         return f"v{version}" + (f" ({date.isoformat()})" if date else "")
@@ -408,35 +411,33 @@ def render_text(diff: ManualDiff) -> str:
         f"{diff.code}: {when(diff.from_version, diff.from_date)} → {when(diff.to_version, diff.to_date)}"
     ]
     if diff.empty:
-        return lines[0] + "\n  sin cambios estructurales · no structural changes"
+        return lines[0] + f"\n  {say_both('diff_no_changes')}"
 
     def section(title: str, rows: list[str]) -> None:
         if rows:
             lines.append(f"\n{title}")
             lines.extend(f"  {row}" for row in rows)
 
+    under, renamed, was = say_both("diff_under"), say_both("diff_renamed"), say_both("diff_was")
     section(
-        "Unidades · Units",
-        [f"+ {u.unit} (en · under {u.parent})" for u in diff.units_added]
+        say_both("diff_section_units"),
+        [f"+ {u.unit} ({under} {u.parent})" for u in diff.units_added]
         + [f"- {u.unit}" for u in diff.units_removed]
-        + [
-            f"↻ {r.from_unit} → {r.to_unit} (renombrada · renamed, {r.similarity:.3f})"
-            for r in diff.units_renamed
-        ],
+        + [f"↻ {r.from_unit} → {r.to_unit} ({renamed}, {r.similarity:.3f})" for r in diff.units_renamed],
     )
     section(
-        "Puestos · Positions",
+        say_both("diff_section_positions"),
         [f"+ {p.position} [{p.unit}]" for p in diff.positions_added]
         + [f"- {p.position} [{p.unit}]" for p in diff.positions_removed]
         + [f"→ {p.position}: {p.from_unit} → {p.to_unit}" for p in diff.positions_moved],
     )
     section(
-        "Funciones · Functions",
+        say_both("diff_section_functions"),
         [f"+ [{f.unit} {f.numeral}] {f.text}" for f in diff.functions_added]
         + [f"- [{f.unit} {f.numeral}] {f.text}" for f in diff.functions_removed]
         + [
             f"→ [{m.from_unit} {m.from_numeral} → {m.to_unit} {m.to_numeral}] {m.to_text}"
-            + ("" if m.similarity == 1.0 else f"  (antes · was: {m.from_text}; {m.similarity:.3f})")
+            + ("" if m.similarity == 1.0 else f"  ({was}: {m.from_text}; {m.similarity:.3f})")
             for m in diff.functions_moved
         ]
         + [
@@ -445,7 +446,7 @@ def render_text(diff: ManualDiff) -> str:
         ],
     )
     section(
-        "Objetivos · Objectives",
+        say_both("diff_section_objectives"),
         [
             f"~ [{o.unit}] {o.from_text}\n      ⇒ {o.to_text}  ({o.similarity:.3f})"
             for o in diff.objectives_changed
@@ -455,63 +456,48 @@ def render_text(diff: ManualDiff) -> str:
 
 
 def summarise(diff: ManualDiff, language: str = "es", limit: int = 12) -> list[str]:
-    """The diff as short answer lines in Spanish or English (at most ``limit``; the CLI shows everything)."""
-    es = language == "es"
-    lines: list[str] = []
-    for r in diff.units_renamed:
-        lines.append(
-            f"Unidad renombrada: {r.from_unit} → **{r.to_unit}**"
-            if es
-            else f"Unit renamed: {r.from_unit} → **{r.to_unit}**"
+    """The diff as short answer lines in Spanish or English (at most ``limit``; the CLI shows everything).
+
+    The sentences are the ``diff_*`` phrases of ``assistant/data/phrases.json``."""
+    lang = language
+    lines = [say("diff_unit_renamed", lang, old=r.from_unit, unit=r.to_unit) for r in diff.units_renamed]
+    lines += [say("diff_unit_added", lang, unit=u.unit) for u in diff.units_added]
+    lines += [say("diff_unit_removed", lang, unit=u.unit) for u in diff.units_removed]
+    lines += [
+        say(
+            "diff_function_moved",
+            lang,
+            old_unit=mv.from_unit,
+            old_numeral=mv.from_numeral,
+            unit=mv.to_unit,
+            numeral=mv.to_numeral,
+            text=mv.to_text,
         )
-    for u in diff.units_added:
-        lines.append(f"Unidad nueva: **{u.unit}**" if es else f"New unit: **{u.unit}**")
-    for u in diff.units_removed:
-        lines.append(f"Unidad suprimida: {u.unit}" if es else f"Unit removed: {u.unit}")
-    for mv in diff.functions_moved:
-        what = f"«{mv.to_text}»"
-        lines.append(
-            f"Función trasladada de {mv.from_unit} ({mv.from_numeral}) a **{mv.to_unit}** ({mv.to_numeral}): {what}"
-            if es
-            else f"Function moved from {mv.from_unit} ({mv.from_numeral}) to **{mv.to_unit}** ({mv.to_numeral}): {what}"
-        )
-    for f in diff.functions_added:
-        lines.append(
-            f"Función nueva en {f.unit} ({f.numeral}): «{f.text}»"
-            if es
-            else f"New function in {f.unit} ({f.numeral}): «{f.text}»"
-        )
-    for fr in diff.functions_removed:
-        lines.append(
-            f"Función suprimida de {fr.unit} ({fr.numeral}): «{fr.text}»"
-            if es
-            else f"Function removed from {fr.unit} ({fr.numeral}): «{fr.text}»"
-        )
-    for w in diff.functions_reworded:
-        lines.append(
-            f"Función reformulada en {w.unit} ({w.to_numeral}): «{w.to_text}»"
-            if es
-            else f"Function reworded in {w.unit} ({w.to_numeral}): «{w.to_text}»"
-        )
-    for pm in diff.positions_moved:
-        lines.append(
-            f"Puesto trasladado: {pm.position} ({pm.from_unit} → {pm.to_unit})"
-            if es
-            else f"Position moved: {pm.position} ({pm.from_unit} → {pm.to_unit})"
-        )
-    for p in diff.positions_added:
-        lines.append(
-            f"Puesto nuevo en {p.unit}: {p.position}" if es else f"New position in {p.unit}: {p.position}"
-        )
-    for p in diff.positions_removed:
-        lines.append(
-            f"Puesto eliminado de {p.unit}: {p.position}"
-            if es
-            else f"Position removed from {p.unit}: {p.position}"
-        )
-    for o in diff.objectives_changed:
-        lines.append(f"Objetivo modificado: {o.unit}" if es else f"Objective changed: {o.unit}")
+        for mv in diff.functions_moved
+    ]
+    lines += [
+        say("diff_function_added", lang, unit=f.unit, numeral=f.numeral, text=f.text)
+        for f in diff.functions_added
+    ]
+    lines += [
+        say("diff_function_removed", lang, unit=f.unit, numeral=f.numeral, text=f.text)
+        for f in diff.functions_removed
+    ]
+    lines += [
+        say("diff_function_reworded", lang, unit=w.unit, numeral=w.to_numeral, text=w.to_text)
+        for w in diff.functions_reworded
+    ]
+    lines += [
+        say("diff_position_moved", lang, position=pm.position, old_unit=pm.from_unit, unit=pm.to_unit)
+        for pm in diff.positions_moved
+    ]
+    lines += [
+        say("diff_position_added", lang, unit=p.unit, position=p.position) for p in diff.positions_added
+    ]
+    lines += [
+        say("diff_position_removed", lang, unit=p.unit, position=p.position) for p in diff.positions_removed
+    ]
+    lines += [say("diff_objective_changed", lang, unit=o.unit) for o in diff.objectives_changed]
     if len(lines) > limit:
-        more = len(lines) - limit
-        lines = [*lines[:limit], f"… y {more} cambios más" if es else f"… and {more} more changes"]
+        lines = [*lines[:limit], say("diff_more_changes", lang, count=len(lines) - limit)]
     return lines

@@ -3,7 +3,8 @@
 They live in ``assistant/data/phrases.json`` so that an owner or a translator can read and change the wording
 without reading the engine. The file is checked when first loaded (every phrase has both languages, and both
 use the same ``{placeholders}``), and a bad file stops the start with one sentence naming the file and the
-entry. The answerers build their text with `say`: ``say("structure_head", lang, unit=..., head=...)``.
+entry. The answerers build their text with `say`: ``say("structure_head", lang, unit=..., head=...)``; the
+bilingual labels of a diff's text say both languages at once with `say_both`: ``say_both("diff_section_units")``.
 """
 
 from __future__ import annotations
@@ -107,6 +108,16 @@ def say(key: str, lang: str, **values: object) -> str:
 
     Raises `PhrasesError` when the file has no such phrase or a placeholder's value is not given.
     """
+    return _text(key, lang, values)
+
+
+def say_both(key: str, **values: object) -> str:
+    """The phrase ``key`` in both languages, ``"Spanish · English"`` (the bilingual labels of the diff's text
+    and of the changes tab). Raises `PhrasesError` as `say` does."""
+    return f"{_text(key, 'es', values)} · {_text(key, 'en', values)}"
+
+
+def _text(key: str, lang: str, values: dict[str, object]) -> str:
     phrase = phrases().phrases.get(key)
     if phrase is None:
         raise PhrasesError(f"The answer phrases file {PHRASES_PATH} has no phrase {key!r}.")

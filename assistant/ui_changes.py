@@ -16,6 +16,7 @@ import gradio as gr
 
 from assistant.diff import ManualDiff, diff_manuals
 from assistant.models import HistoryEntry, Manual
+from assistant.phrases import say, say_both
 from assistant.ui import esc, format_date_es, hints_evaluated, served_manuals
 from assistant.versions import Catalogue
 
@@ -27,13 +28,17 @@ MARKS: dict[str, tuple[str, str, str]] = {
     "reworded": ("~", "#9a6700", "#fff4db"),
     "renamed": ("↻", "#6d28d9", "#f1eafd"),
 }
-_LABELS = {
-    "added": "añadido · added",
-    "removed": "eliminado · removed",
-    "moved": "trasladado · moved",
-    "reworded": "reformulado · reworded",
-    "renamed": "renombrado · renamed",
-}
+
+
+def _labels() -> dict[str, str]:
+    """The name of each kind of change, "añadido · added" (the ``diff_mark_*`` phrases)."""
+    return {
+        "added": say_both("diff_mark_added"),
+        "removed": say_both("diff_mark_removed"),
+        "moved": say_both("diff_mark_moved"),
+        "reworded": say_both("diff_mark_reworded"),
+        "renamed": say_both("diff_mark_renamed"),
+    }
 
 
 def _mark(kind: str, body: str) -> str:
@@ -41,14 +46,15 @@ def _mark(kind: str, body: str) -> str:
     return (
         f'<li class="chg chg-{kind}" data-kind="{kind}" style="list-style:none;margin:3px 0;padding:4px 8px;'
         f'border-left:4px solid {colour};background:{background};border-radius:4px">'
-        f'<span class="chg-symbol" title="{esc(_LABELS[kind])}" style="color:{colour};font-weight:700;'
+        f'<span class="chg-symbol" title="{esc(_labels()[kind])}" style="color:{colour};font-weight:700;'
         f'display:inline-block;width:1.4em">{symbol}</span>{body}</li>'
     )
 
 
 def _legend() -> str:
+    labels = _labels()
     items = "".join(
-        f'<span class="chg-legend-{k}" style="margin-right:14px;color:{c}"><b>{s}</b> {esc(_LABELS[k])}</span>'
+        f'<span class="chg-legend-{k}" style="margin-right:14px;color:{c}"><b>{s}</b> {esc(labels[k])}</span>'
         for k, (s, c, _bg) in MARKS.items()
     )
     return f'<div class="chg-legend" style="font-size:.85rem;margin:4px 0 10px">{items}</div>'
@@ -64,20 +70,30 @@ def _section(title: str, rows: list[str]) -> str:
     return f'<h4 style="margin:14px 0 4px">{esc(title)}</h4><ul style="padding-left:0;margin:0">{"".join(rows)}</ul>'
 
 
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def diff_html(diff: ManualDiff) -> str:
-    """The computed diff, each line marked (colour + symbol)."""
+    """The computed diff, each line marked (colour + symbol); its labels are the ``diff_*`` phrases."""
     if diff.empty:
-        return '<p class="chg-empty">Sin cambios estructurales · No structural changes.</p>'
+        none = f"{_capital(say('diff_no_changes', 'es'))} · {_capital(say('diff_no_changes', 'en'))}."
+        return f'<p class="chg-empty">{esc(none)}</p>'
+    under, similar, was = (
+        esc(say_both("diff_under")),
+        esc(say_both("diff_similarity")),
+        esc(say_both("diff_was")),
+    )
     units = (
         [
-            _mark("added", f"{_where(u.unit)} <small>(en · under {esc(u.parent)})</small>")
+            _mark("added", f"{_where(u.unit)} <small>({under} {esc(u.parent)})</small>")
             for u in diff.units_added
         ]
         + [_mark("removed", _where(u.unit)) for u in diff.units_removed]
         + [
             _mark(
                 "renamed",
-                f"{_where(r.from_unit)} → {_where(r.to_unit)} <small>(similitud · similarity {r.similarity:.2f})</small>",
+                f"{_where(r.from_unit)} → {_where(r.to_unit)} <small>({similar} {r.similarity:.2f})</small>",
             )
             for r in diff.units_renamed
         ]
@@ -103,7 +119,7 @@ def diff_html(diff: ManualDiff) -> str:
                 + (
                     ""
                     if m.similarity == 1.0
-                    else f"<br><small>antes · was: <del>{esc(m.from_text)}</del> ({m.similarity:.2f})</small>"
+                    else f"<br><small>{was}: <del>{esc(m.from_text)}</del> ({m.similarity:.2f})</small>"
                 ),
             )
             for m in diff.functions_moved
@@ -126,10 +142,10 @@ def diff_html(diff: ManualDiff) -> str:
     ]
     return (
         _legend()
-        + _section("Unidades · Units", units)
-        + _section("Puestos · Positions", positions)
-        + _section("Funciones · Functions", functions)
-        + _section("Objetivos · Objectives", objectives)
+        + _section(say_both("diff_section_units"), units)
+        + _section(say_both("diff_section_positions"), positions)
+        + _section(say_both("diff_section_functions"), functions)
+        + _section(say_both("diff_section_objectives"), objectives)
     )
 
 

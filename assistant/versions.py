@@ -6,7 +6,8 @@ with the latest effective date that is not after it (ties: the higher version nu
 the version it asks about: present tense → the versions in force; a named version ("según la versión 10",
 "in v9") → that version; a named date or year ("en 2016", "before 2018", "as of March 2015") → the versions in
 force then; a past-tense cue ("la versión anterior", "who used to …") → the version before the one in force.
-The words it looks for are data: ``assistant/data/versions.json``.
+The words it looks for are data: ``assistant/data/versions.json``; the notes it writes (which version answers,
+and why) are the ``versions_*`` phrases of ``assistant/data/phrases.json``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from assistant.errors import AssistantError
 from assistant.models import Manual
+from assistant.phrases import say
 from assistant.template import fold
 
 CUES_PATH = Path(__file__).parent / "data" / "versions.json"
@@ -200,9 +202,8 @@ class Catalogue:
 def format_date(value: dt.date, language: Literal["es", "en"] = "es") -> str:
     """``15 de marzo de 2016`` / ``15 March 2016``."""
     names = cues().month_names
-    if language == "es":
-        return f"{value.day} de {names.es[value.month - 1]} de {value.year}"
-    return f"{value.day} {names.en[value.month - 1]} {value.year}"
+    month = (names.es if language == "es" else names.en)[value.month - 1]
+    return say("versions_date", language, day=value.day, month=month, year=value.year)
 
 
 def edition_label(
@@ -210,24 +211,21 @@ def edition_label(
 ) -> str:
     """How an answer names a version: its number, whether it is in force, and when it was."""
     number = manual.version if manual.version is not None else "?"
-    since = manual.effective_date
-    if language == "es":
-        head = f"versión {number}"
-        if status == "in_force":
-            return f"{head} (vigente desde el {format_date(since)})" if since else f"{head} (vigente)"
-        if status == "future":
-            return f"{head} (aún no vigente; entra en vigor el {format_date(since)})" if since else head
-        if since and until:
-            return f"{head} (sustituida; vigente del {format_date(since)} al {format_date(until)})"
-        return f"{head} (sustituida)"
-    head = f"version {number}"
+    since = format_date(manual.effective_date, language) if manual.effective_date else None
     if status == "in_force":
-        return f"{head} (in force since {format_date(since, 'en')})" if since else f"{head} (in force)"
+        if since:
+            return say("versions_edition_in_force_since", language, version=number, since=since)
+        return say("versions_edition_in_force", language, version=number)
     if status == "future":
-        return f"{head} (not yet in force; takes effect on {format_date(since, 'en')})" if since else head
+        if since:
+            return say("versions_edition_future", language, version=number, since=since)
+        return say("versions_edition", language, version=number)
     if since and until:
-        return f"{head} (superseded; in force from {format_date(since, 'en')} to {format_date(until, 'en')})"
-    return f"{head} (superseded)"
+        until_text = format_date(until, language)
+        return say(
+            "versions_edition_superseded_between", language, version=number, since=since, until=until_text
+        )
+    return say("versions_edition_superseded", language, version=number)
 
 
 # --- reading a question ------------------------------------------------------------------------------------
@@ -356,19 +354,31 @@ def _labels(catalogue: Catalogue, manuals: Sequence[Manual], language: Literal["
     """``la versión 11 (…)``, or ``901 0905, versión 11 (…); 901 0903, versión 7 (…)`` for several codes."""
     several = len({code_of(m) for m in manuals}) > 1
     ordered = sorted(manuals, key=lambda m: (catalogue.codes.index(code_of(m)), _age(m)))
-    parts = [(f"{m.code}, " if several and m.code else "") + catalogue.label(m, language) for m in ordered]
-    if several or language == "en":
-        return "; ".join(parts)
-    return " y la ".join(f"la {p}" if i == 0 else p for i, p in enumerate(parts))
+    if several:
+        return "; ".join(
+            say("versions_edition_of_code", language, code=m.code, edition=catalogue.label(m, language))
+            if m.code
+            else catalogue.label(m, language)
+            for m in ordered
+        )
+    named = [
+        say("versions_edition_in_sentence", language, edition=catalogue.label(m, language)) for m in ordered
+    ]
+    text = named[0] if named else ""
+    for edition in named[1:]:
+        text = say("versions_editions_and", language, editions=text, edition=edition)
+    return text
 
 
 def _numbers(numbers: Sequence[int], language: Literal["es", "en"]) -> str:
     if len(numbers) == 1:
-        return f"la versión {numbers[0]}" if language == "es" else f"version {numbers[0]}"
-    listed = (
-        ", ".join(str(n) for n in numbers[:-1]) + (" y " if language == "es" else " and ") + str(numbers[-1])
-    )
-    return f"las versiones {listed}" if language == "es" else f"versions {listed}"
+        return say("versions_named_one", language, version=numbers[0])
+    listed = ", ".join(str(n) for n in numbers[:-1])
+    return say("versions_named_many", language, versions=listed, last=numbers[-1])
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def resolve(question: str, manuals: Sequence[Manual], as_of: dt.date | None = None) -> Resolution:
@@ -392,8 +402,12 @@ def resolve(question: str, manuals: Sequence[Manual], as_of: dt.date | None = No
             version=version,
             when=when,
             history_only=True,
-            reason_es=f"{es} Se responde con el historial de cambios de {_labels(catalogue, current, 'es')}.",
-            reason_en=f"{en} Answered from the change history of {_labels(catalogue, current, 'en')}.",
+            reason_es=say(
+                "versions_reason_from_history", "es", reason=es, editions=_labels(catalogue, current, "es")
+            ),
+            reason_en=say(
+                "versions_reason_from_history", "en", reason=en, editions=_labels(catalogue, current, "en")
+            ),
         )
 
     numbers = named_versions(question)
@@ -402,8 +416,8 @@ def resolve(question: str, manuals: Sequence[Manual], as_of: dt.date | None = No
         if not chosen:
             return fallback(
                 "version",
-                f"{_numbers(numbers, 'es').capitalize()}: no está entre los documentos servidos.",
-                f"{_numbers(numbers, 'en').capitalize()}: not among the served documents.",
+                say("versions_reason_not_served", "es", versions=_capital(_numbers(numbers, "es"))),
+                say("versions_reason_not_served", "en", versions=_capital(_numbers(numbers, "en"))),
                 version=numbers[0],
             )
         return Resolution(
@@ -411,8 +425,18 @@ def resolve(question: str, manuals: Sequence[Manual], as_of: dt.date | None = No
             kind="version",
             as_of=today,
             version=numbers[0],
-            reason_es=f"La pregunta nombra {_numbers(numbers, 'es')}: se responde con {_labels(catalogue, chosen, 'es')}.",
-            reason_en=f"The question names {_numbers(numbers, 'en')}: answered from {_labels(catalogue, chosen, 'en')}.",
+            reason_es=say(
+                "versions_reason_named",
+                "es",
+                versions=_numbers(numbers, "es"),
+                editions=_labels(catalogue, chosen, "es"),
+            ),
+            reason_en=say(
+                "versions_reason_named",
+                "en",
+                versions=_numbers(numbers, "en"),
+                editions=_labels(catalogue, chosen, "en"),
+            ),
         )
 
     dates = named_dates(question, today)
@@ -425,8 +449,8 @@ def resolve(question: str, manuals: Sequence[Manual], as_of: dt.date | None = No
         if not chosen:
             return fallback(
                 "date",
-                f"Ninguna versión servida estaba vigente el {when_es}.",
-                f"No served version was in force on {when_en}.",
+                say("versions_reason_none_on_date", "es", dates=when_es),
+                say("versions_reason_none_on_date", "en", dates=when_en),
                 when=dates[0],
             )
         return Resolution(
@@ -434,8 +458,12 @@ def resolve(question: str, manuals: Sequence[Manual], as_of: dt.date | None = No
             kind="date",
             as_of=today,
             when=dates[0],
-            reason_es=f"Vigente el {when_es}: {_labels(catalogue, chosen, 'es')}.",
-            reason_en=f"In force on {when_en}: {_labels(catalogue, chosen, 'en')}.",
+            reason_es=say(
+                "versions_reason_on_date", "es", dates=when_es, editions=_labels(catalogue, chosen, "es")
+            ),
+            reason_en=say(
+                "versions_reason_on_date", "en", dates=when_en, editions=_labels(catalogue, chosen, "en")
+            ),
         )
 
     text = fold(question)
@@ -444,21 +472,21 @@ def resolve(question: str, manuals: Sequence[Manual], as_of: dt.date | None = No
         if not chosen:
             return fallback(
                 "previous",
-                "No hay una versión anterior entre los documentos servidos.",
-                "No earlier version is among the served documents.",
+                say("versions_reason_no_previous", "es"),
+                say("versions_reason_no_previous", "en"),
             )
         return Resolution(
             manuals=chosen,
             kind="previous",
             as_of=today,
-            reason_es=f"Versión anterior a la vigente: {_labels(catalogue, chosen, 'es')}.",
-            reason_en=f"The version before the one in force: {_labels(catalogue, chosen, 'en')}.",
+            reason_es=say("versions_reason_previous", "es", editions=_labels(catalogue, chosen, "es")),
+            reason_en=say("versions_reason_previous", "en", editions=_labels(catalogue, chosen, "en")),
         )
 
     return Resolution(
         manuals=current,
         kind="present",
         as_of=today,
-        reason_es=f"Según {_labels(catalogue, current, 'es')}.",
-        reason_en=f"According to {_labels(catalogue, current, 'en')}.",
+        reason_es=say("versions_reason_present", "es", editions=_labels(catalogue, current, "es")),
+        reason_en=say("versions_reason_present", "en", editions=_labels(catalogue, current, "en")),
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from assistant.cli import main
-from assistant.diff import DiffError, diff_manuals, render_text, similarity
+from assistant.diff import DiffError, diff_manuals, render_text, similarity, summarise
 from assistant.ingest import load_file
 from assistant.models import Function, Manual, Unit
 from assistant.parse import parse_document
@@ -217,3 +217,15 @@ def test_json_order_is_deterministic() -> None:
         "to_version",
         "to_date",
     ]
+
+
+def test_summarise_says_each_change_in_either_language_and_counts_the_rest() -> None:
+    old = manual(1, TOP, unit("A", ["Jefe A", "Gestor"], objective="Vender más."), unit("B", ["Jefe B"]))
+    new = manual(
+        2, TOP, unit("A", ["Jefe A"], objective="Vender mucho más."), unit("B", ["Jefe B", "Gestor"])
+    )
+    d = diff_manuals(old, new)
+    assert summarise(d, "es") == ["Puesto trasladado: Gestor (A → B)", "Objetivo modificado: A"]
+    assert summarise(d, "en") == ["Position moved: Gestor (A → B)", "Objective changed: A"]
+    assert summarise(d, "es", limit=1) == ["Puesto trasladado: Gestor (A → B)", "… y 1 cambios más"]
+    assert summarise(d, "en", limit=0) == ["… and 2 more changes"]

@@ -1,5 +1,6 @@
 """The answer phrases file: both languages with the same placeholders, every phrase the code says is there
-(with the values it needs) and used, and a bad file or a bad call is named in one sentence."""
+(with the values it needs) and used, the bilingual labels say both languages, and a bad file or a bad call is
+named in one sentence."""
 
 from __future__ import annotations
 
@@ -10,19 +11,29 @@ from pathlib import Path
 import pytest
 
 import assistant
-from assistant.phrases import PHRASES_PATH, PhrasesError, load_phrases, phrases, placeholders, say
+from assistant.phrases import (
+    PHRASES_PATH,
+    Phrases,
+    PhrasesError,
+    load_phrases,
+    phrases,
+    placeholders,
+    say,
+    say_both,
+)
 from tests.fakes_ui import grounded_engine, real_manuals
 
 PACKAGE = Path(assistant.__file__).parent
+SAYERS = {"say", "say_both"}  # both take the phrase name first
 
 
 def _say_calls() -> list[tuple[str, int, ast.Call]]:
-    """Every ``say(...)`` call in the package: (file, line, call)."""
+    """Every ``say(...)`` and ``say_both(...)`` call in the package: (file, line, call)."""
     calls = []
     for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "say":
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in SAYERS:
                 calls.append((str(path.relative_to(PACKAGE.parent)), node.lineno, node))
     return calls
 
@@ -54,7 +65,7 @@ def test_the_engine_finds_every_phrase_it_says_with_the_values_it_gives():
     for where, line, call in calls:
         key = call.args[0] if call.args else None
         if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
-            problems.append(f"{where}:{line}: say() needs the phrase name as a literal string")
+            problems.append(f"{where}:{line}: say() and say_both() need the phrase name as a literal string")
             continue
         if key.value not in known:
             problems.append(f"{where}:{line}: no phrase {key.value!r} in {PHRASES_PATH.name}")
@@ -78,6 +89,37 @@ def test_no_phrase_in_the_file_is_unused():
     }
     unused = sorted(set(phrases().phrases) - used)
     assert not unused, f"phrases no code says (remove them or use them): {unused}"
+
+
+def test_the_diff_and_version_sentences_are_said_from_the_file():
+    assert say(
+        "diff_function_moved", "en", old_unit="A", old_numeral="i", unit="B", numeral="iv", text="t"
+    ) == ("Function moved from A (i) to **B** (iv): «t»")
+    assert say("versions_reason_present", "es", editions="la versión 11 (vigente)") == (
+        "Según la versión 11 (vigente)."
+    )
+    assert say_both("diff_section_units") == "Unidades · Units"
+    assert say_both("diff_under") == "en · under"
+
+
+def test_an_owners_edit_of_a_diff_line_changes_the_history_answer(monkeypatch: pytest.MonkeyPatch):
+    from assistant.diff import ManualDiff, UnitRename, render_text, summarise
+
+    data = _packaged()
+    data["phrases"]["diff_unit_renamed"]["es"] = "{old} pasó a llamarse **{unit}**"
+    data["phrases"]["diff_section_units"]["en"] = "Organisational units"
+    edited = Phrases.model_validate(data)
+    monkeypatch.setattr("assistant.phrases.phrases", lambda: edited)
+    diff = ManualDiff(
+        code="X",
+        from_version=1,
+        from_date=None,
+        to_version=2,
+        to_date=None,
+        units_renamed=[UnitRename(from_unit="Área A", to_unit="Área B", similarity=0.8)],
+    )
+    assert summarise(diff, "es") == ["Área A pasó a llamarse **Área B**"]
+    assert "\nUnidades · Organisational units\n" in render_text(diff)
 
 
 def test_an_owners_edit_of_the_file_changes_the_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
