@@ -18,7 +18,7 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
-from gradio.context import LocalContext
+from gradio.context import LocalContext, get_render_context
 
 from assistant.feedback import FeedbackStore
 from assistant.insight import (
@@ -117,6 +117,21 @@ def frames(report: InsightReport) -> dict[str, pd.DataFrame]:
     }
 
 
+def join_strip(tab: gr.Tab, place: int) -> None:
+    """Show ``tab``, made by a ``gr.render`` declared inside a ``gr.Tabs``, as one more tab of that strip.
+
+    The render's container (a Column) stands between the two, and Gradio wraps a tab whose parent is not a
+    ``gr.Tabs`` in a ``gr.Tabs`` of its own: a second strip, under the first, whose panel shows beside the
+    selected one of the first. Left unwrapped, the tab registers in the browser with the ``gr.Tabs`` it sits
+    in, at the position its ``order`` says (the one Gradio gives that ``gr.Tabs``' own tabs: their place
+    among its children), so ``place`` is the render container's place among them.
+    """
+    config = tab.get_config
+    # Per instance: a subclass of a Gradio component would have Gradio write a .pyi stub beside this module.
+    tab.get_expected_parent = lambda: None  # type: ignore[method-assign, assignment, return-value]
+    tab.get_config = lambda cls=None: {**config(cls), "order": place}  # type: ignore[method-assign]
+
+
 def add_admin_tab(
     app: gr.Blocks,
     admins: Collection[str],
@@ -135,9 +150,11 @@ def add_admin_tab(
         user = getattr(request, "username", None)
         return isinstance(user, str) and user in admins
 
-    # The render's container is a Column among the Tabs' children; the tab it creates inside is still one of
-    # the Tabs' tabs on the page (the browser test checks it), so Gradio's warning about it is not shown.
+    # The render's container is a Column among the Tabs' children; the tab it creates inside joins the Tabs'
+    # strip on the page (see ``join_strip``; the browser test checks it), so Gradio's warning is not shown.
     warnings.filterwarnings("ignore", message=r"gr\.Tabs\(\) can only contain", category=UserWarning)
+    tabs = get_render_context()
+    place = len(tabs.children) if isinstance(tabs, gr.Tabs) else None  # the render's container goes there
 
     @gr.render(triggers=[app.load], queue=False)
     def admin_tab() -> None:
@@ -145,6 +162,8 @@ def add_admin_tab(
         if not is_admin(LocalContext.request.get(None)):
             return
         with gr.Tab(TAB_LABEL, id=TAB_ID, elem_id="insight-tab") as tab:
+            if place is not None:
+                join_strip(tab, place)
             with gr.Row():
                 period = gr.Dropdown(
                     PERIODS, value=30, label="Periodo · Period", scale=2, elem_id="insight-period"

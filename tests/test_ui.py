@@ -374,6 +374,22 @@ def test_build_app_exposes_one_chat_endpoint(store: FeedbackStore) -> None:
     assert public == ["chat"]
 
 
+def test_join_strip_keeps_a_rendered_tab_out_of_a_tabs_of_its_own() -> None:
+    # In a gr.render's container (a Column) Gradio would wrap the tab in a gr.Tabs: a second tab strip.
+    from assistant.ui_admin import join_strip
+
+    with gr.Blocks(), gr.Column() as container:
+        with gr.Tab("Otra · Other", id="other") as plain:
+            pass
+        with gr.Tab("Admin", id="admin") as joined:
+            join_strip(joined, 3)
+    assert isinstance(plain.parent, gr.Tabs), "without it, Gradio still adds the strip of its own"
+    assert container.children[-1] is joined and joined.parent is container
+    config = joined.get_config()
+    assert config["order"] == 3 and config["label"] == "Admin" and config["id"] == "admin"
+    assert "order" not in plain.get_config()
+
+
 def test_multiline_quotes_stay_one_html_block() -> None:
     # A blank line would end the HTML block in the chat's Markdown and spill the rest as raw text.
     answer = FakeAssistant().ask("¿Quién atiende las quejas?")

@@ -100,11 +100,45 @@ def test_admin_sees_the_insight_tab_with_the_logged_questions(
     assert page.locator("#insight-per-day").count() == 1
 
 
+def _strip_of(page: Any, name: str) -> Any:
+    """The ``role=tablist`` element that holds the tab button called ``name``."""
+    return page.get_by_role("tab", name=name).evaluate_handle("b => b.closest('[role=tablist]')")
+
+
+def test_admin_tab_is_one_more_tab_of_the_main_strip(
+    page: Any, served_roles: Served, artifacts: Path
+) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    _login(page, served_roles.url, ADMIN, ADMIN_PW)
+    tab = page.get_by_role("tab", name=TAB)
+    tab.wait_for(timeout=30_000)
+    # One strip, the insight tab last in it beside the others; no second strip under the first.
+    assert page.get_by_role("tablist").count() == 1
+    assert page.evaluate("([a, b]) => a !== null && a === b", [_strip_of(page, "Chat"), _strip_of(page, TAB)])
+    labels = page.get_by_role("tablist").get_by_role("tab").all_inner_texts()
+    assert [t.strip() for t in labels][-2:] == ["Cambios · Changes", TAB]
+    # Its panel shows only while it is selected, in place of the chat's, and its select event fills it.
+    assert page.locator("#chatbot").is_visible() and not page.locator("#insight-tab").is_visible()
+    tab.click()
+    page.locator("#insight-summary").get_by_text("preguntas").wait_for(timeout=20_000)
+    assert page.locator("#insight-tab").is_visible() and not page.locator("#chatbot").is_visible()
+    assert tab.get_attribute("aria-selected") == "true"
+    page.locator("#insight-per-day canvas, #insight-per-day svg").first.wait_for(timeout=20_000)
+    page.screenshot(path=str(artifacts / "admin-insight-strip.png"))
+    page.get_by_role("tab", name="Chat").click()
+    page.locator("#chatbot").wait_for(state="visible")
+    assert not page.locator("#insight-tab").is_visible()
+    assert tab.get_attribute("aria-selected") == "false"
+    assert not errors, errors
+
+
 def test_user_gets_no_trace_of_the_admin_tab(page: Any, served_roles: Served, artifacts: Path) -> None:
     _login(page, served_roles.url, USER, USER_PW)
     page.get_by_role("tab", name="Chat").wait_for()
     page.wait_for_timeout(1500)  # the per-session render has run by now (it shows nothing to this user)
     assert page.get_by_role("tab", name=TAB).count() == 0
+    assert page.get_by_role("tablist").count() == 1
     assert "Insight" not in page.content()
     config = page.evaluate("() => fetch('config').then(r => r.text())")
     assert "Insight" not in config and "insight" not in config.lower()
