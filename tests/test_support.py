@@ -128,6 +128,13 @@ def test_the_shipped_model_loads_and_names_known_features():
     assert 0.0 <= model.threshold <= 1.0
 
 
+def test_the_default_threshold_is_the_shipped_models_calibrated_one():
+    """`python -m evals.calibrate` writes a new model and threshold: the setting must move with it."""
+    from assistant.settings import AnswerSettings
+
+    assert AnswerSettings().support_threshold == SupportModel.load(DEFAULT_MODEL_PATH).threshold
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
