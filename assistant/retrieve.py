@@ -135,7 +135,7 @@ class HybridRetriever:
         if mode in ("hybrid", "dense"):
             dense_query = f"{query} {expansion}".strip() if self.settings.expand_dense else query
             qvec = np.asarray(self.embedder.embed_query(dense_query), dtype=np.float32)
-            if len(self.chunks) <= self.settings.exact_search_max_chunks:
+            if self.index.local and len(self.chunks) <= self.settings.exact_search_max_chunks:
                 dense = self._exact(qvec, n, allowed)
             else:
                 dense = self._dense(qvec, n, self._where(unit, section, manuals))

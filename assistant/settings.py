@@ -62,10 +62,10 @@ class RetrievalSettings(BaseModel):
     expand_dense: bool = False
     # BM25 scores are divided by max(best score of the query, this floor).
     lexical_floor: float = Field(0.0, ge=0)
-    # Up to this many chunks, the dense search is an exact product with the vectors read from Chroma when the
-    # index was opened (a few microseconds for a few manuals, against ~3 ms per query through Chroma's HNSW,
-    # which was a sixth of the server's time under load); larger collections are searched by Chroma. 0 = always
-    # Chroma.
+    # Up to this many chunks, the dense search of an embedded store is an exact product with the vectors read
+    # from Chroma when the index was opened (a few microseconds for a few manuals, against ~3 ms per query
+    # through Chroma's HNSW, which was a sixth of the API server's time under load); larger collections, and
+    # a Chroma server, are searched by Chroma. 0 = always Chroma.
     exact_search_max_chunks: int = Field(20_000, ge=0)
 
 

@@ -114,6 +114,9 @@ class OpenIndex:
     vectorstore: Chroma
     chunks: list[Chunk]
     vectors: np.ndarray
+    # False for a Chroma server: the searches then go to the server, which holds the data (and whose
+    # outage the user is told about), never to the vectors read at open.
+    local: bool = True
 
     @property
     def collection(self) -> chromadb.Collection:
@@ -376,7 +379,11 @@ class Store:
             )
         vectors = np.asarray(data["embeddings"] if data["embeddings"] is not None else [], dtype=np.float32)
         return OpenIndex(
-            manifest=manifest, vectorstore=vs, chunks=chunks, vectors=vectors.reshape(len(chunks), -1)
+            manifest=manifest,
+            vectorstore=vs,
+            chunks=chunks,
+            vectors=vectors.reshape(len(chunks), -1),
+            local=self.settings.mode == "embedded",
         )
 
 
