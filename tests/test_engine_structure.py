@@ -90,3 +90,56 @@ def test_the_head_of_a_top_unit_is_not_said_to_head_its_groups(engine, manuals):
     unit, _m = _unit(manuals, "Gerencia de Créditos")
     d = engine.answer("¿Quién es el jefe de la Gerencia de Créditos?", "es", [])
     assert d.answered and f"tiene su propio {unit.head}" not in d.text
+
+
+def test_an_acronym_the_manual_writes_names_its_unit(engine, manuals):
+    # "UACI" is written in the manual's positions ("Jefe UACI"): the initials of the unit's name name it.
+    unit, _m = _unit(manuals, "Unidad de Adquisiciones y Contrataciones Institucional")
+    d = engine.answer("Who heads the UACI?", "en", [])
+    assert d.answered and unit.name in d.text and f"**{unit.head}**" in d.text
+
+
+def test_a_unit_with_no_chart_says_so_and_where_it_sits(engine, manuals):
+    unit, _m = _unit(manuals, "Unidad de Archivo Institucional")
+    assert not unit.head and not unit.positions
+    d = engine.answer("¿Quién dirige la Unidad de Archivo Institucional?", "es", [])
+    assert d.answered and unit.name in d.text and f"**{unit.parent}**" in d.text
+
+
+def test_the_head_of_a_top_unit_reports_to_no_one_the_manual_names(engine, manuals):
+    unit, manual = _unit(manuals, "Gerencia de Créditos")
+    d = engine.answer(f"Who does the {unit.head} report to?", "en", [])
+    assert d.answered and unit.name in d.text
+    assert [(c.manual, c.unit) for c in d.citations] == [(manual.id, unit.name)]
+
+
+def test_a_group_with_no_head_names_the_heads_of_its_units(engine, manuals):
+    unit, manual = _unit(manuals, "Oficinas Regionales")
+    kids = [u for u in manual.units if u.parent == unit.name]
+    d = engine.answer("¿Quién dirige las Oficinas Regionales?", "es", [])
+    assert d.answered and all(k.name in d.text and k.head in d.text for k in kids)
+    assert "None" not in engine.answer("What is the objective of the Oficinas Regionales?", "en", []).text
+
+
+@pytest.mark.parametrize(
+    ("question", "name"),
+    [
+        ("Who heads the technical evaluation section?", "Sección de Evaluación Técnica"),
+        ("Who heads the credit committee secretariat unit?", "Unidad de Secretaría del Comité de Créditos"),
+        ("Which gerencia does the insurance area belong to?", "Área de Seguros de Deuda y Daños"),
+        ("What positions does the archive unit have?", "Unidad de Archivo Institucional"),
+    ],
+)
+def test_a_unit_named_in_english_words(engine, manuals, question, name):
+    # English cognates ("technical" ~ "Técnica") and the unit's kind and first word name it.
+    d = engine.answer(question, "en", [], expansion=engine.glossary.expand(question))
+    assert d.answered and name in d.text
+    assert "According to the manual, this is handled by" not in d.text
+
+
+def test_which_unit_a_unit_reports_to_is_its_parent_not_its_sub_units(engine, manuals):
+    unit, _m = _unit(manuals, "Departamento de Análisis de Créditos")
+    d = engine.answer("Which unit does the Departamento de Análisis de Créditos report to?", "en", [])
+    assert d.answered and f"reports to the **{unit.parent}**" in d.text
+    d = engine.answer("¿Qué unidades dependen del Departamento de Análisis de Créditos?", "es", [])
+    assert "Sección de Evaluación Técnica" in d.text

@@ -25,6 +25,43 @@ def _whole_words(folded: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![a-z0-9]){re.escape(folded)}(?![a-z0-9])")
 
 
+def _singular(word: str) -> str:
+    """A folded Spanish word without its plural ending ("creditos" → "credito", "oficinas" → "oficina")."""
+    if word.endswith("es") and len(word) > 4 and word[-3] not in "aeiou":
+        return word[:-2]
+    return word[:-1] if word.endswith("s") and len(word) > 3 else word
+
+
+def _cognate(word: str) -> str | None:
+    """A spelling key shared by an English word and its Spanish cognate ("technical"/"técnica",
+    "committee"/"comité", "section"/"sección"): the first five letters of the folded word with doubled
+    letters, th, ph, ch and y simplified; None for words too short to tell."""
+    w = re.sub(r"ces?$", "ci", re.sub(r"(.)\1", r"\1", fold(word)))
+    w = w.replace("th", "t").replace("ph", "f").replace("ch", "c").replace("y", "i").replace("ct", "c")
+    return w[:5] if len(w) >= 5 else None
+
+
+def _manual_words(manual: Manual) -> set[str]:
+    """The words a manual writes in capitals (acronyms such as "UACI"), from its parsed text."""
+    texts = [manual.structure_intro, manual.purpose]
+    for u in manual.units:
+        texts += [u.name, u.head or "", u.objective, *u.positions, *(f.text for f in u.functions)]
+    for h in manual.history:
+        texts += h.changes
+    return {w for t in texts for w in re.findall(r"\b[A-ZÁÉÍÓÚÑ]{3,}\b", t)}
+
+
+def _acronyms(unit: Unit, manual: Manual) -> set[str]:
+    """A unit's acronym ("UACI" for "Unidad de Adquisiciones y Contrataciones Institucional"), when the manual
+    itself writes it: the initials of the name's words, of its words after the generic prefix, or an acronym
+    the name gives in parentheses."""
+    words = [w for w in re.findall(r"[^\W\d_]+", unit.name) if fold(w) not in STOP_ES]
+    candidates = {"".join(w[0] for w in words), "".join(w[0] for w in words[1:])}
+    candidates |= set(re.findall(r"\(([^\W\d_]{2,})\)", unit.name))
+    written = {fold(w) for w in _manual_words(manual)}
+    return {fold(c) for c in candidates if len(c) >= 3 and fold(c) in written}
+
+
 class Catalog:
     """Units and positions of the served manuals, with the aliases a question may use for them.
 
@@ -49,7 +86,7 @@ class Catalog:
             for owner in owners:
                 self.unit_aliases.append((word, *owner))
         for u, m in self.units:
-            for alias in self._aliases(u):
+            for alias in self._aliases(u) | _acronyms(u, m):
                 self.unit_aliases.append((alias, u, m))
         self.unit_aliases.sort(key=lambda x: -len(x[0]))
         positions: dict[str, str] = {}
@@ -114,9 +151,15 @@ class Catalog:
 
     def find_units_by_words(self, text: str, expansion: str) -> list[_Mention]:
         """Units every word of whose name is in the text or its glossary translation: "the credit management"
-        → Gerencia de Créditos, "payroll unit" → Unidad de Planillas."""
-        have = {stem(t) for t in tokens(f"{text} {expansion}")}
-        best: list[tuple[int, Unit, Manual]] = []
+        → Gerencia de Créditos, "payroll unit" → Unidad de Planillas; an English cognate counts as the word
+        ("the technical evaluation section"). Failing that, the one unit below the top whose kind word and first
+        word after it are there: "the archive unit" → Unidad de Archivo Institucional."""
+        # The question's own words count by stem or cognate; its glossary translation only word for word
+        # (singular or plural): "guidance" → "orientación" does not name the Oficina Regional de Oriente.
+        have = {stem(t) for t in tokens(text)} | {w for t in tokens(expansion) for w in (t, _singular(t))}
+        cognates = {c for t in tokens(text) if (c := _cognate(t))}
+        full: list[tuple[int, Unit, Manual]] = []
+        near: list[tuple[Unit, Manual]] = []
         names = [(u.name, u, m) for u, m in self.units]
         names += [
             (old, pair[0], pair[1])
@@ -124,13 +167,27 @@ class Catalog:
             if (pair := self.unit(new, mid))
         ]
         for name, u, m in names:
-            words = {stem(t) for t in tokens(name) if t not in STOP_ES and len(t) > 2}
-            if len(words) >= 2 and words <= have:
-                best.append((len(words), u, m))
-        if not best:
-            return []
-        top = max(n for n, _u, _m in best)
-        return [_Mention(u, m, -1, -1) for n, u, m in best if n == top]
+            words = [t for t in tokens(name) if t not in STOP_ES and len(t) > 2]
+            if len(words) < 2:
+                continue
+            missing = [
+                w
+                for w in words
+                if stem(w) not in have
+                and w not in have
+                and _singular(w) not in have
+                and _cognate(w) not in cognates
+            ]
+            if not missing:
+                full.append((len({stem(w) for w in words}), u, m))
+            elif u.parent is not None and words[0] not in missing and words[1] not in missing:
+                near.append((u, m))
+        if full:
+            top = max(n for n, _u, _m in full)
+            return [_Mention(u, m, -1, -1) for n, u, m in full if n == top]
+        if len({id(u) for u, _m in near}) == 1:
+            return [_Mention(near[0][0], near[0][1], -1, -1)]
+        return []
 
     def add_alias(self, name: str, unit: Unit, manual: Manual) -> None:
         """Let a former name (from an earlier version) name a unit."""

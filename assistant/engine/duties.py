@@ -6,7 +6,7 @@ import difflib
 import re
 from typing import TYPE_CHECKING
 
-from assistant.engine.catalog import _whole_words
+from assistant.engine.catalog import _cognate, _Mention, _whole_words
 from assistant.engine.common import Draft, Lang, _quote_block, decline, unit_label
 from assistant.engine.query import _PLURAL_UNITS, _QUESTION_WORDS, Query, leftover_topic
 from assistant.engine.structure import functions
@@ -53,7 +53,8 @@ def who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -
             share < engine.settings.min_lexical_support and dense < engine.settings.confident_threshold
         ):
             return decline(lang, hits)
-    duties = [h for h in hits if h.chunk.section in ("funciones", "objetivo")]
+    # A gerencia's own objective is the mission of its whole manual, not a duty one unit is assigned.
+    duties = [h for h in hits if _is_duty(h.chunk)]
     if not duties:
         if a.units and not leftover_topic(a.leftover):
             return functions(engine, lang, a.units[0].unit, a.units[0].manual)
@@ -65,14 +66,13 @@ def who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -
         (m.manual.id, m.unit.name)
         for m in a.units
         if not any(t in fold(best.chunk.quote) for t in tokens(m.unit.name) if len(t) > 3)
+        and not _names_gerencia(m)
     }
     if places and engine.search_in_unit is not None:
         for manual_id, place in sorted(places):
             found = engine.search_in_unit(a.text, place, manual_id)
             known = {h.chunk.id for h in duties}
-            duties += [
-                h for h in found if h.chunk.section in ("funciones", "objetivo") and h.chunk.id not in known
-            ]
+            duties += [h for h in found if _is_duty(h.chunk) and h.chunk.id not in known]
     if places:
         located = sorted(
             (
@@ -112,6 +112,19 @@ def who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -
     return _judged(engine, a, lang, hits, group, scorer)
 
 
+def _is_duty(chunk: Chunk) -> bool:
+    """A function line, or the objective of a unit below the top (the top's objective is its manual's)."""
+    return chunk.section == "funciones" or (
+        chunk.section == "objetivo" and chunk.unit is not None and chunk.parent is not None
+    )
+
+
+def _names_gerencia(m: _Mention) -> bool:
+    """A gerencia named in full ("en la Gerencia de Créditos", "of the credit management") scopes the question
+    to its manual; it does not ask for the gerencia's own lines, as "a nivel de gerencia" does."""
+    return m.unit.parent is None and (m.start < 0 or m.end - m.start >= len(fold(m.unit.name)))
+
+
 def topic_phrase(engine: GroundedEngine, a: Query, vocabulary: frozenset[str] = frozenset()) -> str:
     """The question's topic: without question words, politeness and the units or positions it names
     only as places (a unit name whose words no duty line uses, e.g. "Santa Ana")."""
@@ -123,16 +136,43 @@ def topic_phrase(engine: GroundedEngine, a: Query, vocabulary: frozenset[str] = 
         m = _whole_words(fold(p)).search(folded)
         if m:
             spans.append((m.start(), m.end()))
+    # A gerencia the question names is where to look, never what is looked for ("… en la Gerencia de
+    # Créditos", "… of the credit management"): its words leave the topic, whatever the duty lines say.
+    scope = {
+        (m.start, m.end)
+        for m in engine.catalog.find_units(folded)
+        if m.unit.parent is None and any(t.unit is m.unit for t in a.units)
+    }
+    scope_words = _scope_words(engine, a)
     kept: list[str] = []
     for m in re.finditer(r"[a-z0-9ñ]+", folded):
         w = m.group(0)
         if w in _QUESTION_WORDS or w in STOP_ES or w in STOP_EN or w in POLITE:
+            continue
+        if any(s <= m.start() and m.end() <= e for s, e in scope) or w in scope_words:
             continue
         inside = any(s <= m.start() and m.end() <= e for s, e in spans)
         if inside and stem(w) not in vocabulary:
             continue
         kept.append(text[m.start() : m.end()] if same else w)
     return " ".join(kept)
+
+
+def _scope_words(engine: GroundedEngine, a: Query) -> set[str]:
+    """The question's words that name a gerencia it found by their meaning ("credit management"): each word
+    whose stem, cognate or glossary translation is a word of the top unit's name."""
+    tops = [m.unit for m in a.units if m.unit.parent is None and m.start < 0]
+    if not tops:
+        return set()
+    names = {t for u in tops for t in tokens(u.name) if t not in STOP_ES}
+    stems = {stem(t) for t in names}
+    keys = {_cognate(t) for t in names} - {None}
+    out = set()
+    for w in tokens(a.text):
+        translated = set(tokens(engine.glossary.expand(w))) if engine.glossary else set()
+        if stem(w) in stems or _cognate(w) in keys or translated & names:
+            out.add(w)
+    return out
 
 
 def support_candidates(
@@ -143,7 +183,7 @@ def support_candidates(
     seen: set[str] = set()
     pool: list[tuple[Chunk, float]] = []
     for h in [*group, *hits]:
-        if h.chunk.section in ("funciones", "objetivo") and h.chunk.id not in seen:
+        if _is_duty(h.chunk) and h.chunk.id not in seen:
             seen.add(h.chunk.id)
             pool.append((h.chunk, h.dense))
     manuals = {m.id for m in a.manuals} if a.manuals else None
@@ -171,10 +211,45 @@ def _judged(
         kept = [group[0]] + [
             h for h, s in zip(group[1:], scored[1 : len(group)], strict=False) if s.support >= threshold
         ]
+        if _PLURAL_UNITS.search(a.q):
+            kept += _other_units(hits, kept, scored[len(group) :], threshold)
         draft = _compose_duties(engine, lang, _with_twins(engine, kept))
         draft.support = lead.support
         return draft
     return _uncovered(engine, lang, hits, topic, lead, max(scored, key=lambda s: s.support))
+
+
+def _other_units(hits: list[Hit], kept: list[Hit], rest: list[Scored], threshold: float) -> list[Hit]:
+    """ "Which units …?": the best line of each further unit whose line the support check finds covering the
+    topic, up to three units in all (a duty several units share, in one gerencia or several)."""
+    by_id = {h.chunk.id: h for h in hits}
+    units = {(h.chunk.manual_id, h.chunk.unit) for h in kept}
+    out: list[Hit] = []
+    for s in sorted(rest, key=lambda s: -s.support):
+        key = (s.chunk.manual_id, s.chunk.unit)
+        if s.support < threshold or len(units) >= 3:
+            break
+        if key not in units and s.chunk.id in by_id:
+            units.add(key)
+            out.append(by_id[s.chunk.id])
+    return out
+
+
+def _covered(
+    engine: GroundedEngine, lang: Lang, hits: list[Hit], scored: list[Scored], threshold: float, plural: bool
+) -> Draft:
+    """The candidate lines whose support passes the threshold, best first: the best line's unit only, unless
+    the question asks for several units (at most the answer's quotes)."""
+    by_id = {h.chunk.id: h for h in hits}
+    ranked = sorted((s for s in scored if s.support >= threshold), key=lambda s: -s.support)
+    first = (ranked[0].chunk.manual_id, ranked[0].chunk.unit)
+    ranked = [s for s in ranked if plural or (s.chunk.manual_id, s.chunk.unit) == first]
+    kept = [
+        by_id.get(s.chunk.id) or Hit(chunk=s.chunk, score=s.support, dense=0.0, lexical=0.0) for s in ranked
+    ]
+    draft = _compose_duties(engine, lang, _with_twins(engine, kept[: engine.settings.max_quotes]))
+    draft.support = ranked[0].support
+    return draft
 
 
 def _uncovered(

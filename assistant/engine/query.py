@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from assistant.cues import cue, cue_words
-from assistant.engine.catalog import Catalog, _Mention, _whole_words
+from assistant.engine.catalog import Catalog, _cognate, _Mention, _whole_words
 from assistant.engine.common import MONTHS_EN
 from assistant.models import Manual
 from assistant.retrieve import Glossary
@@ -35,6 +35,7 @@ _OBJECTIVE = cue("objective")
 _FUNCTIONS = cue("functions")
 _COUNT = cue("count")
 _GROUP_WORDS = cue("group_words")
+_GROUP_WORDS_PLURAL = cue("group_words_plural")
 _LIST = cue("list")
 _PLURAL_UNITS = cue("plural_units")
 _HISTORY = cue("history")
@@ -134,12 +135,16 @@ def analyse(
         # "¿Quién dirige la Unidad de Secretaría del Comité?" names a unit, not the position "Secretaria".
         spans_u = [(m.start, m.end) for m in units]
         positions = [p for p in positions if not _inside(fold(p), fixed, spans_u)]
-    explicit = bool(units)
+    # Only a word several gerencias share ("which gerencia does the insurance area belong to?"): the unit named
+    # in other words, if any, is the one asked about.
+    shared_only = bool(units) and all(mention_spans.count((m.start, m.end)) > 1 for m in units)
+    by_words = catalog.find_units_by_words(fixed, expansion) if shared_only and expansion else []
+    if by_words:
+        units = by_words
+    explicit = bool(units) and not by_words
     spans = glossary.match_spans(original) if glossary else []
     if not units and expansion:
-        # "the sales area" names Área de Ventas through the glossary ("sales" -> "ventas"); "the credit
-        # management" names Gerencia de Créditos when every word of the name is there, translated.
-        units = catalog.find_units_by_words(fixed, expansion) or catalog.find_units(expansion)
+        units = _units_by_meaning(catalog, fixed, expansion)
     if explicit:
         # Keep the most specific mention: "la agencia de San Miguel" is Agencia San Miguel, not Agencias.
         units = [
@@ -158,6 +163,9 @@ def analyse(
             if n and toks[i : i + n] == seq:
                 drop[i : i + n] = [True] * n
     alias_words = {t for a, u, _m in catalog.unit_aliases if u.name in names for t in tokens(a)}
+    # "the technical evaluation section": English cognates of a named unit's words name it, they are no topic.
+    cognates = {c for t in alias_words if (c := _cognate(t))}
+    drop = [d or _cognate(t) in cognates for t, d in zip(toks, drop, strict=True)]
     for i, j, add in spans:
         if alias_words & set(tokens(add)) or (
             not units and set(tokens(add)) & {"jefe", "puestos", "funciones"}
@@ -191,6 +199,19 @@ def analyse(
         scoped=scoped,
         expansion=expansion,
     )
+
+
+def _units_by_meaning(catalog: Catalog, fixed: str, expansion: str) -> list[_Mention]:
+    """Units a question names in other words: "the sales area" names Área de Ventas through the glossary
+    ("sales" -> "ventas"); "the credit management" names Gerencia de Créditos when every word of the name is
+    there, translated. A phrase the glossary translates into another manual's unit name ("regional office" →
+    Agencia) is as much a candidate as a unit its own words name: both are kept when they differ in manual."""
+    units = catalog.find_units_by_words(fixed, expansion)
+    named = {m.manual.id for m in units}
+    others = [m for m in catalog.find_units(expansion) if m.manual.id not in named]
+    if named and all(m.unit.parent is not None for m in units):
+        return units + [_Mention(m.unit, m.manual, -1, -1) for m in others if m.unit.parent is not None]
+    return units or others
 
 
 def resolve_scope(

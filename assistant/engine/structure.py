@@ -12,6 +12,7 @@ from assistant.engine.query import (
     _COUNT,
     _FUNCTIONS,
     _GROUP_WORDS,
+    _GROUP_WORDS_PLURAL,
     _HEAD,
     _LIST,
     _OBJECTIVE,
@@ -34,6 +35,7 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
     """A question the org structure answers (heads, reporting lines, positions, groups…); None otherwise."""
     q = a.q
     topic = leftover_topic(a.leftover)
+    a = _without_unit_words_positions(engine, a)
     staff = _staff_of_position(engine, a, lang)
     if staff is not None:
         return staff
@@ -71,6 +73,15 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
     return None
 
 
+def _without_unit_words_positions(engine: GroundedEngine, a: Query) -> Query:
+    """Drop a position found only through the words of a unit the question names ("the human resources
+    subgerencia" is not the Subgerente de Recursos Humanos): the unit is what is asked about."""
+    if not (a.positions and a.units) or engine.catalog.find_positions(a.q):
+        return a
+    names = {t for m in a.units for t in lexical_terms(m.unit.name)}
+    return replace(a, positions=[p for p in a.positions if not set(lexical_terms(p)) <= names])
+
+
 def _head_and_boss(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual, q: str) -> Draft:
     """Who heads a unit, and whom it reports to when the question asks that too."""
     draft = _head(engine, lang, unit, manual)
@@ -95,11 +106,15 @@ def _asked_groups(engine: GroundedEngine, a: Query, lang: Lang, topic: bool) -> 
     q, cat = a.q, engine.catalog
     with_children = [m for m in a.units if cat.children(m.unit)]
     asks_groups = _GROUP_WORDS.search(q) and (_COUNT.search(q) or (_LIST.search(q) and not topic))
+    if _asks_reports(q) and not _GROUP_WORDS_PLURAL.search(q):
+        return None  # "which unit does X report to?" asks for X's parent, not for its sub-units
     about_top = with_children or not a.units or a.units[0].unit.parent is None
     if not (asks_groups and not a.positions and about_top):
         return None
     if with_children:
-        return _groups(engine, lang, with_children[0].unit, with_children[0].manual)
+        # "Which regional offices does the credit management have?": the most specific unit named.
+        inner = [m for m in with_children if m.unit.parent is not None] or with_children
+        return _groups(engine, lang, inner[0].unit, inner[0].manual)
     return per_manual([_groups(engine, lang, u, m) for u, m in cat.tops(a.manuals)], lang)
 
 
@@ -176,12 +191,27 @@ def _head(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) -> Dra
     # "Each of its sub-units has its own Jefe de Agencia": only when the sub-units' heads bear the same title.
     kids = [k for k in engine.catalog.children(unit) if k.head and fold(k.head) == fold(unit.head or "")]
     if not unit.head:
-        return _positions(engine, lang, [unit], manual)
+        headed = [k for k in engine.catalog.children(unit) if k.head]
+        if headed:
+            # A group with no head of its own ("Oficinas Regionales"): each of its units has one.
+            return _groups(engine, lang, unit, manual)
+        if unit.positions:
+            return _positions(engine, lang, [unit], manual)
+        return _no_chart(engine, lang, unit, manual)
     text = say("structure_head", lang, unit=unit_label(engine.catalog, unit), head=unit.head)
     if kids:
         names = _and([k.name for k in kids], lang)
         text += " " + say("structure_head_of_each_subunit", lang, units=names, head=unit.head)
     return Draft(text, True, [_cite(manual, unit.name, "organigrama", None, unit.head)])
+
+
+def _no_chart(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) -> Draft:
+    """A unit whose chart lists neither a head nor positions: say so, and where it sits."""
+    text = say("structure_no_chart", lang, unit=unit.name)
+    if unit.parent is None:
+        return Draft(text, True, [_cite(manual, unit.name, "organigrama", None, unit.name)])
+    place = _unit_reports(engine, lang, unit, manual)
+    return Draft(text + " " + place.text, True, place.citations)
 
 
 def _unit_reports(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) -> Draft:
@@ -245,6 +275,12 @@ def _position_reports(engine: GroundedEngine, lang: Lang, position: str, hint: _
                 "- " + say("structure_position_reports_in_unit", lang, unit=unit.name, head=unit.head)
             )
             cites.append(_cite(manual, unit.name, "organigrama", None, "\n".join(unit.positions)))
+    if not lines:
+        # Only the head of a manual's top unit: the manual does not say whom it reports to.
+        tops = [(u, m) for u, m in places if u.parent is None]
+        if tops:
+            return per_manual([_unit_reports(engine, lang, u, m) for u, m in tops], lang) or Draft("", False)
+        return _where_position(engine, lang, position)
     lead = say("structure_position_reports_lead", lang, position=position)
     return Draft(lead + "\n" + "\n".join(lines), True, cites)
 
@@ -293,7 +329,9 @@ def _positions(engine: GroundedEngine, lang: Lang, units: list[Unit], manual: Ma
         else:
             shown.extend(k for k in engine.catalog.children(unit) if k.positions)
     if not shown:
-        return _head(engine, lang, units[0], manual)
+        if units[0].head:
+            return _head(engine, lang, units[0], manual)
+        return _no_chart(engine, lang, units[0], manual)
     parts: list[str] = []
     cites: list[Citation] = []
     unique = list({u.name: u for u in shown}.values())
@@ -304,7 +342,7 @@ def _positions(engine: GroundedEngine, lang: Lang, units: list[Unit], manual: Ma
         kids = engine.catalog.children(u)
         if u.parent is None and kids:
             heads = ", ".join(f"{k.head} ({k.name})" for k in kids if k.head)
-            parts.append(say("structure_group_heads_report_to_top", lang, heads=heads))
+            parts.append(say("structure_group_heads_report_to_top", lang, head=u.head or u.name, heads=heads))
     return Draft("\n\n".join(parts), True, cites)
 
 
@@ -322,7 +360,11 @@ def _objective(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) -
     owner = _owner(engine, unit, "objective")
     if not owner.objective:
         return decline(lang, [], say("structure_no_objective", lang))
-    lead = say("structure_objective", lang, unit=unit_label(engine.catalog, owner), head=owner.head)
+    label = unit_label(engine.catalog, owner)
+    if owner.head:
+        lead = say("structure_objective", lang, unit=label, head=owner.head)
+    else:
+        lead = say("structure_objective_no_head", lang, unit=label)
     text = lead + "\n" + _quote_block(owner.objective)
     cites = [_cite(manual, owner.name, "objetivo", None, owner.objective)]
     twins = [
@@ -341,7 +383,11 @@ def functions(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) ->
     owner = _owner(engine, unit, "functions")
     if not owner.functions:
         return _positions(engine, lang, [unit], manual)
-    lead = say("structure_functions", lang, unit=unit_label(engine.catalog, owner), head=owner.head)
+    label = unit_label(engine.catalog, owner)
+    if owner.head:
+        lead = say("structure_functions", lang, unit=label, head=owner.head)
+    else:
+        lead = say("structure_functions_no_head", lang, unit=label)
     lines = [f"{f.numeral}. «{f.text}»" for f in owner.functions]
     cites = [_cite(manual, owner.name, "funciones", f.numeral, f.text) for f in owner.functions]
     return Draft(lead + "\n" + "\n".join(lines), True, cites)
