@@ -12,6 +12,7 @@ requires transformers 5; so the module that runs the network is ours, swapped in
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from sentence_transformers.sentence_transformer.modules import Transformer
 from transformers.modeling_outputs import BaseModelOutput
 
 from assistant.onnx_encoder import TRANSFORMER_REFS, OnnxSession, onnx_path
+
+log = logging.getLogger(__name__)
 
 
 class OnnxEncoder(torch.nn.Module):
@@ -102,7 +105,9 @@ def export_onnx(folder: Path) -> Path:
     import onnxruntime as ort
     from transformers import AutoModel, AutoTokenizer
 
-    model = AutoModel.from_pretrained(str(folder))
+    # Eager attention exports the standard BERT attention pattern, which ONNX Runtime's transformer optimizer
+    # fuses (see _fuse_attention); it does not recognise the scaled-dot-product export.
+    model = AutoModel.from_pretrained(str(folder), attn_implementation="eager")
     model.eval()
     sample = AutoTokenizer.from_pretrained(str(folder))(
         ["query: ¿quién atiende las quejas?", "passage: Área de Atención al Cliente"],
@@ -112,6 +117,7 @@ def export_onnx(folder: Path) -> Path:
     target = onnx_path(folder)
     target.parent.mkdir(parents=True, exist_ok=True)
     raw, optimized = target.with_suffix(".raw.onnx"), target.with_suffix(".optimized.onnx")
+    fused = target.with_suffix(".fused.onnx")
     dynamic = {0: "batch", 1: "sequence"}
     try:
         with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(None):
@@ -132,7 +138,8 @@ def export_onnx(folder: Path) -> Path:
         # EXTENDED, not ALL: the layout transformations of ALL are specific to the CPU that runs them.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         options.optimized_model_filepath = str(optimized)
-        ort.InferenceSession(str(raw), options, providers=["CPUExecutionProvider"])
+        source = fused if _fuse_attention(raw, fused, model.config) else raw
+        ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
         onnx.save_model(
             onnx.load(str(optimized)),
             str(target),
@@ -142,6 +149,45 @@ def export_onnx(folder: Path) -> Path:
             size_threshold=1024,
         )
     finally:
-        raw.unlink(missing_ok=True)
-        optimized.unlink(missing_ok=True)
+        for path in (raw, fused, fused.with_name(fused.name + ".data"), optimized):
+            path.unlink(missing_ok=True)
     return target
+
+
+def _fuse_attention(raw: Path, fused: Path, config: Any) -> bool:
+    """Write ``raw`` with each layer's attention, skip-connection norm and GELU fused into one node each.
+
+    ONNX Runtime's transformer optimizer turns the ~700 small nodes of a BERT-style export into ~110; a short
+    question's pass takes about 11% less time on two cores (10.8 against 12.2 ms, interleaved runs), with the
+    same vectors (cosine ≥ 0.9999997 on every evaluation question and passage; ``tests/test_embed.py`` checks
+    parity with sentence-transformers). The word embeddings stay a plain Gather, which
+    :func:`~assistant.onnx_encoder.write_lean_graph` takes out. False, with nothing written, when the optimizer
+    does not recognise every layer's attention (then the plain export is used).
+    """
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    heads, hidden = getattr(config, "num_attention_heads", 0), getattr(config, "hidden_size", 0)
+    layers = getattr(config, "num_hidden_layers", 0)
+    if not (heads and hidden and layers):
+        return False
+    options = FusionOptions("bert")
+    options.enable_embed_layer_norm = False  # keeps the word-embedding Gather that the lean graph takes out
+    with contextlib.redirect_stdout(None), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = optimize_model(
+            str(raw),
+            model_type="bert",
+            num_heads=heads,
+            hidden_size=hidden,
+            optimization_options=options,
+            opt_level=0,
+        )
+    fused_layers = model.get_fused_operator_statistics().get("Attention", 0)
+    if fused_layers != layers:
+        log.warning(
+            "ONNX export: %d of %d attention layers fused; serving the plain graph", fused_layers, layers
+        )
+        return False
+    model.save_model_to_file(str(fused), use_external_data_format=True, all_tensors_to_one_file=True)
+    return True
