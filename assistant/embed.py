@@ -653,7 +653,9 @@ class Embedder(Embeddings):
             if backend == "onnx":
                 from assistant.onnx_encoder import load_pipeline
 
-                pipeline = self._loading(source, lambda: load_pipeline(source, self.settings.threads))
+                pipeline = self._loading(
+                    source, lambda: load_pipeline(source, self.settings.threads, self.settings.spin_wait)
+                )
             if pipeline is not None:
                 prompts, dimension = pipeline.prompts, pipeline.dimension
             else:
@@ -720,7 +722,8 @@ class Embedder(Embeddings):
 
         with _build_lock(Path(source)):
             quantized = self._loading(
-                source, lambda: quantized_pipeline(pipeline, source, self.settings.threads)
+                source,
+                lambda: quantized_pipeline(pipeline, source, self.settings.threads, self.settings.spin_wait),
             )
         if quantized is None:
             log.warning("quantized_queries is on but %s has no lean ONNX graph to quantise", source)

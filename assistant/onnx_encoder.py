@@ -118,7 +118,11 @@ class OnnxSession:
     """
 
     def __init__(
-        self, path: Path, threads: int | None = None, embeddings: EmbeddingRows | None = None
+        self,
+        path: Path,
+        threads: int | None = None,
+        embeddings: EmbeddingRows | None = None,
+        spin: bool = False,
     ) -> None:
         import onnxruntime as ort
 
@@ -130,9 +134,10 @@ class OnnxSession:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         options.intra_op_num_threads = max(1, min(threads or available_cpus(), available_cpus()))
         options.inter_op_num_threads = 1
-        # Idle pool threads sleep instead of spinning: concurrent requests on a small machine then share the
-        # cores instead of burning them.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Spinning pool threads wait for the next piece of work awake: a lone question's pass is ~20% faster
+        # (6.7 against 8.5 ms on two cores), for ~15% more CPU per answer under load (same p95). Sleeping
+        # threads leave idle cores to whatever else runs on the machine.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.path = path
@@ -378,7 +383,7 @@ def read_pipeline_config(folder: str | Path) -> PipelineConfig | None:
     )
 
 
-def load_pipeline(folder: str | Path, threads: int | None = None) -> OnnxPipeline | None:
+def load_pipeline(folder: str | Path, threads: int | None = None, spin: bool = False) -> OnnxPipeline | None:
     """The lean encode path of ``folder``'s ONNX export, or None when its configuration needs sentence-transformers."""
     config = read_pipeline_config(folder)
     if config is None:
@@ -387,10 +392,10 @@ def load_pipeline(folder: str | Path, threads: int | None = None) -> OnnxPipelin
     pad_id = tokenizer.token_to_id(config.pad_token)
     if pad_id is None:
         return None
-    return OnnxPipeline(tokenizer, _session(Path(folder), threads), config, pad_id)
+    return OnnxPipeline(tokenizer, _session(Path(folder), threads, spin), config, pad_id)
 
 
-def _session(folder: Path, threads: int | None) -> OnnxSession:
+def _session(folder: Path, threads: int | None, spin: bool = False) -> OnnxSession:
     """The lean graph with its embedding rows when the build wrote them (and ``pread`` exists), else model.onnx."""
     meta = _read_json(onnx_path(folder).parent / LEAN_GRAPH_META)
     if isinstance(meta, dict) and hasattr(os, "pread"):
@@ -405,8 +410,8 @@ def _session(folder: Path, threads: int | None) -> OnnxSession:
         except (KeyError, OSError, ValueError) as exc:
             log.warning("not using the lean ONNX graph of %s (%s)", folder, exc)
         else:
-            return OnnxSession(onnx_path(folder).parent / LEAN_GRAPH, threads, rows)
-    return OnnxSession(onnx_path(folder), threads)
+            return OnnxSession(onnx_path(folder).parent / LEAN_GRAPH, threads, rows, spin)
+    return OnnxSession(onnx_path(folder), threads, spin=spin)
 
 
 def write_quantized_graph(folder: str | Path) -> Path:
@@ -434,7 +439,7 @@ def write_quantized_graph(folder: str | Path) -> Path:
 
 
 def quantized_pipeline(
-    pipeline: OnnxPipeline, folder: str | Path, threads: int | None = None
+    pipeline: OnnxPipeline, folder: str | Path, threads: int | None = None, spin: bool = False
 ) -> OnnxPipeline | None:
     """``pipeline`` with the int8 graph (written on first use), or None without a lean graph to quantise."""
     if pipeline.session.embeddings is None:
@@ -442,7 +447,7 @@ def quantized_pipeline(
     path = onnx_path(folder).parent / QUANTIZED_GRAPH
     if not path.is_file():
         write_quantized_graph(folder)
-    session = OnnxSession(path, threads, pipeline.session.embeddings)
+    session = OnnxSession(path, threads, pipeline.session.embeddings, spin)
     return OnnxPipeline(pipeline.tokenizer, session, pipeline.config, pipeline.pad_id)
 
 

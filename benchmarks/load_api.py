@@ -174,10 +174,11 @@ async def _round(
         for n, t in enumerate(tokens)
     ]
     await asyncio.sleep(1.0)  # every client connected
-    began = time.monotonic()
+    began, cpu_began = time.monotonic(), time.process_time()
     start.set()
     await asyncio.gather(*tasks)
     wall = time.monotonic() - began
+    client_cpu = time.process_time() - cpu_began
     return {
         "requests": len(tokens) * count,
         "ok": len(latencies),
@@ -188,6 +189,8 @@ async def _round(
         "mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
         "wall_s": round(wall, 2),
         "throughput_rps": round(len(latencies) / wall, 1) if wall else None,
+        # The clients share the server's machine: their CPU is CPU the server did not get.
+        "client_cpu_ms_per_request": round(1000 * client_cpu / (len(tokens) * count), 1),
         "error_samples": errors[:5],
     }
 
