@@ -461,7 +461,7 @@ class Service:
         self.assistant = assistant
         self.settings = settings
         self.gate = gate
-        self.limiter = anyio.CapacityLimiter(settings.api.workers)
+        self.limiter = anyio.CapacityLimiter(api_workers(settings))
         # The question log (assistant/querylog.py); set by the server, shared with the chat.
         self.query_log: Any | None = None
 
@@ -521,6 +521,13 @@ class Service:
             "api answered client=%s %s lang=%s answered=%s citations=%d latency_ms=%.0f",
             client, what, answer.language, answer.answered, len(answer.citations), answer.latency_ms,
         )  # fmt: skip
+
+
+def api_workers(settings: Settings) -> int:
+    """Questions the API answers at once: the setting, else 1 for the grounded engine and 8 for an LLM one."""
+    if settings.api.workers is not None:
+        return settings.api.workers
+    return 8 if settings.answer.engine == "llm" else 1
 
 
 class TokenGuard:

@@ -170,8 +170,12 @@ class ApiSettings(BaseModel):
     # Each token's token bucket: refilled at this many requests per minute, holding at most ``burst``.
     rate_per_minute: float = Field(60.0, gt=0)
     burst: int = Field(20, ge=1)
-    # Questions answered at once by the API (a thread pool beside the server's event loop).
-    workers: int = Field(8, ge=1, le=64)
+    # Questions answered at once by the API (a thread pool beside the server's event loop); None: one for the
+    # grounded engine, whose answers are CPU work (each forward pass already uses every core, and more threads
+    # only contend for Python's lock: 50 clients × 10 questions on two cores gave p95 470 ms with 1 thread,
+    # 507 ms with 2, 620 ms with 4, 625-720 ms with 8), eight for an LLM engine, whose answers mostly wait on
+    # the LLM server.
+    workers: int | None = Field(None, ge=1, le=64)
     # Earlier (question, answer) turns of a conversation kept for follow-up condensation.
     max_history_turns: int = Field(10, ge=0, le=100)
     # Larger request bodies are refused (413) before they are parsed.

@@ -22,7 +22,7 @@ import pytest
 from fakes_ui import CORPUS_MANUAL, FakeAssistant
 from fastapi.testclient import TestClient
 
-from assistant.api import SOURCES_HEADING, ApiConfigError, TokenBucket, create_api, load_tokens
+from assistant.api import SOURCES_HEADING, ApiConfigError, TokenBucket, api_workers, create_api, load_tokens
 from assistant.errors import StoreUnavailableError
 from assistant.models import Answer
 from assistant.settings import ApiSettings, Settings
@@ -695,3 +695,14 @@ def test_an_mcp_client_calls_ask_manual(served):
 
     assert tools == ["ask_manual"]
     assert "Activos Extraordinarios" in text and "valúos" in text and SOURCES_HEADING in text
+
+
+@pytest.mark.parametrize(
+    ("engine", "workers", "expected"),
+    [("grounded", None, 1), ("llm", None, 8), ("grounded", 3, 3), ("llm", 2, 2)],
+)
+def test_api_workers_default_by_engine(engine: str, workers: int | None, expected: int) -> None:
+    """CPU-bound grounded answers run one at a time (more threads only contend for Python's lock); answers
+    that wait on an LLM server run eight at a time; a setting overrides both."""
+    settings = Settings(api={"workers": workers}, answer={"engine": engine}, _env_file=None)
+    assert api_workers(settings) == expected
