@@ -7,13 +7,13 @@ there), and a bad file stops the start with one sentence naming the file and the
 
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
+from assistant.datafile import load_model
 from assistant.errors import AssistantError
 
 CUES_PATH = Path(__file__).parent / "data" / "cues.json"
@@ -42,19 +42,7 @@ class Cues(BaseModel):
 
 def load_cues(path: str | Path = CUES_PATH) -> Cues:
     """Read and check a cue file (raises `CuesError`)."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CuesError(f"The engine's vocabulary file {p} cannot be read: {exc}") from exc
-    try:
-        return Cues.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise CuesError(
-            f"The engine's vocabulary file {p} has a bad entry {where!r}: {first['msg']}"
-        ) from exc
+    return load_model(path, Cues, CuesError, "The engine's vocabulary file")
 
 
 @lru_cache(maxsize=1)

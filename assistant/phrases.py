@@ -9,14 +9,14 @@ bilingual labels of a diff's text say both languages at once with `say_both`: ``
 
 from __future__ import annotations
 
-import json
 import re
 import string
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from assistant.datafile import load_model
 from assistant.errors import AssistantError
 
 PHRASES_PATH = Path(__file__).parent / "data" / "phrases.json"
@@ -83,18 +83,7 @@ class Phrases(BaseModel):
 
 def load_phrases(path: str | Path = PHRASES_PATH) -> Phrases:
     """Read and check a phrases file (raises `PhrasesError`)."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise PhrasesError(f"The answer phrases file {p} cannot be read: {exc}") from exc
-    try:
-        return Phrases.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        raise PhrasesError(f"The answer phrases file {p} has a bad entry {where!r}: {msg}") from exc
+    return load_model(path, Phrases, PhrasesError, "The answer phrases file")
 
 
 @lru_cache(maxsize=1)

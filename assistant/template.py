@@ -6,13 +6,13 @@ Gerencia's wording is a data change, not a code change. The file is validated wh
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from assistant.datafile import load_model
 from assistant.errors import AssistantError
 
 TEMPLATE_PATH = Path(__file__).parent / "data" / "template.json"
@@ -78,19 +78,7 @@ class Template(BaseModel):
 
 def load_template(path: str | Path = TEMPLATE_PATH) -> Template:
     """Read and validate a template file; raise `TemplateError` with one sentence naming file and field."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TemplateError(f"The MOF template file {p} could not be read ({exc.strerror}).") from exc
-    except json.JSONDecodeError as exc:
-        raise TemplateError(f"The MOF template file {p} is not valid JSON (line {exc.lineno}).") from exc
-    try:
-        return Template.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        raise TemplateError(f"The MOF template file {p} has a bad field '{where}': {err['msg']}.") from exc
+    return load_model(path, Template, TemplateError, "The MOF template file", noun="field")
 
 
 @lru_cache(maxsize=1)

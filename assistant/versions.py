@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import json
 import re
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from assistant.datafile import load_model
 from assistant.errors import AssistantError
 from assistant.models import Manual
 from assistant.phrases import say
@@ -82,19 +82,7 @@ class VersionCues(BaseModel):
 
 def load_cues(path: str | Path = CUES_PATH) -> VersionCues:
     """Read and validate a cue file; raise `VersionCuesError` with one sentence naming file and field."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise VersionCuesError(f"The version cue file {p} could not be read ({exc.strerror}).") from exc
-    except json.JSONDecodeError as exc:
-        raise VersionCuesError(f"The version cue file {p} is not valid JSON (line {exc.lineno}).") from exc
-    try:
-        return VersionCues.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        raise VersionCuesError(f"The version cue file {p} has a bad field '{where}': {err['msg']}.") from exc
+    return load_model(path, VersionCues, VersionCuesError, "The version cue file", noun="field")
 
 
 @lru_cache(maxsize=1)
