@@ -27,6 +27,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from benchmarks import stop
+
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "¿Quién dirige el Área de Ventas?"
 MAX_RUNS = 20
@@ -162,12 +164,7 @@ def app_once(
             finally:
                 client.close()
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
             log.close()
     return result
 

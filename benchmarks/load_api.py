@@ -37,6 +37,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import stop  # noqa: E402
 from benchmarks.load_ui import load_questions, percentile  # noqa: E402
 
 MAX_CLIENTS = 200
@@ -102,12 +103,7 @@ def running_app(
             sys.stderr.write((Path(tmp) / "app.log").read_text(encoding="utf-8", errors="replace")[-3000:])
             raise
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
             log.close()
 
 

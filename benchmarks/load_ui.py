@@ -37,6 +37,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import stop  # noqa: E402
+
 FALLBACK_QUESTIONS = [
     "¿Quién atiende las quejas y denuncias de los clientes?",
     "What are the functions of the Área de Ventas?",
@@ -146,12 +150,7 @@ def running_app(users: int, startup_timeout_s: float) -> Iterator[str]:
             sys.stderr.write((Path(tmp) / "app.log").read_text(encoding="utf-8", errors="replace")[-3000:])
             raise
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
             log.close()
 
 
