@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from assistant.chunk import chunk_manual
 from assistant.engine import GroundedEngine
-from assistant.models import Chunk, Hit, Manual
+from assistant.models import Hit, Manual
 from assistant.text import fold
 from tests.fakes_ui import grounded_engine, real_manuals
 
@@ -27,21 +28,11 @@ def engine(manuals: list[Manual]) -> GroundedEngine:
 
 
 def _hit(m: Manual, unit_name: str, numeral: str, dense: float = 0.9) -> Hit:
-    unit = m.unit(unit_name)
-    f = next(f for f in unit.functions if f.numeral == numeral)
-    chunk = Chunk(
-        id=f"{m.id}:{unit.name}:{f.numeral}",
-        text=f"{unit.name}: {f.text}",
-        quote=f.text,
-        manual_id=m.id,
-        manual_version=m.version,
-        manual_code=m.code,
-        gerencia=m.gerencia,
-        section="funciones",
-        unit=unit.name,
-        parent=unit.parent,
-        head=unit.head,
-        numeral=f.numeral,
+    """The indexed chunk of one function line, as a hit (the chunks the index would hold: chunk_manual)."""
+    chunk = next(
+        c
+        for c in chunk_manual(m)
+        if c.section == "funciones" and c.unit == unit_name and c.numeral == numeral
     )
     return Hit(chunk=chunk, score=0.9, dense=dense, lexical=0.5)
 
