@@ -86,7 +86,10 @@ class AnswerSettings(BaseModel):
     # A "who handles …" answer is given only when its best duty line's calibrated support (0..1, see
     # assistant/support.py) reaches this; below it the answer says no unit is assigned the duty and points to
     # the closest one. Chosen on evals/calibration/dev.jsonl (the curve: `make eval-calibration`).
-    support_threshold: float = Field(0.2152, ge=0, le=1)
+    support_threshold: float = Field(0.2261, ge=0, le=1)
+    # A passing lead line gives way to another candidate line whose support is at least this much higher (the
+    # retrieval order picked a line that covers the topic less well than one just below it).
+    support_switch_margin: float = Field(0.15, ge=0, le=1)
     max_question_chars: int = Field(2000, ge=10)
     # Earlier turns of a conversation used to understand a follow-up (the last ones; the rest are dropped).
     max_history_turns: int = Field(6, ge=0, le=50)

@@ -35,7 +35,7 @@ import numpy as np
 
 from assistant.errors import AssistantError
 from assistant.models import Chunk
-from assistant.text import STOP_EN, STOP_ES, fold, stem, tokens
+from assistant.text import STOP_EN, STOP_ES, fold, stem, stem_variants, tokens
 
 FEATURES = (
     "dense_topic",
@@ -227,6 +227,9 @@ class SupportScorer:
         """Corpus stems a topic stem may be a typo or variant of (``formalis`` ~ ``formaliz``)."""
         if s in self.vocabulary or len(s) < 5:
             return frozenset([s])
+        alternating = {v for v in stem_variants(s) if v in self.vocabulary}
+        if alternating:
+            return frozenset([s, *alternating])
         import difflib
 
         pool = [v for v in self.vocabulary if v[:3] == s[:3]]

@@ -56,6 +56,18 @@ def stem(word: str) -> str:
     return str(_STEMMER.stemWord(word))
 
 
+def stem_variants(s: str) -> set[str]:
+    """Stems a Spanish stem may alternate with in a radical-changing verb: ``promuev`` (promueve) →
+    ``promov`` (promover), ``ciert`` (cierra) → ``cert``... each diphthong (ue → o, ie → e) undone once."""
+    out = set()
+    for diphthong, vowel in (("ue", "o"), ("ie", "e")):
+        start = s.find(diphthong, 1)
+        while start != -1:
+            out.add(s[:start] + vowel + s[start + 2 :])
+            start = s.find(diphthong, start + 1)
+    return out
+
+
 @lru_cache(maxsize=65536)
 def english_stem(word: str) -> str:
     """English Snowball stem of a folded word (for matching glossary phrases)."""
@@ -182,3 +194,29 @@ class Speller:
         """The folded text with misspelt words replaced."""
         fixes = self.corrections(text)
         return " ".join(fixes.get(w, w) for w in tokens(text))
+
+
+# Spanish articles of the nouns units are named with: "Área de Ventas" → "el Área de Ventas".
+ARTICLES = {
+    "área": "el", "areas": "las", "áreas": "las", "gerencia": "la", "gerencias": "las",
+    "agencia": "la", "agencias": "las", "sucursal": "la", "sucursales": "las", "departamento": "el",
+    "departamentos": "los", "unidad": "la", "unidades": "las", "sección": "la", "división": "la",
+    "oficina": "la", "oficinas": "las", "centro": "el", "grupo": "el", "dirección": "la", "subgerencia": "la",
+}  # fmt: skip
+
+
+def with_article(name: str) -> str:
+    """``Área de Ventas`` → ``el Área de Ventas``; unknown nouns are left bare."""
+    first = name.split(" ", 1)[0].lower()
+    article = ARTICLES.get(first)
+    return f"{article} {name}" if article else name
+
+
+def of_article(name: str, bold: bool = False) -> str:
+    """``Departamento X`` → ``del Departamento X``, ``Gerencia X`` → ``de la Gerencia X`` (the name in ``**``
+    when ``bold``)."""
+    shown = f"**{name}**" if bold else name
+    article = ARTICLES.get(name.split(" ", 1)[0].lower())
+    if article == "el":
+        return f"del {shown}"
+    return f"de {article} {shown}" if article else f"de {shown}"

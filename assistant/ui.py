@@ -28,6 +28,7 @@ from assistant.models import Answer, Citation, Hit, Manual, Unit
 from assistant.orgchart import org_chart_svg
 from assistant.querylog import QueryLog
 from assistant.settings import Settings, UISettings
+from assistant.text import of_article, with_article
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +86,6 @@ _SECTION_LABELS = {
     "texto": "Texto",
 }
 # Spanish articles for the nouns that name organisational units; an unknown first word gets none.
-_ARTICLES = {
-    "área": "el", "areas": "las", "áreas": "las", "gerencia": "la", "gerencias": "las",
-    "agencia": "la", "agencias": "las", "sucursal": "la", "sucursales": "las", "departamento": "el",
-    "departamentos": "los", "unidad": "la", "unidades": "las", "sección": "la", "división": "la",
-    "oficina": "la", "oficinas": "las", "centro": "el", "grupo": "el", "dirección": "la", "subgerencia": "la",
-}  # fmt: skip
 
 
 class AuthConfigError(AssistantError):
@@ -142,18 +137,6 @@ def format_date_short_es(value: date | None) -> str:
     if value is None:
         return ""
     return f"{value.day} {_MONTHS_SHORT_ES[value.month - 1]} {value.year}"
-
-
-def with_article(name: str) -> str:
-    """``Área de Ventas`` → ``el Área de Ventas``; unknown nouns are left bare."""
-    first = name.split(" ", 1)[0].lower()
-    article = _ARTICLES.get(first)
-    return f"{article} {name}" if article else name
-
-
-def _de(name: str) -> str:
-    phrase = with_article(name)
-    return "del " + phrase[3:] if phrase.startswith("el ") else "de " + phrase
 
 
 # ---------------------------------------------------------------- the organisation
@@ -242,7 +225,7 @@ def example_questions(manual: Manual) -> list[str]:
     ]
     if units_with_functions:
         unit = units_with_functions[0]
-        examples.append(f"¿Cuáles son las funciones {_de(unit.name)}?")
+        examples.append(f"¿Cuáles son las funciones {of_article(unit.name)}?")
         # A function line turned into a "who does X?" question shows off unit lookup by duty.
         duty = units_with_functions[-1].functions[0].text.rstrip(". ")
         examples.append(f"¿Quién se encarga de {duty[:1].lower()}{duty[1:]}?")

@@ -87,3 +87,18 @@ def test_the_same_duty_in_several_gerencias_lists_each_unit(engine, manuals):
         line = next(g for g in by_id[c.manual].unit(c.unit).functions if g.numeral == c.numeral)
         assert c.quote == line.text and fold(c.quote) == key
         assert c.manual_code == by_id[c.manual].code
+
+
+def test_a_far_better_supported_line_leads_instead_of_the_first_retrieved(engine, manuals):
+    from assistant.engine.duties import _better_lead
+    from assistant.support import Scored
+
+    m = manuals[0]
+    first, second = _hit(m, "Área de Ventas", "ii"), _hit(m, "Área de Ventas", "iii")
+    margin = engine.settings.support_switch_margin
+    weak, strong = Scored(first.chunk, {}, 0.3), Scored(second.chunk, {}, 0.3 + margin + 0.01)
+    group, scored = _better_lead(engine, [first, second], [first], [weak, strong])
+    assert group == [second] and scored[0] is strong and weak in scored
+    # Within the margin, the retrieval order stands.
+    close = Scored(second.chunk, {}, 0.3 + margin - 0.01)
+    assert _better_lead(engine, [first, second], [first], [weak, close]) == ([first], [weak, close])

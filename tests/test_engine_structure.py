@@ -8,6 +8,7 @@ import pytest
 
 from assistant.engine import GroundedEngine
 from assistant.models import Manual
+from assistant.text import with_article
 from tests.fakes_ui import grounded_engine, real_manuals
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,3 +144,13 @@ def test_which_unit_a_unit_reports_to_is_its_parent_not_its_sub_units(engine, ma
     assert d.answered and f"reports to the **{unit.parent}**" in d.text
     d = engine.answer("¿Qué unidades dependen del Departamento de Análisis de Créditos?", "es", [])
     assert "Sección de Evaluación Técnica" in d.text
+
+
+@pytest.mark.parametrize(
+    ("name", "article"), [("Sección de Evaluación Técnica", "del"), ("Departamento de Análisis de Créditos", "de la")]
+)
+def test_a_unit_reports_to_its_parent_with_the_parents_article(engine, manuals, name, article):
+    # "depende del Departamento …", "depende de la Gerencia …": the article agrees with the parent's noun.
+    unit, _m = _unit(manuals, name)
+    d = engine.answer(f"¿De qué dependencia depende {with_article(name)}?", "es", [])
+    assert d.answered and f"depende {article} **{unit.parent}**" in d.text

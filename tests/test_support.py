@@ -232,3 +232,10 @@ def test_positions_of_that_area_follow_the_unit_that_answered(catalog):
     ]
     out = condense("what positions are in that area?", history, catalog)
     assert out == "what positions are in that area? (Área de Atención al Cliente)"
+
+
+def test_a_radical_changing_verb_covers_its_infinitive(scorer):
+    # "promueve" (o → ue) is "Promover"; the Snowball stems differ (promuev / promov), the coverage must not.
+    [scored] = scorer.score("promueve productos", [(scorer.chunks[3], 0.8)])
+    assert scored.features["coverage"] == 1.0
+    assert scorer.score("investiga mercado", [(scorer.chunks[3], 0.8)])[0].features["coverage"] < 1.0

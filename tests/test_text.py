@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.text import Speller, detect_language, english_stem, fold, lexical_terms, stem, tokens
+from assistant.text import (
+    Speller,
+    detect_language,
+    english_stem,
+    fold,
+    lexical_terms,
+    of_article,
+    stem,
+    stem_variants,
+    tokens,
+    with_article,
+)
 
 
 def test_fold_lower_cases_and_strips_accents():
@@ -114,3 +125,18 @@ def test_speller_memory_is_bounded(monkeypatch):
 def test_speller_warm_up_loads_the_word_lists():
     Speller(set()).warm_up()  # raises if wordfreq's lists cannot be read
     assert Speller(set()).is_common_word("properly")
+
+
+@pytest.mark.parametrize(
+    ("word", "infinitive"), [("promueve", "promover"), ("cierra", "cerrar"), ("entiende", "entender")]
+)
+def test_stem_variants_undo_a_radical_changing_verbs_diphthong(word, infinitive):
+    assert stem(infinitive) in stem_variants(stem(word))
+    assert stem_variants("fond") == set()
+
+
+def test_articles_agree_with_the_units_noun():
+    assert with_article("Área de Ventas") == "el Área de Ventas"
+    assert of_article("Departamento de Análisis") == "del Departamento de Análisis"
+    assert of_article("Gerencia de Créditos", bold=True) == "de la **Gerencia de Créditos**"
+    assert of_article("Comité X") == "de Comité X"

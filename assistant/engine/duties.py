@@ -208,6 +208,8 @@ def _judged(
             return functions(engine, lang, a.units[0].unit, a.units[0].manual)
         return _uncovered(engine, lang, hits, topic, lead, lead)  # chit-chat: no word the manuals use
     if lead.support >= threshold:
+        group, scored = _better_lead(engine, hits, group, scored)
+        lead = scored[0]
         kept = [group[0]] + [
             h for h, s in zip(group[1:], scored[1 : len(group)], strict=False) if s.support >= threshold
         ]
@@ -217,6 +219,18 @@ def _judged(
         draft.support = lead.support
         return draft
     return _uncovered(engine, lang, hits, topic, lead, max(scored, key=lambda s: s.support))
+
+
+def _better_lead(
+    engine: GroundedEngine, hits: list[Hit], group: list[Hit], scored: list[Scored]
+) -> tuple[list[Hit], list[Scored]]:
+    """The group and its scores, led instead by the candidate line whose support beats the lead's by the
+    switch margin (a line just below in the retrieval order that covers the topic far better)."""
+    best = max(scored, key=lambda s: s.support)
+    by_id = {h.chunk.id: h for h in hits}
+    if best.support < scored[0].support + engine.settings.support_switch_margin or best.chunk.id not in by_id:
+        return group, scored
+    return [by_id[best.chunk.id]], [best, *(s for s in scored if s is not best)]
 
 
 def _other_units(hits: list[Hit], kept: list[Hit], rest: list[Scored], threshold: float) -> list[Hit]:

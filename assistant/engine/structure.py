@@ -25,7 +25,7 @@ from assistant.engine.query import (
 )
 from assistant.models import Citation, Hit, Manual, Unit
 from assistant.phrases import say
-from assistant.text import fold, lexical_terms
+from assistant.text import fold, lexical_terms, of_article
 
 if TYPE_CHECKING:
     from assistant.engine.engine import GroundedEngine
@@ -227,7 +227,8 @@ def _unit_reports(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual
         if grand is not None:
             p = grand
     who = unit.head or unit.name
-    text = say("structure_unit_reports", lang, who=who, unit=unit.name, parent=p.name, head=p.head)
+    parent_name = of_article(p.name, bold=True) if lang == "es" else f"the **{p.name}**"
+    text = say("structure_unit_reports", lang, who=who, unit=unit.name, parent=parent_name, head=p.head)
     return Draft(text, True, [_cite(pm, p.name, "organigrama", None, p.head or p.name)])
 
 
