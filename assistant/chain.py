@@ -130,9 +130,11 @@ def _borrow(
         positions = catalog.find_positions(user)
         if positions:
             return f"{question} ({positions[0]})"
-        if _ABOUT_MANUAL.search(fold(user)):
-            return f"{question} ({'el manual' if detect_language(question) == 'es' else 'the manual'})"
         topic = [w for w in tokens(user) if w not in STOP_ES and w not in STOP_EN and w not in _SHAPE]
+        if _ABOUT_MANUAL.search(fold(user)):
+            # "and what was it before?" after "¿Cuál es el código del manual?": the manual's code, not the manual.
+            about = [w for w in topic if w not in own]
+            return f"{question} ({' '.join(about) or ('el manual' if detect_language(question) == 'es' else 'the manual')})"
         if topic and _PRONOUN.search(folded) and _DUTY_ANSWER.search(bot):
             # "¿Y quién los promueve?" after "¿Quién formaliza los créditos hipotecarios?": the pronoun is the
             # previous question's object; its verb gives way to the new one.

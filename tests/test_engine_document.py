@@ -70,3 +70,24 @@ def test_an_ambiguous_question_lists_each_manual(engine, manuals, question, lang
 def test_the_answerer_passes_on_questions_that_are_not_about_the_manual(engine):
     a = engine.analyse("¿Quién es el jefe del Área de Ventas?", "¿Quién es el jefe del Área de Ventas?", "")
     assert document_answerer.answer(engine, a, "es", []) is None
+
+
+def test_how_many_versions_counts_the_versions_of_the_change_history(engine, manuals):
+    seed = manuals[0]
+    numbers = sorted({h.version for h in seed.history})
+    d = engine.answer(
+        "¿Cuántas versiones ha tenido el manual de la Gerencia de Servicio al Cliente?", "es", []
+    )
+    assert d.answered and f"registra **{len(numbers)}** versiones" in d.text
+    assert f"la vigente es la **{seed.version}**" in d.text
+    assert {c.manual for c in d.citations} == {seed.id}
+
+
+def test_the_code_as_it_was_is_left_to_the_change_history(engine, manuals):
+    seed = manuals[0]
+    recoded = next(c for h in seed.history for c in h.changes if "Recodificación" in c)
+    for question in ("what was the code of the Gerencia de Servicio al Cliente manual before?",
+                     "¿Cuándo cambió el código del manual de la Gerencia de Servicio al Cliente?"):  # fmt: skip
+        d = engine.answer(question, "en", [])
+        assert d.answered and f"«{recoded}»" in d.text
+        assert f"**{seed.code}**." not in d.text  # not today's code as if it answered

@@ -147,10 +147,45 @@ def test_which_unit_a_unit_reports_to_is_its_parent_not_its_sub_units(engine, ma
 
 
 @pytest.mark.parametrize(
-    ("name", "article"), [("Sección de Evaluación Técnica", "del"), ("Departamento de Análisis de Créditos", "de la")]
+    ("name", "article"),
+    [("Sección de Evaluación Técnica", "del"), ("Departamento de Análisis de Créditos", "de la")],
 )
 def test_a_unit_reports_to_its_parent_with_the_parents_article(engine, manuals, name, article):
     # "depende del Departamento …", "depende de la Gerencia …": the article agrees with the parent's noun.
     unit, _m = _unit(manuals, name)
     d = engine.answer(f"¿De qué dependencia depende {with_article(name)}?", "es", [])
     assert d.answered and f"depende {article} **{unit.parent}**" in d.text
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Who does the head of an agency report to?",
+        "the agencias report to quién?",
+        "¿A quién reportan las agencias?",
+    ],
+)
+def test_report_to_after_a_noun_is_the_verb(engine, manuals, question):
+    # "an agency report" reads like a report (a document) until "to …?" shows the reporting line.
+    unit, _m = _unit(manuals, "Agencias")
+    d = engine.answer(question, "en", [], expansion=engine.glossary.expand(question))
+    assert d.answered and f"**{unit.parent}**" in d.text
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["¿Quién es el jefe máximo de la Gerencia de Servicio al Cliente?",
+     "Who is the top boss of the Gerencia de Servicio al Cliente?"],
+)  # fmt: skip
+def test_a_rank_word_does_not_make_a_head_question_a_duty(engine, manuals, question):
+    unit, _m = _unit(manuals, "Gerencia de Servicio al Cliente")
+    d = engine.answer(question, "es", [])
+    assert d.answered and f"**{unit.head}**" in d.text
+
+
+def test_how_many_groups_a_gerencia_is_split_into_counts_its_units(engine, manuals):
+    seed = manuals[0]
+    top = next(u for u in seed.units if u.parent is None)
+    children = [u for u in seed.units if u.parent == top.name]
+    d = engine.answer("How many work groups is the Gerencia de Servicio al Cliente split into?", "en", [])
+    assert d.answered and f"**{len(children)} units directly under it**" in d.text

@@ -239,3 +239,10 @@ def test_a_radical_changing_verb_covers_its_infinitive(scorer):
     [scored] = scorer.score("promueve productos", [(scorer.chunks[3], 0.8)])
     assert scored.features["coverage"] == 1.0
     assert scorer.score("investiga mercado", [(scorer.chunks[3], 0.8)])[0].features["coverage"] < 1.0
+
+
+def test_a_follow_up_on_the_manuals_code_carries_the_code(catalog):
+    from assistant.chain import condense
+
+    history = [("¿Cuál es el código del manual?", "El código del manual es **901 0905**.")]
+    assert condense("and what was it before?", history, catalog) == "and what was it before? (codigo manual)"

@@ -9,6 +9,7 @@ from assistant.engine.common import Draft, Lang, _and, _cite, _date, _quote_bloc
 from assistant.engine.query import (
     _ABOUT_MANUAL,
     _CHANGE_WORDS,
+    _COUNT,
     _LATEST,
     _META_AUTH,
     _META_CODE,
@@ -17,7 +18,9 @@ from assistant.engine.query import (
     _META_OWNER,
     _META_REVIEWED,
     _META_VERSION,
+    _META_VERSIONS,
     _OBJECTIVE,
+    _PAST,
     _VERSION_NUM,
     Query,
 )
@@ -41,10 +44,10 @@ def _meta_for(m: Manual, q: str, lang: Lang) -> Draft | None:
     about = bool(_ABOUT_MANUAL.search(q))
     parts: list[str] = []
     cites: list[Citation] = []
-    if _META_CODE.search(q) and m.code:
+    changes = bool(_CHANGE_WORDS.search(q))  # "what changed in the latest version?" is for the history
+    if _META_CODE.search(q) and m.code and not changes and not _PAST.search(q):
         parts.append(say("document_code", lang, code=m.code))
         cites.append(_cite(m, None, "documento", None, m.code))
-    changes = bool(_CHANGE_WORDS.search(q))  # "what changed in the latest version?" is for the history
     current = bool(_LATEST.search(q)) and not changes  # "what is the current version?"
     if (
         (about or current)
@@ -54,6 +57,18 @@ def _meta_for(m: Manual, q: str, lang: Lang) -> Draft | None:
         and not _VERSION_NUM.search(q)
     ):
         parts.append(say("document_version", lang, version=m.version))
+    if about and _COUNT.search(q) and _META_VERSIONS.search(q) and m.history:
+        numbers = sorted({h.version for h in m.history})
+        parts.append(
+            say(
+                "document_version_count", lang,
+                count=len(numbers), first=numbers[0], last=numbers[-1], version=m.version or numbers[-1],
+            )
+        )  # fmt: skip
+        last = max(m.history, key=lambda h: h.version)
+        cites.append(
+            _cite(m, None, "modificaciones", str(last.version), last.changes[0] if last.changes else "")
+        )
     if _META_EFFECTIVE.search(q) and m.effective_date and not _VERSION_NUM.search(q):
         parts.append(say("document_effective", lang, date=_date(m.effective_date, lang), version=m.version))
         cites.append(_cite(m, None, "documento", None, spanish_date(m.effective_date)))

@@ -10,9 +10,14 @@ from assistant.engine.common import Draft, Lang, _cite, _date, manual_name, per_
 from assistant.engine.query import (
     _ABOUT_MANUAL,
     _CHANGE_WORDS,
+    _COUNT,
+    _GROUP_WORDS,
     _HISTORY,
     _HISTORY_STRONG,
     _LATEST,
+    _META_CODE,
+    _META_VERSIONS,
+    _RECODE,
     _RESPONSIBILITY,
     _VERSION_NUM,
     Query,
@@ -44,21 +49,10 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
 
 
 def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: list[Hit]) -> Draft | None:
+    if not _asks_history(a, hits):
+        return None
     q = a.q
     number = _VERSION_NUM.search(q)
-    rest = _VERSION_NUM.sub(" ", q)
-    if number and not _HISTORY.search(rest) and (a.units or a.positions or _RESPONSIBILITY.search(q)):
-        return None  # "¿Quién se encargaba del cobro según la versión 10?" asks about that version's content
-    top_is_history = bool(hits) and hits[0].chunk.section == "modificaciones"
-    cue = _HISTORY.search(q) or _HISTORY_STRONG.search(q)
-    if not (
-        number
-        or _HISTORY_STRONG.search(q)
-        or (cue and (top_is_history or a.positions or a.units or _ABOUT_MANUAL.search(q)))
-    ):
-        return None
-    if cue is None and number is None:
-        return None
     entries: list[HistoryEntry] = []
     if number:
         entries = [h for h in m.history if h.version == int(number.group(1))]
@@ -85,6 +79,33 @@ def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: 
         entries = _history_matches(engine, m, keys, q, hits)
     if not entries:
         return None
+    return _compose(engine, m, entries, keys, a, lang)
+
+
+def _asks_history(a: Query, hits: list[Hit]) -> bool:
+    """Whether the question is one the change history answers (a version, a change, a manual's past)."""
+    q = a.q
+    number = _VERSION_NUM.search(q)
+    rest = _VERSION_NUM.sub(" ", q)
+    if number and not _HISTORY.search(rest) and (a.units or a.positions or _RESPONSIBILITY.search(q)):
+        return False  # "¿Quién se encargaba del cobro según la versión 10?" asks about that version's content
+    cue = _HISTORY.search(q) or _HISTORY_STRONG.search(q)
+    dated = number or _HISTORY_STRONG.search(q) or re.search(r"\b(19|20)\d\d\b", q)
+    if _COUNT.search(q) and _GROUP_WORDS.search(q) and not dated:
+        return False  # "how many work groups is the gerencia split into?" counts today's structure
+    if _COUNT.search(q) and _META_VERSIONS.search(q) and not number:
+        return False  # "how many versions has it had?" is the document answerer's count
+    top_is_history = bool(hits) and hits[0].chunk.section == "modificaciones"
+    if number or _HISTORY_STRONG.search(q):
+        return True
+    return bool(cue and (top_is_history or a.positions or a.units or _ABOUT_MANUAL.search(q)))
+
+
+def _compose(
+    engine: GroundedEngine, m: Manual, entries: list[HistoryEntry], keys: list[str], a: Query, lang: Lang
+) -> Draft:
+    """The entries' changes, quoted (only those about the named units or positions, or the code, if any)."""
+    number = _VERSION_NUM.search(a.q)
     lines: list[str] = []
     cites: list[Citation] = []
     for h in entries:
@@ -92,6 +113,8 @@ def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: 
         if keys and not number:
             focused = [c for c in changes if any(k in fold(c) for k in keys)]
             changes = focused or changes
+        elif _META_CODE.search(a.q) and not number:
+            changes = [c for c in changes if _RECODE.search(fold(c))] or changes
         lines.append(say("history_version", lang, version=h.version, date=_date(h.date, lang)))
         for c in changes or [say("history_no_detail", lang)]:
             lines.append(f"- «{c}»")
@@ -129,9 +152,11 @@ def _history_matches(
         if h.chunk.section == "modificaciones" and (h.chunk.numeral or "").isdigit()
     }
     scored = []
+    about_code = bool(_META_CODE.search(q))
     for h in m.history:
         body = fold(" ".join(h.changes))
         score = 3.0 * sum(1 for k in keys if k in body)
+        score += 3.0 if about_code and _RECODE.search(body) else 0.0
         score += len(terms & set(lexical_terms(body)))
         score += 0.5 if rank.get(h.version) == 0 else 0.0
         scored.append((score, h))

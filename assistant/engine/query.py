@@ -22,11 +22,13 @@ _REPORTS = cue("reports")
 _WHERE = cue("where")
 # "send a monthly report to the Gerencia" names a document, not a reporting line.
 _REPORT_NOUN = cue("report_noun")
+# ... but "who does the head of an agency report to?", "the agencias report to quién?" ask a reporting line.
+_REPORT_VERB = cue("report_verb")
 
 
 def _asks_reports(q: str) -> bool:
     """Whether a question asks whom someone reports to (not about a report as a document)."""
-    return bool(_REPORTS.search(q)) and not _REPORT_NOUN.search(q)
+    return bool(_REPORTS.search(q)) and (not _REPORT_NOUN.search(q) or bool(_REPORT_VERB.search(q)))
 
 
 # "¿A qué gerencia pertenece el Área X?": the unit's place in the organisation, not a duty.
@@ -48,6 +50,11 @@ _META_CODE = cue("meta_code")
 _META_EFFECTIVE = cue("meta_effective")
 _META_AUTH = cue("meta_auth")
 _META_VERSION = cue("meta_version")
+# "what was the code before?": the manual as it was, for the change history to answer.
+_PAST = cue("past")
+# A change history entry that gave the manual a new code ("Recodificación del instrumento 901 231 905 por …").
+_RECODE = cue("recode")
+_META_VERSIONS = cue("meta_versions")
 _META_REVIEWED = cue("meta_reviewed")
 _META_OWNER = cue("meta_owner")
 _META_CREATED = cue("meta_created")
