@@ -189,3 +189,10 @@ def test_how_many_groups_a_gerencia_is_split_into_counts_its_units(engine, manua
     children = [u for u in seed.units if u.parent == top.name]
     d = engine.answer("How many work groups is the Gerencia de Servicio al Cliente split into?", "en", [])
     assert d.answered and f"**{len(children)} units directly under it**" in d.text
+
+
+def test_a_dependencia_jerarquica_question_asks_the_reporting_line(engine, manuals):
+    unit, _m = _unit(manuals, "Unidad de Talento Humano")
+    q = "What is the dependencia jerárquica of the Unidad de Talento Humano?"
+    d = engine.answer(q, "en", [], expansion=engine.glossary.expand(q))
+    assert d.answered and f"reports to the **{unit.parent}**" in d.text
