@@ -102,3 +102,23 @@ def test_a_far_better_supported_line_leads_instead_of_the_first_retrieved(engine
     # Within the margin, the retrieval order stands.
     close = Scored(second.chunk, {}, 0.3 + margin - 0.01)
     assert _better_lead(engine, [first, second], [first], [weak, close]) == ([first], [weak, close])
+
+
+def test_which_position_names_the_positions_titled_for_the_topic(engine, manuals):
+    m = manuals[0]
+    unit = m.unit("Área de Atención al Cliente")
+    titled = [p for p in unit.positions if "Electrónicos" in p]
+    f = next(f for f in unit.functions if "electrónicos" in f.text)
+    q = "¿Qué puesto se encarga de los servicios electrónicos?"
+    d = engine.answer(q, "es", [_hit(m, unit.name, f.numeral)])
+    assert d.answered and f"«{f.text}»" in d.text
+    assert "asigna las funciones a unidades, no a puestos" in d.text
+    assert titled and all(f"**{p}**" in d.text for p in titled)
+    assert f"**{unit.head}**" not in d.text  # a title made of its unit's name is not named for the topic
+
+
+def test_which_position_says_when_no_title_names_the_topic(engine, manuals):
+    m = manuals[0]
+    unit = m.unit("Área de Ventas")
+    d = engine.answer("¿Qué puesto desarrolla el plan comercial?", "es", [_hit(m, unit.name, "ii")])
+    assert d.answered and "ningún puesto lleva ese tema en su nombre" in d.text

@@ -6,13 +6,15 @@ import difflib
 import re
 from typing import TYPE_CHECKING
 
+from assistant.cues import cue_words
 from assistant.engine.catalog import _cognate, _Mention, _whole_words
 from assistant.engine.common import Draft, Lang, _quote_block, decline, unit_label
-from assistant.engine.query import _PLURAL_UNITS, _QUESTION_WORDS, Query, leftover_topic
+from assistant.engine.query import _PLURAL_UNITS, _QUESTION_WORDS, _WHICH_POSITION, Query, leftover_topic
 from assistant.engine.structure import functions
-from assistant.models import Chunk, Citation, Hit
+from assistant.models import Chunk, Citation, Hit, Unit
 from assistant.phrases import say
 from assistant.support import POLITE, Scored, SupportScorer
+from assistant.template import template
 from assistant.text import STOP_EN, STOP_ES, fold, lexical_terms, stem, tokens
 
 if TYPE_CHECKING:
@@ -108,7 +110,8 @@ def who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -
         if len(group) >= engine.settings.max_quotes:
             break
     if scorer is None:
-        return _compose_duties(engine, lang, _with_twins(engine, group))
+        draft = _compose_duties(engine, lang, _with_twins(engine, group))
+        return _with_positions(engine, a, lang, draft, group, topic_phrase(engine, a))
     return _judged(engine, a, lang, hits, group, scorer)
 
 
@@ -217,7 +220,7 @@ def _judged(
             kept += _other_units(hits, kept, scored[len(group) :], threshold)
         draft = _compose_duties(engine, lang, _with_twins(engine, kept))
         draft.support = lead.support
-        return draft
+        return _with_positions(engine, a, lang, draft, kept, topic)
     return _uncovered(engine, lang, hits, topic, lead, max(scored, key=lambda s: s.support))
 
 
@@ -231,6 +234,43 @@ def _better_lead(
     if best.support < scored[0].support + engine.settings.support_switch_margin or best.chunk.id not in by_id:
         return group, scored
     return [by_id[best.chunk.id]], [best, *(s for s in scored if s is not best)]
+
+
+def _with_positions(
+    engine: GroundedEngine, a: Query, lang: Lang, draft: Draft, kept: list[Hit], topic: str
+) -> Draft:
+    """The answer, and for "which position …?" the positions named for the topic."""
+    if _WHICH_POSITION.search(a.q):
+        draft.text += "\n\n" + _named_positions(engine, lang, kept, topic)
+    return draft
+
+
+def _named_positions(engine: GroundedEngine, lang: Lang, kept: list[Hit], topic: str) -> str:
+    """ "Which position handles X?": a MOF assigns duties to units; the positions of the answering units (or,
+    failing them, of the same manuals) whose title is made of the topic's words ("Asistente Servicios
+    Electrónicos" for "servicios electrónicos"), told as such."""
+    generic = {stem(w) for w in template().position_words} | {stem(w) for w in template().unit_words}
+    units = [p[0] for h in kept if (p := engine.catalog.unit(h.chunk.unit or "", h.chunk.manual_id))]
+    places = {t for u in units for t in lexical_terms(u.name)}
+    asked = {stem(w) for w in cue_words("position_nouns")}  # "puesto", "position": the question's frame
+    wanted = set(lexical_terms(topic)) - generic - places - asked
+
+    def named(position: str, unit: Unit) -> bool:
+        # Its own words: not its rank ("Asistente") nor its unit's name ("… de Atención al Cliente").
+        own = set(lexical_terms(position)) - generic - set(lexical_terms(unit.name))
+        return bool(own) and own <= wanted and len(own) >= len(wanted) / 2
+
+    manuals = {h.chunk.manual_id for h in kept}
+    found = [(p, u.name) for u in units for p in u.positions if named(p, u)]
+    if not found:
+        found = [
+            (p, u.name) for m in engine.catalog.manuals if m.id in manuals for u in m.units for p in u.positions
+            if named(p, u)
+        ]  # fmt: skip
+    if not found:
+        return say("duties_positions_not_named", lang)
+    shown = ", ".join(f"**{p}** ({unit})" for p, unit in dict.fromkeys(found))
+    return say("duties_positions_named", lang, positions=shown)
 
 
 def _other_units(hits: list[Hit], kept: list[Hit], rest: list[Scored], threshold: float) -> list[Hit]:
