@@ -127,6 +127,9 @@ def _borrow(
         mentions = catalog.find_units(user)
         if mentions:
             return f"{question} ({mentions[0].unit.name})"
+        former = catalog.history_names(user)
+        if former:
+            return f"{question} ({former[0]})"  # a unit only the change history names
         positions = catalog.find_positions(user)
         if positions:
             return f"{question} ({positions[0]})"

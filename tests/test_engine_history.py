@@ -11,6 +11,7 @@ from assistant.engine import GroundedEngine
 from assistant.ingest import load_file
 from assistant.models import Manual
 from assistant.parse import parse_document
+from assistant.text import fold
 from tests.fakes_ui import fixture_manuals, grounded_engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,3 +92,45 @@ def test_no_computed_changes_without_the_previous_version(versions, others):
     assert d.answered
     assert "→" not in d.text
     assert {c.manual for c in d.citations} == {v11.id}
+
+
+def _abolished_unit(m: Manual) -> tuple[str, int, int]:
+    """A unit the history both adds and abolishes, read off the seed's own history: (name, added, removed)."""
+    import re
+
+    for h in m.history:
+        for c in h.changes:
+            gone = re.search(r"Eliminación del (Área de [A-ZÁÉÍÓÚ][\w ]+?)\.", c)
+            if gone:
+                name = gone.group(1)
+                added = min(x.version for x in m.history if any(name in y for y in x.changes))
+                return name, added, h.version
+    raise AssertionError("the seed's history abolishes no área")
+
+
+def test_what_happened_to_an_abolished_unit_lists_each_entry_naming_it(versions):
+    v10, _v11 = versions
+    name, added, removed = _abolished_unit(v10)
+    assert not any(u.name == name for u in v10.units)  # only the history knows it
+    d = _engine([v10]).answer(f"¿Qué pasó con el {name}?", "es", [])
+    assert d.answered
+    assert f"**Versión {added}**" in d.text and f"**Versión {removed}**" in d.text
+    assert d.text.index(f"**Versión {added}**") < d.text.index(f"**Versión {removed}**")
+
+
+def test_when_a_unit_was_added_picks_the_entry_that_adds_it(versions):
+    v10, _v11 = versions
+    name, added, removed = _abolished_unit(v10)
+    d = _engine([v10]).answer(f"When was the {name} added?", "en", [])
+    assert d.answered and f"**Version {added}**" in d.text and f"**Version {removed}**" not in d.text
+
+
+def test_a_follow_up_keeps_a_unit_only_the_history_names(versions):
+    from assistant.chain import condense
+    from assistant.engine import Catalog
+
+    v10, _v11 = versions
+    name, _added, _removed = _abolished_unit(v10)
+    history = [(f"¿Qué pasó con el {name}?", "Según el historial de modificaciones …")]
+    out = condense("and when had it been added?", history, Catalog([v10]))
+    assert out == f"and when had it been added? ({fold(name)})"

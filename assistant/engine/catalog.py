@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from assistant.cues import cue_words
 from assistant.models import Function, Manual, Unit
+from assistant.template import template
 from assistant.text import STOP_ES, fold, stem, tokens
 
 _GENERIC_PREFIXES = tuple(cue_words("generic_prefixes"))
@@ -18,6 +19,10 @@ class _Mention:
     manual: Manual
     start: int
     end: int
+
+
+# The words units are named with ("área", "departamento" …), folded: a name starts with one.
+_UNIT_WORDS = template().unit_words
 
 
 def _whole_words(folded: str) -> re.Pattern[str]:
@@ -215,6 +220,23 @@ class Catalog:
         """Manuals a text names by their code ("901 0903")."""
         folded = fold(text)
         return [m for pattern, m in self._code_patterns if pattern.search(folded)]
+
+    def history_names(self, text: str, manual: Manual | None = None) -> list[str]:
+        """Unit names the text gives that only a change history knows ("¿Qué pasó con el Área de Proyección
+        Social?" once it was abolished): from a unit word, the longest run of words a history quotes (folded)."""
+        manuals = [manual] if manual is not None else self.manuals
+        body = fold(" ".join(c for m in manuals for h in m.history for c in h.changes))
+        words = fold(text).split()
+        found: list[str] = []
+        for i, w in enumerate(words):
+            if w.strip("¿?¡!.,;:()") not in _UNIT_WORDS:
+                continue
+            for j in range(min(len(words), i + 7), i + 1, -1):
+                name = " ".join(words[i:j]).strip("¿?¡!.,;:()")
+                if _whole_words(name).search(body):
+                    found.append(name)
+                    break
+        return found
 
     def find_positions(self, text: str) -> list[str]:
         """Positions named in a text (their manual spelling), longest first, without overlaps."""

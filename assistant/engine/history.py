@@ -20,6 +20,7 @@ from assistant.engine.query import (
     _RECODE,
     _RESPONSIBILITY,
     _VERSION_NUM,
+    CHANGE_KINDS,
     Query,
 )
 from assistant.models import Citation, HistoryEntry, Hit, Manual
@@ -49,7 +50,7 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
 
 
 def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: list[Hit]) -> Draft | None:
-    if not _asks_history(a, hits):
+    if not _asks_history(engine, a, hits):
         return None
     q = a.q
     number = _VERSION_NUM.search(q)
@@ -63,7 +64,11 @@ def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: 
     if not entries:
         years = {int(y) for y in re.findall(r"\b(19\d\d|20\d\d)\b", q)}
         entries = [h for h in m.history if h.date and h.date.year in years]
-    keys = [fold(p) for p in a.positions] + [fold(u.unit.name) for u in a.units]
+    keys = (
+        [fold(p) for p in a.positions]
+        + [fold(u.unit.name) for u in a.units]
+        + engine.catalog.history_names(q, m)
+    )
     asks_news = bool(_CHANGE_WORDS.search(q) or _LATEST.search(q))
     if (
         not entries
@@ -82,7 +87,7 @@ def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: 
     return _compose(engine, m, entries, keys, a, lang)
 
 
-def _asks_history(a: Query, hits: list[Hit]) -> bool:
+def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
     """Whether the question is one the change history answers (a version, a change, a manual's past)."""
     q = a.q
     number = _VERSION_NUM.search(q)
@@ -98,7 +103,8 @@ def _asks_history(a: Query, hits: list[Hit]) -> bool:
     top_is_history = bool(hits) and hits[0].chunk.section == "modificaciones"
     if number or _HISTORY_STRONG.search(q):
         return True
-    return bool(cue and (top_is_history or a.positions or a.units or _ABOUT_MANUAL.search(q)))
+    named = a.positions or a.units or engine.catalog.history_names(q)
+    return bool(cue and (top_is_history or named or _ABOUT_MANUAL.search(q)))
 
 
 def _compose(
@@ -151,12 +157,20 @@ def _history_matches(
         for i, h in enumerate(hits)
         if h.chunk.section == "modificaciones" and (h.chunk.numeral or "").isdigit()
     }
+    if keys and not any(kind.search(q) for kind in CHANGE_KINDS):
+        # What happened to a named unit or position: every entry that names it, oldest first.
+        keyed = [h for h in m.history if any(k in fold(" ".join(h.changes)) for k in keys)]
+        if keyed:
+            return sorted(keyed, key=lambda h: h.version)[-4:]
     scored = []
     about_code = bool(_META_CODE.search(q))
+    kinds = [kind for kind in CHANGE_KINDS if kind.search(q)]
     for h in m.history:
         body = fold(" ".join(h.changes))
         score = 3.0 * sum(1 for k in keys if k in body)
         score += 3.0 if about_code and _RECODE.search(body) else 0.0
+        named = [c for c in h.changes if any(k in fold(c) for k in keys)] if keys else h.changes
+        score += 2.0 * sum(1 for kind in kinds if any(kind.search(fold(c)) for c in named))
         score += len(terms & set(lexical_terms(body)))
         score += 0.5 if rank.get(h.version) == 0 else 0.0
         scored.append((score, h))

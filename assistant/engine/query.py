@@ -52,6 +52,8 @@ _META_AUTH = cue("meta_auth")
 _META_VERSION = cue("meta_version")
 # "what was the code before?": the manual as it was, for the change history to answer.
 _PAST = cue("past")
+# Each kind of change, as a question asks it and as a history line says it ("added" ~ "incorporación").
+CHANGE_KINDS = tuple(cue(f"kind_{k}") for k in ("created", "removed", "renamed", "moved"))
 # "¿Qué puesto se encarga de …?": a position, where the manual assigns duties to units.
 _WHICH_POSITION = cue("which_position")
 # A change history entry that gave the manual a new code ("Recodificación del instrumento 901 231 905 por …").
