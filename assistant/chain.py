@@ -28,7 +28,7 @@ from assistant.errors import AssistantError, StoreUnavailableError
 from assistant.models import Answer, Hit, Manual
 from assistant.phrases import say
 from assistant.retrieve import Glossary, HybridRetriever, ManualRetriever, Mode
-from assistant.safety import clean_question, has_content, known_word, strip_instructions
+from assistant.safety import clean_question, has_content, is_social, known_word, strip_instructions
 from assistant.settings import Settings
 from assistant.store import OpenIndex, Store
 from assistant.support import attach_support
@@ -342,7 +342,8 @@ class Assistant:
         lang = detect_language(safe or question)
         known = known_word(self.speller)
         rephrase = not has_content(question, known) or (bool(safe) and not has_content(safe, known))
-        if rephrase:
+        social = not rephrase and is_social(safe or question)
+        if rephrase or social:
             safe = ""
         standalone = condense(safe, history, self.grounded.catalog) if safe else ""
         if self.llm is not None and history and standalone == safe and safe:
@@ -363,6 +364,7 @@ class Assistant:
             "stripped": stripped,
             "started": started,
             "rephrase": rephrase,
+            "social": social,
         }
 
     def _retrieve(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -453,6 +455,8 @@ class Assistant:
             draft = self._with_version(draft, state["resolution"], lang)
         if state.get("rephrase"):
             draft = Draft(say("chain_rephrase", lang), False)
+        elif state.get("social"):
+            draft = Draft(say("chain_social", lang), False)
         return Answer(
             question=state["question"],
             answer=draft.text,

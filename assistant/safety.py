@@ -160,6 +160,20 @@ def has_content(text: str, known: Callable[[str], bool] | None = None) -> bool:
     return any(known(w) for w in words)
 
 
+def is_social(text: str) -> bool:
+    """Whether a message only thanks, greets or says goodbye ("muchas gracias por tu ayuda", "ok, bye"):
+    every word it has is a courtesy word or a stop word (the words: ``social`` in the cues file)."""
+    from assistant.cues import cue_words
+
+    social = frozenset(cue_words("social"))
+    words = [w for w in tokens(text) if not w.isdigit()]
+    return (
+        bool(words)
+        and any(w in social for w in words)
+        and all(w in social or w in STOP_ES or w in STOP_EN for w in words)
+    )
+
+
 def clean_question(text: object, max_chars: int) -> str:
     """Validate and normalise a question; raise `InvalidQuestionError` with a user-facing sentence."""
     from assistant.errors import InvalidQuestionError

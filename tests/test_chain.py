@@ -14,6 +14,7 @@ from assistant.clean import clean_text
 from assistant.errors import InvalidQuestionError
 from assistant.ingest import load_file
 from assistant.models import Answer
+from assistant.phrases import say
 from tests.conftest import REPO_ROOT, real_settings
 
 pytestmark = pytest.mark.integration
@@ -236,6 +237,14 @@ def test_questions_the_manual_does_not_cover_are_declined_briefly(real_assistant
     assert answer.citations == []
     assert len(answer.answer) < 400
     assert "«" not in answer.answer  # no quoted duty dressed up as an answer
+
+
+@pytest.mark.parametrize(("message", "language"), [("thanks for your help!", "en"), ("muchas gracias", "es")])
+def test_thanks_get_a_friendly_word_not_a_unit(real_assistant, message, language):
+    answer = real_assistant.ask(message)
+
+    assert not answer.answered and answer.citations == []
+    assert answer.answer == say("chain_social", language)
 
 
 # --- language and verbatim quotes

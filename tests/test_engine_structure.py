@@ -196,3 +196,9 @@ def test_a_dependencia_jerarquica_question_asks_the_reporting_line(engine, manua
     q = "What is the dependencia jerárquica of the Unidad de Talento Humano?"
     d = engine.answer(q, "en", [], expansion=engine.glossary.expand(q))
     assert d.answered and f"reports to the **{unit.parent}**" in d.text
+
+
+def test_a_greeting_before_a_head_question_is_no_topic(engine, manuals):
+    unit, _m = _unit(manuals, "Área de Ventas")
+    d = engine.answer("Hola, ¿quién dirige el Área de Ventas?", "es", [])
+    assert d.answered and f"**{unit.head}**" in d.text and "función" not in d.text

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 from assistant.cues import cue_words
 from assistant.engine.catalog import _cognate, _Mention, _whole_words
 from assistant.engine.common import Draft, Lang, _quote_block, decline, unit_label
-from assistant.engine.query import _PLURAL_UNITS, _QUESTION_WORDS, _WHICH_POSITION, Query, leftover_topic
+from assistant.engine.query import (
+    _GREETINGS,
+    _PLURAL_UNITS,
+    _QUESTION_WORDS,
+    _WHICH_POSITION,
+    Query,
+    leftover_topic,
+)
 from assistant.engine.structure import functions
 from assistant.models import Chunk, Citation, Hit, Unit
 from assistant.phrases import say
@@ -150,7 +157,7 @@ def topic_phrase(engine: GroundedEngine, a: Query, vocabulary: frozenset[str] = 
     kept: list[str] = []
     for m in re.finditer(r"[a-z0-9ñ]+", folded):
         w = m.group(0)
-        if w in _QUESTION_WORDS or w in STOP_ES or w in STOP_EN or w in POLITE:
+        if w in _QUESTION_WORDS or w in STOP_ES or w in STOP_EN or w in POLITE or w in _GREETINGS:
             continue
         if any(s <= m.start() and m.end() <= e for s, e in scope) or w in scope_words:
             continue

@@ -112,6 +112,8 @@ def _inside(name: str, text: str, spans: list[tuple[int, int]]) -> bool:
 
 
 _STRUCTURAL = tuple(cue_words("structural"))
+# "Hola, ¿quién dirige …?": a greeting is no part of the topic.
+_GREETINGS = frozenset(cue_words("greetings"))
 
 
 def leftover_topic(leftover: list[str]) -> bool:
@@ -185,7 +187,7 @@ def analyse(
     words = [
         w
         for w, d in zip(toks, drop, strict=True)
-        if not d and w not in _QUESTION_WORDS and not _names_a_time(w)
+        if not d and w not in _QUESTION_WORDS and w not in _GREETINGS and not _names_a_time(w)
     ]
     strong = units if explicit else [m for m in units if m.start < 0]  # named, or every word translated
     if catalog.many:
