@@ -78,6 +78,7 @@ class Catalog:
         self.units: list[tuple[Unit, Manual]] = [(u, m) for m in manuals for u in m.units]
         self._by_key = {(m.id, u.name): (u, m) for u, m in self.units}
         self._manual_of = {id(u): m for u, m in self.units}
+        self._history_texts: dict[str, str] = {}
         self.unit_aliases: list[tuple[str, Unit, Manual]] = []
         # "la gerencia", "the Director": the first word of a top unit's name or of its head's title names it
         # when no other served manual's top unit shares that word.
@@ -221,12 +222,23 @@ class Catalog:
         folded = fold(text)
         return [m for pattern, m in self._code_patterns if pattern.search(folded)]
 
+    def _history_text(self, manual: Manual) -> str:
+        """A manual's change history as one folded text (computed once)."""
+        found = self._history_texts.get(manual.id)
+        if found is None:
+            found = self._history_texts[manual.id] = fold(
+                " ".join(c for h in manual.history for c in h.changes)
+            )
+        return found
+
     def history_names(self, text: str, manual: Manual | None = None) -> list[str]:
         """Unit names the text gives that only a change history knows ("¿Qué pasó con el Área de Proyección
         Social?" once it was abolished): from a unit word, the longest run of words a history quotes (folded)."""
-        manuals = [manual] if manual is not None else self.manuals
-        body = fold(" ".join(c for m in manuals for h in m.history for c in h.changes))
         words = fold(text).split()
+        if not any(w.strip("¿?¡!.,;:()") in _UNIT_WORDS for w in words):
+            return []
+        manuals = [manual] if manual is not None else self.manuals
+        body = " ".join(self._history_text(m) for m in manuals)
         found: list[str] = []
         for i, w in enumerate(words):
             if w.strip("¿?¡!.,;:()") not in _UNIT_WORDS:

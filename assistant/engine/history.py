@@ -103,8 +103,11 @@ def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
     top_is_history = bool(hits) and hits[0].chunk.section == "modificaciones"
     if number or _HISTORY_STRONG.search(q):
         return True
-    named = a.positions or a.units or engine.catalog.history_names(q)
-    return bool(cue and (top_is_history or named or _ABOUT_MANUAL.search(q)))
+    if not cue:
+        return False
+    return bool(
+        top_is_history or a.positions or a.units or _ABOUT_MANUAL.search(q) or engine.catalog.history_names(q)
+    )
 
 
 def _compose(
