@@ -45,8 +45,9 @@ lint: $(DEVSTAMP)            ## ruff (lint + format check) and mypy on the packa
 	$(VENV)/bin/ruff format --check assistant evals tests app.py
 	$(VENV)/bin/mypy assistant
 
-eval: index                  ## the visible question set, ours beside the tutorial baseline; fails below the gates
+eval: index                  ## the CI gates: the visible set (ours beside the tutorial baseline), the held-out refusal floors
 	$(PY) -m evals.run --questions evals/questions.jsonl --out evals/out/visible.json --gate
+	$(PY) -m evals.run --questions evals/calibration/heldout.jsonl --out evals/out/calibration-heldout.json --no-compare --gate calibration-floor
 
 eval-heldout: index          ## the held-out question set (never used for tuning)
 	$(PY) -m evals.run --questions evals/heldout.jsonl --out evals/out/heldout.json

@@ -90,6 +90,18 @@ GATE_SETS: dict[str, Gates] = {
             Bound("correctness", 0.95),
         ),
     ),
+    # The CI gate on the same held-out half (`make eval`): floors a little under the figures measured when it
+    # was set (2026-12-02: refusal 0.743, false refusals 0.085, correctness 0.851), so that a change that makes
+    # the refusals on unseen questions worse fails CI while the targets above are not yet met.
+    "calibration-floor": Gates(
+        name="calibration-floor",
+        purpose="CI floors on the calibration held-out half (regressions of the refusal figures)",
+        bounds=(
+            Bound("refusal_accuracy", 0.70),
+            Bound("false_refusals", 0.12, upper=True),
+            Bound("correctness", 0.80),
+        ),
+    ),
 }
 GATES = GATE_SETS["visible"]
 

@@ -718,6 +718,19 @@ def test_gate_sets_hold_minima_and_maxima() -> None:
     assert calibration.to_json()["bounds"][1] == {"metric": "false_refusals", "limit": 0.03, "at_most": True}
 
 
+def test_the_ci_floor_gate_sits_under_the_issue_targets() -> None:
+    from evals.metrics import GATE_SETS
+
+    floor, target = GATE_SETS["calibration-floor"], GATE_SETS["calibration"]
+    limits = {b.metric: b.limit for b in floor.bounds}
+    assert {b.metric for b in floor.bounds} == {b.metric for b in target.bounds}
+    for b in target.bounds:  # looser than each target, in its own direction
+        assert limits[b.metric] > b.limit if b.upper else limits[b.metric] < b.limit
+    assert floor.check({"refusal_accuracy": 0.6, "false_refusals": 0.05, "correctness": 0.9}) == [
+        "refusal_accuracy is 0.600, below the gate of 0.70"
+    ]
+
+
 def test_gate_selects_a_set_and_plain_gate_keeps_the_visible_one(
     eval_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
