@@ -122,3 +122,13 @@ def test_which_position_says_when_no_title_names_the_topic(engine, manuals):
     unit = m.unit("Área de Ventas")
     d = engine.answer("¿Qué puesto desarrolla el plan comercial?", "es", [_hit(m, unit.name, "ii")])
     assert d.answered and "ningún puesto lleva ese tema en su nombre" in d.text
+
+
+def test_which_position_with_no_duty_line_names_the_positions_titled_for_it(engine, manuals):
+    titled = [(p, u) for m in manuals for u in m.units for p in u.positions if "Ventanilla" in p]
+    d = engine.answer("¿Qué puesto atiende la ventanilla?", "es", [])
+    assert d.answered and "ninguna función trata ese tema" in d.text
+    assert titled and all(f"**{p}** ({u.name})" in d.text for p, u in titled)
+    assert {(c.unit, c.quote, c.section) for c in d.citations} == {
+        (u.name, p, "organigrama") for p, u in titled
+    }

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from assistant.cues import cue_words
 from assistant.engine.catalog import _cognate, _Mention, _whole_words
-from assistant.engine.common import Draft, Lang, _quote_block, decline, unit_label
+from assistant.engine.common import Draft, Lang, _cite, _quote_block, decline, unit_label
 from assistant.engine.query import (
     _GREETINGS,
     _PLURAL_UNITS,
@@ -18,7 +19,7 @@ from assistant.engine.query import (
     leftover_topic,
 )
 from assistant.engine.structure import functions
-from assistant.models import Chunk, Citation, Hit, Unit
+from assistant.models import Chunk, Citation, Hit, Manual, Unit
 from assistant.phrases import say
 from assistant.support import POLITE, Scored, SupportScorer
 from assistant.template import template
@@ -54,6 +55,13 @@ def support(hits: list[Hit], leftover: list[str], expansion: str) -> tuple[float
 
 def who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Draft:
     """Who handles the topic: the best-supported duty lines, or an honest decline (always answers)."""
+    draft = _who_handles(engine, a, lang, hits)
+    if not draft.answered and _WHICH_POSITION.search(a.q):
+        return _positions_only(engine, a, lang) or draft
+    return draft
+
+
+def _who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Draft:
     scorer: SupportScorer | None = getattr(engine, "support_scorer", None)
     if scorer is None:
         # No calibrated model (unit tests with fakes): the older cosine + word-share gate.
@@ -248,36 +256,57 @@ def _with_positions(
 ) -> Draft:
     """The answer, and for "which position …?" the positions named for the topic."""
     if _WHICH_POSITION.search(a.q):
-        draft.text += "\n\n" + _named_positions(engine, lang, kept, topic)
+        places = {t for mention in a.units for t in lexical_terms(mention.unit.name)}
+        draft.text += "\n\n" + _named_positions(engine, lang, kept, topic, places)
     return draft
 
 
-def _named_positions(engine: GroundedEngine, lang: Lang, kept: list[Hit], topic: str) -> str:
-    """ "Which position handles X?": a MOF assigns duties to units; the positions of the answering units (or,
-    failing them, of the same manuals) whose title is made of the topic's words ("Asistente Servicios
-    Electrónicos" for "servicios electrónicos"), told as such."""
-    generic = {stem(w) for w in template().position_words} | {stem(w) for w in template().unit_words}
-    units = [p[0] for h in kept if (p := engine.catalog.unit(h.chunk.unit or "", h.chunk.manual_id))]
-    places = {t for u in units for t in lexical_terms(u.name)}
-    asked = {stem(w) for w in cue_words("position_nouns")}  # "puesto", "position": the question's frame
-    wanted = set(lexical_terms(topic)) - generic - places - asked
-
-    def named(position: str, unit: Unit) -> bool:
-        # Its own words: not its rank ("Asistente") nor its unit's name ("… de Atención al Cliente").
-        own = set(lexical_terms(position)) - generic - set(lexical_terms(unit.name))
-        return bool(own) and own <= wanted and len(own) >= len(wanted) / 2
-
-    manuals = {h.chunk.manual_id for h in kept}
-    found = [(p, u.name) for u in units for p in u.positions if named(p, u)]
-    if not found:
-        found = [
-            (p, u.name) for m in engine.catalog.manuals if m.id in manuals for u in m.units for p in u.positions
-            if named(p, u)
-        ]  # fmt: skip
+def _named_positions(
+    engine: GroundedEngine, lang: Lang, kept: list[Hit], topic: str, places: set[str]
+) -> str:
+    """ "Which position handles X?" after a duty answer: a MOF assigns duties to units; the positions of the
+    answering units (or, failing them, of the same manuals) named for the topic, told as such."""
+    units = [p for h in kept if (p := engine.catalog.unit(h.chunk.unit or "", h.chunk.manual_id))]
+    same_manuals = [(u, m) for u, m in engine.catalog.units if m.id in {h.chunk.manual_id for h in kept}]
+    found = titled_positions(units, topic, places) or titled_positions(same_manuals, topic, places)
     if not found:
         return say("duties_positions_not_named", lang)
-    shown = ", ".join(f"**{p}** ({unit})" for p, unit in dict.fromkeys(found))
-    return say("duties_positions_named", lang, positions=shown)
+    return say("duties_positions_named", lang, positions=_shown(found))
+
+
+def titled_positions(
+    units: list[tuple[Unit, Manual]],
+    topic: str,
+    places: Collection[str] = (),
+) -> list[tuple[str, Unit, Manual]]:
+    """The positions whose titles are made of the topic's words ("Asistente Servicios Electrónicos" for
+    "servicios electrónicos"): a title's own words (not its rank, "Asistente", nor its unit's name) all in the
+    topic, and at least half of the topic's words (without the words of the ``places`` it names)."""
+    generic = {stem(w) for w in template().position_words} | {stem(w) for w in template().unit_words}
+    asked = {stem(w) for w in cue_words("position_nouns")}  # "puesto", "position": the question's frame
+    wanted = set(lexical_terms(topic)) - generic - asked - set(places)
+    found = []
+    for u, m in units:
+        for p in u.positions:
+            own = set(lexical_terms(p)) - generic - set(lexical_terms(u.name))
+            if own and own <= wanted and len(own) >= len(wanted) / 2:
+                found.append((p, u, m))
+    return found
+
+
+def _shown(found: list[tuple[str, Unit, Manual]]) -> str:
+    return ", ".join(dict.fromkeys(f"**{p}** ({u.name})" for p, u, _m in found))
+
+
+def _positions_only(engine: GroundedEngine, a: Query, lang: Lang) -> Draft | None:
+    """ "¿Qué puesto atiende la ventanilla?" when no duty line covers it: the positions named for the topic."""
+    units = [(u, m) for u, m in engine.catalog.units if not a.manuals or m in a.manuals]
+    places = {t for mention in a.units for t in lexical_terms(mention.unit.name)}
+    found = titled_positions(units, topic_phrase(engine, a), places)
+    if not found:
+        return None
+    cites = [_cite(m, u.name, "organigrama", None, p) for p, u, m in found]
+    return Draft(say("duties_positions_only", lang, positions=_shown(found)), True, cites)
 
 
 def _other_units(hits: list[Hit], kept: list[Hit], rest: list[Scored], threshold: float) -> list[Hit]:
