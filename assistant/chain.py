@@ -142,11 +142,45 @@ def _borrow(
             # "¿Y quién los promueve?" after "¿Quién formaliza los créditos hipotecarios?": the pronoun is the
             # previous question's object; its verb gives way to the new one.
             carried = topic[1:] if own and len(topic) > 1 else topic
+            phrases = _object_phrases(user) if own else []
+            if len(phrases) > 1:
+                carried = _antecedent(phrases, _PRONOUN.search(folded).group(0))  # type: ignore[union-attr]
             return f"{question} ({' '.join(carried)})"
         mentions = catalog.find_units(bot)
         if mentions:
             return f"{question} ({mentions[0].unit.name})"
     return question
+
+
+# Words that open a noun phrase's complement ("los impuestos | de los activos"): where a pronoun's candidates split.
+_PREPOSITIONS = frozenset("de del a al en para por sobre con of on for in at to about from with".split())
+_PLURAL_PRONOUNS = frozenset("los las les them those these esos esas".split())
+
+
+def _object_phrases(user: str) -> list[list[str]]:
+    """The noun phrases of a question's object, in order: "who pays the municipal taxes on repossessed
+    properties?" → [municipal taxes], [repossessed properties] (its verb, the first content word, left out)."""
+    phrases: list[list[str]] = [[]]
+    verb_seen = False
+    for w in tokens(user):
+        if w in _PREPOSITIONS:
+            if phrases[-1]:
+                phrases.append([])
+            continue
+        if w in STOP_ES or w in STOP_EN or w in _SHAPE:
+            continue
+        if not verb_seen:
+            verb_seen = True
+            continue
+        phrases[-1].append(w)
+    return [p for p in phrases if p]
+
+
+def _antecedent(phrases: list[list[str]], pronoun: str) -> list[str]:
+    """The phrase a pronoun stands for: the last one agreeing in number ("them", "los": a plural head word)."""
+    plural = pronoun in _PLURAL_PRONOUNS
+    agreeing = [p for p in phrases if p[0].endswith("s") == plural]
+    return (agreeing or phrases)[-1]
 
 
 def _swap_version(folded: str, previous_user: list[str]) -> str | None:

@@ -246,3 +246,22 @@ def test_a_follow_up_on_the_manuals_code_carries_the_code(catalog):
 
     history = [("¿Cuál es el código del manual?", "El código del manual es **901 0905**.")]
     assert condense("and what was it before?", history, catalog) == "and what was it before? (codigo manual)"
+
+
+@pytest.mark.parametrize(
+    ("previous", "follow_up", "carried"),
+    [
+        # "them": the last plural phrase of the object, not the taxes paid on it.
+        ("Who pays the municipal taxes on repossessed properties?", "and who coordinates selling them?",
+         "(repossessed properties)"),
+        ("¿Quién paga los impuestos municipales de los inmuebles adjudicados?", "¿Y quién los vende?",
+         "(inmuebles adjudicados)"),
+        # One phrase: all of it, as before.
+        ("¿Quién formaliza los créditos hipotecarios?", "¿Y quién los promueve?", "(creditos hipotecarios)"),
+    ],
+)  # fmt: skip
+def test_a_pronoun_stands_for_the_last_phrase_agreeing_in_number(catalog, previous, follow_up, carried):
+    from assistant.chain import condense
+
+    history = [(previous, "Según el manual, se encarga **Área de Ventas** …")]
+    assert condense(follow_up, history, catalog) == f"{follow_up} {carried}"
