@@ -63,6 +63,10 @@ _SHAPE = frozenset(
     "encarga maneja hace does do".split()
 )
 _VERSION_REF = re.compile(r"\b(version|v\.?)\s*(\d+)\b")
+# A follow-up pointing back to the time the previous question named ("which manual lost validity then?").
+_THEN = re.compile(
+    r"\b(then|by then|at that time|entonces|para entonces|en ese momento|en esa version|in that version)\b"
+)
 # A follow-up about a unit itself (its positions, head, objective, "that area"), not about a duty's topic.
 _ABOUT_UNIT = re.compile(
     r"\b(that|this|esa|esta|dicha) (area|unit|unidad|office|oficina|department|departamento|dependencia)\b|"
@@ -104,6 +108,10 @@ def condense(question: str, history: History | None, catalog: Catalog) -> str:
         return question
     if units_now or positions_now:
         return question
+    version = _then_version(folded, previous_user)
+    if version:
+        word = "versión" if detect_language(question) == "es" else "version"
+        return f"{question} ({word} {version})"  # "which manual lost validity then?" after "… versión 2?"
     if not (_FOLLOW_UP.search(folded) or len(words) <= 6):
         return question
     return _borrow(question, folded, words, list(history), catalog)
@@ -181,6 +189,14 @@ def _antecedent(phrases: list[list[str]], pronoun: str) -> list[str]:
     plural = pronoun in _PLURAL_PRONOUNS
     agreeing = [p for p in phrases if p[0].endswith("s") == plural]
     return (agreeing or phrases)[-1]
+
+
+def _then_version(folded: str, previous_user: list[str]) -> str | None:
+    """The version the previous question named, when this one points back to it ("then", "entonces")."""
+    if not previous_user or not _THEN.search(folded) or _VERSION_REF.search(folded):
+        return None
+    before = _VERSION_REF.search(fold(previous_user[-1]))
+    return before.group(2) if before else None
 
 
 def _swap_version(folded: str, previous_user: list[str]) -> str | None:

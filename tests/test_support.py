@@ -265,3 +265,20 @@ def test_a_pronoun_stands_for_the_last_phrase_agreeing_in_number(catalog, previo
 
     history = [(previous, "Según el manual, se encarga **Área de Ventas** …")]
     assert condense(follow_up, history, catalog) == f"{follow_up} {carried}"
+
+
+@pytest.mark.parametrize(
+    ("follow_up", "carried"),
+    [
+        ("which manual lost validity then?", "(version 2)"),
+        ("¿y qué puestos se eliminaron entonces?", "(versión 2)"),
+    ],
+)
+def test_then_points_back_to_the_version_asked_before(catalog, follow_up, carried):
+    from assistant.chain import condense
+
+    history = [("¿Qué cambió en la versión 2?", "Según el historial de modificaciones …")]
+    assert condense(follow_up, history, catalog) == f"{follow_up} {carried}"
+    assert (
+        condense(follow_up, [("¿Quién dirige el Área de Ventas?", "…")], catalog) != f"{follow_up} {carried}"
+    )
