@@ -24,6 +24,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from assistant.chunk import spanish_date
 from assistant.embed import get_embedder
 from assistant.engine import Catalog, Draft, GroundedEngine, load_scope
+from assistant.engine.query import FollowUp
 from assistant.errors import AssistantError, StoreUnavailableError
 from assistant.models import Answer, Hit, Manual
 from assistant.phrases import say
@@ -62,6 +63,7 @@ _SHAPE = frozenset(
     "quien quienes que cual cuales como donde cuando who which what how where when and y handles handle "
     "encarga maneja hace does do".split()
 )
+_QUOTED = re.compile(r"«([^»]+)»")  # a line an answer quotes
 _VERSION_REF = re.compile(r"\b(version|v\.?)\s*(\d+)\b")
 # A follow-up pointing back to the time the previous question named ("which manual lost validity then?").
 _THEN = re.compile(
@@ -415,6 +417,7 @@ class Assistant:
             "started": started,
             "rephrase": rephrase,
             "social": social,
+            "safe": safe,
         }
 
     def _retrieve(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -496,11 +499,11 @@ class Assistant:
             except LLMFailure as exc:
                 fallback = exc.reason
                 draft = self._engine_for(state["scope"]).answer(
-                    state["standalone"], lang, hits, state["expansion"], state["corrected"]
+                    state["standalone"], lang, hits, state["expansion"], state["corrected"], _follow_up(state)
                 )
         else:
             draft = self._engine_for(state["scope"]).answer(
-                state["standalone"], lang, hits, state["expansion"], state["corrected"]
+                state["standalone"], lang, hits, state["expansion"], state["corrected"], _follow_up(state)
             )
             draft = self._with_version(draft, state["resolution"], lang)
         if state.get("rephrase"):
@@ -521,6 +524,14 @@ class Assistant:
             standalone_question=state["standalone"] if state["standalone"] != state["question"] else None,
             fallback_reason=fallback,
         )
+
+
+def _follow_up(state: dict[str, Any]) -> FollowUp | None:
+    """A question rewritten from the conversation: the user's own words and what the last answer quoted."""
+    own, history = state.get("safe", ""), state.get("history") or []
+    if not history or not own or state["standalone"] == own or not state["standalone"].startswith(own):
+        return None  # not rewritten, or rewritten as the previous question for another unit or version
+    return FollowUp(own, frozenset(_QUOTED.findall(history[-1][1])))
 
 
 def _version_line(catalogue: Catalogue, manual: Manual, lang: str) -> str:

@@ -15,6 +15,7 @@ from assistant.errors import InvalidQuestionError
 from assistant.ingest import load_file
 from assistant.models import Answer
 from assistant.phrases import say
+from assistant.text import fold
 from tests.conftest import REPO_ROOT, real_settings
 
 pytestmark = pytest.mark.integration
@@ -339,6 +340,20 @@ def test_follow_up_what_about_another_agency_repeats_the_question_for_it(real_as
     assert "Agencia San Miguel" in answer.answer
     assert "Gestor Recuperación Administrativa y Judicial" in answer.answer  # a San Miguel-only position
     assert "Colaborador Técnico Jurídico Agencia" not in answer.answer
+
+
+def test_a_follow_up_with_a_new_action_is_not_answered_by_the_previous_line(real_assistant):
+    question = "¿Quién formaliza los créditos hipotecarios?"
+    first = real_assistant.ask(question)
+    [line] = {c.quote for c in first.citations}
+
+    promotes = real_assistant.ask("¿Y quién los promueve?", [(question, first.answer)])
+    assert promotes.answered and line not in promotes.answer
+    assert all("promov" in fold(c.quote) for c in promotes.citations)
+
+    audits = real_assistant.ask("¿y quién los audita?", [(question, first.answer)])
+    assert not audits.answered  # no line holds the new action: the previous one is only the closest
+    assert f"«{line}»" in audits.answer
 
 
 # --- injection and invalid input

@@ -23,7 +23,7 @@ from assistant.models import Chunk, Citation, Hit, Manual, Unit
 from assistant.phrases import say
 from assistant.support import POLITE, Scored, SupportScorer
 from assistant.template import template
-from assistant.text import STOP_EN, STOP_ES, fold, lexical_terms, stem, tokens
+from assistant.text import STOP_EN, STOP_ES, fold, lexical_terms, stem, stem_variants, tokens
 
 if TYPE_CHECKING:
     from assistant.engine.engine import GroundedEngine
@@ -165,6 +165,8 @@ def topic_phrase(engine: GroundedEngine, a: Query, vocabulary: frozenset[str] = 
     kept: list[str] = []
     for m in re.finditer(r"[a-z0-9ñ]+", folded):
         w = m.group(0)
+        if len(w) < 2 and not w.isdigit():
+            continue  # the "t" of "can't"
         if w in _QUESTION_WORDS or w in STOP_ES or w in STOP_EN or w in POLITE or w in _GREETINGS:
             continue
         if any(s <= m.start() and m.end() <= e for s, e in scope) or w in scope_words:
@@ -228,6 +230,18 @@ def _judged(
     if lead.support >= threshold:
         group, scored = _better_lead(engine, hits, group, scored)
         lead = scored[0]
+        if _repeats_without_own_words(engine, a, lead.chunk):
+            # The previous answer's line again, without the follow-up's action: a line holding the action, or none.
+            action = _follow_up_action(engine, a)
+            by_id = {h.chunk.id: h for h in hits}
+            acting = [
+                s for s in scored
+                if s.support >= threshold and s.chunk.id in by_id and action & set(lexical_terms(s.chunk.quote))
+            ]  # fmt: skip
+            if not acting:
+                return _uncovered(engine, lang, hits, topic, lead, lead)
+            lead = max(acting, key=lambda s: s.support)
+            group, scored = [by_id[lead.chunk.id]], [lead, *(s for s in scored if s is not lead)]
         kept = [group[0]] + [
             h for h, s in zip(group[1:], scored[1 : len(group)], strict=False) if s.support >= threshold
         ]
@@ -237,6 +251,30 @@ def _judged(
         draft.support = lead.support
         return _with_positions(engine, a, lang, draft, kept, topic)
     return _uncovered(engine, lang, hits, topic, lead, max(scored, key=lambda s: s.support))
+
+
+def _follow_up_action(engine: GroundedEngine, a: Query) -> set[str]:
+    """The stems of a follow-up's action: its first own word (and the forms a Spanish verb's stem alternates
+    with) and the glossary translation of its words; empty when the question is not a follow-up."""
+    f = a.follow_up
+    words = [t for t in lexical_terms(f.text) if t not in _QUESTION_STEMS] if f else []
+    if f is None or not words:
+        return set()
+    expanded = lexical_terms(engine.glossary.expand(f.text) if engine.glossary else "")
+    return {words[0], *stem_variants(words[0]), *expanded}
+
+
+def _repeats_without_own_words(engine: GroundedEngine, a: Query, chunk: Chunk) -> bool:
+    """A follow-up ("¿y quién audita esa cartera?") borrows its object from the previous question, so the line
+    that answered that one covers it by construction: the same line answers again only if it also holds the
+    follow-up's action."""
+    action = _follow_up_action(engine, a)
+    if not action or a.follow_up is None or chunk.quote not in a.follow_up.quotes:
+        return False
+    return not action & set(lexical_terms(chunk.quote))
+
+
+_QUESTION_STEMS = frozenset(stem(w) for w in _QUESTION_WORDS)
 
 
 def _better_lead(

@@ -15,7 +15,7 @@ from assistant.engine import document, duties, history, structure
 from assistant.engine.catalog import Catalog
 from assistant.engine.common import Draft, Lang
 from assistant.engine.decline import ScopeTopic, out_of_scope
-from assistant.engine.query import _HISTORY_STRONG, _VERSION_NUM, Query, analyse
+from assistant.engine.query import _HISTORY_STRONG, _VERSION_NUM, FollowUp, Query, analyse
 from assistant.models import Hit, Manual
 from assistant.phrases import say
 from assistant.retrieve import Glossary
@@ -70,10 +70,17 @@ class GroundedEngine:
     # --- entry point ---------------------------------------------------------------------------------
 
     def answer(
-        self, question: str, lang: Lang, hits: list[Hit], expansion: str = "", corrected: str | None = None
+        self,
+        question: str,
+        lang: Lang,
+        hits: list[Hit],
+        expansion: str = "",
+        corrected: str | None = None,
+        follow_up: FollowUp | None = None,
     ) -> Draft:
         """Compose the answer for a (standalone, sanitised) question, its hits and its typo-corrected form."""
         a = self.analyse(question, corrected or question, expansion)
+        a.follow_up = follow_up
         hits = self._scoped_hits(a, hits)
         declined = out_of_scope(self, a, lang, hits)
         if declined is not None:

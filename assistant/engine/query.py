@@ -67,6 +67,15 @@ _QUESTION_WORDS = frozenset(cue_words("question_words"))
 _DETERMINERS = frozenset(cue_words("determiners"))
 
 
+@dataclass(frozen=True)
+class FollowUp:
+    """A follow-up rewritten with the previous question's topic: the user's own words, and the lines the
+    previous answer quoted."""
+
+    text: str
+    quotes: frozenset[str]
+
+
 @dataclass
 class Query:
     """A question analysed once: the units, positions and manuals it names and the topic words left over."""
@@ -81,6 +90,7 @@ class Query:
     manuals: list[Manual] = field(default_factory=list)
     scoped: bool = False  # the question itself narrowed `manuals`
     expansion: str = ""  # the question's glossary translation (EN↔ES), as retrieval used it
+    follow_up: FollowUp | None = None  # set when the question leans on the previous answer's topic
 
 
 def _names_a_time(word: str) -> bool:
