@@ -132,3 +132,20 @@ def test_which_position_with_no_duty_line_names_the_positions_titled_for_it(engi
     assert {(c.unit, c.quote, c.section) for c in d.citations} == {
         (u.name, p, "organigrama") for p, u in titled
     }
+
+
+@pytest.mark.parametrize(
+    ("question", "place"),
+    [
+        ("En la Agencia Santa Ana, ¿quién recupera los créditos en mora?", True),
+        ("¿Quién recupera los créditos en mora? (Agencia Santa Ana)", True),
+        ("¿Quién entrega los inmuebles a la Agencia Santa Ana?", False),
+        ("Who drafts the contracts once the Agencia Santa Ana has approved them?", False),
+    ],
+)
+def test_a_unit_is_a_place_only_where_the_duty_is_done(engine, question, place):
+    from assistant.engine.duties import _as_place
+
+    a = engine.analyse(question, question, "")
+    [mention] = [m for m in a.units if m.unit.name == "Agencia Santa Ana"]
+    assert _as_place(a, mention) is place

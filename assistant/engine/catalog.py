@@ -17,8 +17,9 @@ _GENERIC_PREFIXES = tuple(cue_words("generic_prefixes"))
 class _Mention:
     unit: Unit
     manual: Manual
-    start: int
+    start: int  # where the name is in the text searched (-1: found by its words' meaning)
     end: int
+    in_expansion: bool = False  # found in the glossary translation: start/end are offsets in that text
 
 
 # The words units are named with ("área", "departamento" …), folded: a name starts with one.

@@ -12,6 +12,7 @@ from assistant.engine.catalog import _cognate, _Mention, _whole_words
 from assistant.engine.common import Draft, Lang, _cite, _quote_block, decline, unit_label
 from assistant.engine.query import (
     _GREETINGS,
+    _LOCATIVE,
     _PLURAL_UNITS,
     _QUESTION_WORDS,
     _WHICH_POSITION,
@@ -84,6 +85,7 @@ def _who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) 
         for m in a.units
         if not any(t in fold(best.chunk.quote) for t in tokens(m.unit.name) if len(t) > 3)
         and not _names_gerencia(m)
+        and _as_place(a, m)
     }
     if places and engine.search_in_unit is not None:
         for manual_id, place in sorted(places):
@@ -128,6 +130,13 @@ def _who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) 
         draft = _compose_duties(engine, lang, _with_twins(engine, group))
         return _with_positions(engine, a, lang, draft, group, topic_phrase(engine, a))
     return _judged(engine, a, lang, hits, group, scorer)
+
+
+def _as_place(a: Query, m: _Mention) -> bool:
+    """Whether a unit is named as where the duty is done ("En San Miguel, …", "at an agency"), not as the other
+    party of it ("once the UACI has awarded …", "… al Área de Activos Extraordinarios"). A unit found only
+    through the glossary, with no place in the text, counts as a place."""
+    return m.start < 0 or m.in_expansion or bool(_LOCATIVE.search(fold(a.text)[: m.start]))
 
 
 def _is_duty(chunk: Chunk) -> bool:

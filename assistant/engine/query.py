@@ -4,7 +4,7 @@ intent cues (data/cues.json) the answerers route on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from assistant.cues import cue, cue_words
 from assistant.engine.catalog import Catalog, _cognate, _Mention, _whole_words
@@ -52,6 +52,8 @@ _META_AUTH = cue("meta_auth")
 _META_VERSION = cue("meta_version")
 # "what was the code before?": the manual as it was, for the change history to answer.
 _PAST = cue("past")
+# The words before a unit named as where something is done ("en la", "at an").
+_LOCATIVE = cue("locative")
 # Each kind of change, as a question asks it and as a history line says it ("added" ~ "incorporación").
 CHANGE_KINDS = tuple(cue(f"kind_{k}") for k in ("created", "removed", "renamed", "moved"))
 # "¿Qué puesto se encarga de …?": a position, where the manual assigns duties to units.
@@ -234,7 +236,7 @@ def _units_by_meaning(catalog: Catalog, fixed: str, expansion: str) -> list[_Men
     others = [m for m in catalog.find_units(expansion) if m.manual.id not in named]
     if named and all(m.unit.parent is not None for m in units):
         return units + [_Mention(m.unit, m.manual, -1, -1) for m in others if m.unit.parent is not None]
-    return units or others
+    return units or [replace(m, in_expansion=True) for m in others]
 
 
 def resolve_scope(
