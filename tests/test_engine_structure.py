@@ -202,3 +202,19 @@ def test_a_greeting_before_a_head_question_is_no_topic(engine, manuals):
     unit, _m = _unit(manuals, "Área de Ventas")
     d = engine.answer("Hola, ¿quién dirige el Área de Ventas?", "es", [])
     assert d.answered and f"**{unit.head}**" in d.text and "función" not in d.text
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["¿Quién es el jefe del Motorista?", "¿En qué dependencia trabaja el Motorista y quién es su jefe?"],
+)
+def test_the_boss_of_a_position_is_whom_it_reports_to(engine, manuals, question):
+    unit, _m = _unit(manuals, "Unidad de Transporte")
+    assert "Motorista" in unit.positions
+    d = engine.answer(question, "es", [])
+    assert d.answered and f"En {unit.name}, depende del **{unit.head}**" in d.text
+
+
+def test_a_position_named_jefe_is_not_asked_for_its_boss(engine):
+    d = engine.answer("¿Quién es el Jefe de Agencia?", "es", [])
+    assert d.answered and "depende del" not in d.text

@@ -40,7 +40,7 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
     if staff is not None:
         return staff
     if a.positions and not _FUNCTIONS.search(q):
-        if _asks_reports(q):
+        if _asks_reports(q) or _asks_boss_of(a):
             return _position_reports(engine, lang, a.positions[0], a.units[0] if a.units else None)
         if _WHERE.search(q) or not topic:
             return _where_position(engine, lang, a.positions[0])
@@ -71,6 +71,17 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
     if _FUNCTIONS.search(q) and not topic:
         return functions(engine, lang, unit, manual)
     return None
+
+
+def _asks_boss_of(a: Query) -> bool:
+    """ "¿Quién es el jefe del Motorista?": a head word outside the position's own name, with no unit named,
+    asks whom the position reports to."""
+    if a.units:
+        return False
+    rest = a.q
+    for p in a.positions:
+        rest = rest.replace(fold(p), " ")
+    return bool(_HEAD.search(rest))
 
 
 def _without_unit_words_positions(engine: GroundedEngine, a: Query) -> Query:
