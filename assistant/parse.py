@@ -382,8 +382,35 @@ def _parse_groups(body: str, top: str, warnings: list[str]) -> list[Unit]:
     return units
 
 
+def _chartless_heads(units: list[Unit]) -> list[Unit]:
+    """A unit with no chart of its own gets its head from its parent's chart, when that chart ends with the
+    heads of the parent's units in their order: every other unit's head is where it should be, so the one
+    position at the chartless unit's place is its head (the template lists the groups' heads in order)."""
+    children: dict[str | None, list[Unit]] = {}
+    for u in units:
+        children.setdefault(u.parent, []).append(u)
+    heads: dict[str, str] = {}
+    for parent in units:
+        kids = [k for k in children.get(parent.name, []) if k.name != parent.name]
+        if not kids or len(parent.positions) <= len(kids):
+            continue
+        tail = parent.positions[-len(kids) :]
+        known = [(k, t) for k, t in zip(kids, tail, strict=True) if k.head]
+        blank = [(k, t) for k, t in zip(kids, tail, strict=True) if not k.head]
+        if len(known) < 2 or not blank or any(k.head != t for k, t in known):
+            continue
+        for k, t in blank:
+            if not k.positions and not children.get(k.name) and t not in {h for _, h in known}:
+                heads[k.name] = t
+    return [
+        u.model_copy(update={"head": heads[u.name], "positions": [heads[u.name]]}) if u.name in heads else u
+        for u in units
+    ]
+
+
 def _without_descendant_heads(units: list[Unit]) -> list[Unit]:
     """A unit's chart lists the heads of the units under it; they belong to those units, not its staff."""
+    units = _chartless_heads(units)
     children: dict[str | None, list[Unit]] = {}
     for u in units:
         children.setdefault(u.parent, []).append(u)

@@ -613,3 +613,27 @@ def test_a_malformed_template_file_names_the_file_and_the_field(tmp_path: Path) 
     bad.write_text("{", encoding="utf-8")
     with pytest.raises(TemplateError, match="is not valid JSON"):
         load_template(bad)
+
+
+def test_a_unit_without_a_chart_takes_its_head_from_its_parents_chart_when_the_heads_line_up():
+    from assistant.models import Unit
+    from assistant.parse import _without_descendant_heads
+
+    top = Unit(
+        name="G",
+        parent=None,
+        head="Gerente",
+        positions=["Gerente", "Secretaria", "Jefe A", "Jefe B", "Oficial C"],
+    )
+    kids = [
+        Unit(name="A", parent="G", head="Jefe A", positions=["Jefe A", "Auxiliar"]),
+        Unit(name="B", parent="G", head="Jefe B", positions=["Jefe B"]),
+        Unit(name="C", parent="G", head=None, positions=[]),
+    ]
+    units = {u.name: u for u in _without_descendant_heads([top, *kids])}
+    assert (units["C"].head, units["C"].positions) == ("Oficial C", ["Oficial C"])
+    assert units["G"].positions == ["Gerente", "Secretaria"]
+    # When the known heads do not line up with the chart's end, nothing is guessed.
+    shuffled = top.model_copy(update={"positions": ["Gerente", "Jefe B", "Jefe A", "Oficial C"]})
+    units = {u.name: u for u in _without_descendant_heads([shuffled, *kids])}
+    assert units["C"].head is None

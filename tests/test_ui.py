@@ -445,11 +445,12 @@ def _handler(app: gr.Blocks, name: str) -> Callable[..., Any]:
 
 def test_fixture_manuals_load_as_real_manual_objects() -> None:
     manuals = real_manuals()
-    assert [m.code for m in manuals] == ["901 0905", "901 0910", "901 0903"]
+    assert [m.code for m in manuals] == ["901 0905", "901 0910", "901 0903", "901 0907"]
     assert [m.gerencia for m in manuals] == [
         "Gerencia de Servicio al Cliente",
         "Dirección de Administración",
         "Gerencia de Créditos",
+        "Gerencia Legal",
     ]
     assert all(m.effective_date is not None for m in manuals)
 
@@ -457,8 +458,9 @@ def test_fixture_manuals_load_as_real_manual_objects() -> None:
 def test_header_lists_every_manual_and_one_manual_looks_as_before() -> None:
     manuals = real_manuals()
     header = header_html(manuals)
-    assert "3 gerencias" in header
-    for manual, date_text in zip(manuals, ["15 mar 2016", "18 ago 2014", "2 feb 2015"], strict=True):
+    assert "4 gerencias" in header
+    dates = ["15 mar 2016", "18 ago 2014", "2 feb 2015", "3 nov 2015"]
+    for manual, date_text in zip(manuals, dates, strict=True):
         assert f"<b>{manual.gerencia}</b>" in header
         assert f"{manual.code} · v{manual.version}" in header and date_text in header
     single = header_html(manuals[:1])
@@ -469,7 +471,7 @@ def test_header_lists_every_manual_and_one_manual_looks_as_before() -> None:
 def test_examples_come_from_every_manual_in_both_languages() -> None:
     manuals = fixture_manuals()
     examples = corpus_examples([fake_manual(), *manuals])
-    assert len(examples) == 6
+    assert len(examples) == 2 * (1 + len(manuals))
     for manual in [fake_manual(), *manuals]:
         names = [u.name for u in manual.units]
         assert any(any(n in q for n in names) for q in examples), manual.gerencia
@@ -560,12 +562,13 @@ def test_app_serves_several_manuals(store: FeedbackStore) -> None:
         "901 0905",
         "901 0910",
         "901 0903",
+        "901 0907",
     ]
     assert by_id["chat-filter"]["value"] == ALL_MANUALS
     assert [c[1] for c in by_id["onboarding-manual"]["choices"]] == [m.id for m in manuals]
     assert "Agencias" in by_id["org-chart"]["value"] and "<svg" in by_id["org-chart"]["value"]
     examples = [e["text"] for e in by_id["chatbot"]["examples"]]
-    assert len(examples) == 6
+    assert len(examples) == 2 * len(manuals)
 
     # Choosing the second manual redraws the tour, the chart, the unit list and the card for it.
     second = manuals[2]
