@@ -382,13 +382,19 @@ def _parse_groups(body: str, top: str, warnings: list[str]) -> list[Unit]:
     return units
 
 
+def _children(units: list[Unit]) -> dict[str | None, list[Unit]]:
+    """Each parent's units, in the manual's order."""
+    children: dict[str | None, list[Unit]] = {}
+    for u in units:
+        children.setdefault(u.parent, []).append(u)
+    return children
+
+
 def _chartless_heads(units: list[Unit]) -> list[Unit]:
     """A unit with no chart of its own gets its head from its parent's chart, when that chart ends with the
     heads of the parent's units in their order: every other unit's head is where it should be, so the one
     position at the chartless unit's place is its head (the template lists the groups' heads in order)."""
-    children: dict[str | None, list[Unit]] = {}
-    for u in units:
-        children.setdefault(u.parent, []).append(u)
+    children = _children(units)
     heads: dict[str, str] = {}
     for parent in units:
         kids = [k for k in children.get(parent.name, []) if k.name != parent.name]
@@ -411,9 +417,7 @@ def _chartless_heads(units: list[Unit]) -> list[Unit]:
 def _without_descendant_heads(units: list[Unit]) -> list[Unit]:
     """A unit's chart lists the heads of the units under it; they belong to those units, not its staff."""
     units = _chartless_heads(units)
-    children: dict[str | None, list[Unit]] = {}
-    for u in units:
-        children.setdefault(u.parent, []).append(u)
+    children = _children(units)
 
     def heads_below(name: str) -> set[str]:
         out: set[str] = set()

@@ -10,6 +10,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from assistant.text import STOP_EN, STOP_ES, fold, tokens
@@ -160,12 +161,17 @@ def has_content(text: str, known: Callable[[str], bool] | None = None) -> bool:
     return any(known(w) for w in words)
 
 
+@lru_cache(maxsize=1)
+def _social_words() -> frozenset[str]:
+    from assistant.cues import cue_words
+
+    return frozenset(cue_words("social"))
+
+
 def is_social(text: str) -> bool:
     """Whether a message only thanks, greets or says goodbye ("muchas gracias por tu ayuda", "ok, bye"):
     every word it has is a courtesy word or a stop word (the words: ``social`` in the cues file)."""
-    from assistant.cues import cue_words
-
-    social = frozenset(cue_words("social"))
+    social = _social_words()
     words = [w for w in tokens(text) if not w.isdigit()]
     return (
         bool(words)

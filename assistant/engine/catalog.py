@@ -24,6 +24,7 @@ class _Mention:
 
 # The words units are named with ("área", "departamento" …), folded: a name starts with one.
 _UNIT_WORDS = template().unit_words
+_PUNCTUATION = "¿?¡!.,;:()"
 
 
 def _whole_words(folded: str) -> re.Pattern[str]:
@@ -236,16 +237,16 @@ class Catalog:
         """Unit names the text gives that only a change history knows ("¿Qué pasó con el Área de Proyección
         Social?" once it was abolished): from a unit word, the longest run of words a history quotes (folded)."""
         words = fold(text).split()
-        if not any(w.strip("¿?¡!.,;:()") in _UNIT_WORDS for w in words):
+        if not any(w.strip(_PUNCTUATION) in _UNIT_WORDS for w in words):
             return []
         manuals = [manual] if manual is not None else self.manuals
         body = " ".join(self._history_text(m) for m in manuals)
         found: list[str] = []
         for i, w in enumerate(words):
-            if w.strip("¿?¡!.,;:()") not in _UNIT_WORDS:
+            if w.strip(_PUNCTUATION) not in _UNIT_WORDS:
                 continue
             for j in range(min(len(words), i + 7), i + 1, -1):
-                name = " ".join(words[i:j]).strip("¿?¡!.,;:()")
+                name = " ".join(words[i:j]).strip(_PUNCTUATION)
                 if _whole_words(name).search(body):
                     found.append(name)
                     break

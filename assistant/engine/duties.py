@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Collection
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from assistant.cues import cue_words
@@ -16,6 +17,7 @@ from assistant.engine.query import (
     _PLURAL_UNITS,
     _QUESTION_WORDS,
     _WHICH_POSITION,
+    FollowUp,
     Query,
     leftover_topic,
 )
@@ -238,19 +240,11 @@ def _judged(
         return _uncovered(engine, lang, hits, topic, lead, lead)  # chit-chat: no word the manuals use
     if lead.support >= threshold:
         group, scored = _better_lead(engine, hits, group, scored)
+        led = _follow_up_lead(engine, a, hits, group, scored)
+        if led is None:
+            return _uncovered(engine, lang, hits, topic, scored[0], scored[0])
+        group, scored = led
         lead = scored[0]
-        if _repeats_without_own_words(engine, a, lead.chunk):
-            # The previous answer's line again, without the follow-up's action: a line holding the action, or none.
-            action = _follow_up_action(engine, a)
-            by_id = {h.chunk.id: h for h in hits}
-            acting = [
-                s for s in scored
-                if s.support >= threshold and s.chunk.id in by_id and action & set(lexical_terms(s.chunk.quote))
-            ]  # fmt: skip
-            if not acting:
-                return _uncovered(engine, lang, hits, topic, lead, lead)
-            lead = max(acting, key=lambda s: s.support)
-            group, scored = [by_id[lead.chunk.id]], [lead, *(s for s in scored if s is not lead)]
         kept = [group[0]] + [
             h for h, s in zip(group[1:], scored[1 : len(group)], strict=False) if s.support >= threshold
         ]
@@ -262,25 +256,38 @@ def _judged(
     return _uncovered(engine, lang, hits, topic, lead, max(scored, key=lambda s: s.support))
 
 
-def _follow_up_action(engine: GroundedEngine, a: Query) -> set[str]:
+def _follow_up_action(engine: GroundedEngine, f: FollowUp) -> set[str]:
     """The stems of a follow-up's action: its first own word (and the forms a Spanish verb's stem alternates
-    with) and the glossary translation of its words; empty when the question is not a follow-up."""
-    f = a.follow_up
-    words = [t for t in lexical_terms(f.text) if t not in _QUESTION_STEMS] if f else []
-    if f is None or not words:
+    with) and the glossary translation of its words; empty when it has no word of its own."""
+    words = [t for t in lexical_terms(f.text) if t not in _QUESTION_STEMS]
+    if not words:
         return set()
     expanded = lexical_terms(engine.glossary.expand(f.text) if engine.glossary else "")
     return {words[0], *stem_variants(words[0]), *expanded}
 
 
-def _repeats_without_own_words(engine: GroundedEngine, a: Query, chunk: Chunk) -> bool:
+def _follow_up_lead(
+    engine: GroundedEngine, a: Query, hits: list[Hit], group: list[Hit], scored: list[Scored]
+) -> tuple[list[Hit], list[Scored]] | None:
     """A follow-up ("¿y quién audita esa cartera?") borrows its object from the previous question, so the line
-    that answered that one covers it by construction: the same line answers again only if it also holds the
-    follow-up's action."""
-    action = _follow_up_action(engine, a)
-    if not action or a.follow_up is None or chunk.quote not in a.follow_up.quotes:
-        return False
-    return not action & set(lexical_terms(chunk.quote))
+    that answered that one covers it by construction: it leads again only if it also holds the follow-up's
+    action; else the best passing line that holds it leads, or none does (None)."""
+    f, lead = a.follow_up, scored[0]
+    if f is None or lead.chunk.quote not in f.quotes:
+        return group, scored
+    action = _follow_up_action(engine, f)
+    if not action or action & set(lexical_terms(lead.chunk.quote)):
+        return group, scored
+    by_id = {h.chunk.id: h for h in hits}
+    threshold = engine.settings.support_threshold
+    acting = [
+        s for s in scored
+        if s.support >= threshold and s.chunk.id in by_id and action & set(lexical_terms(s.chunk.quote))
+    ]  # fmt: skip
+    if not acting:
+        return None
+    best = max(acting, key=lambda s: s.support)
+    return [by_id[best.chunk.id]], [best, *(s for s in scored if s is not best)]
 
 
 _QUESTION_STEMS = frozenset(stem(w) for w in _QUESTION_WORDS)
@@ -303,8 +310,7 @@ def _with_positions(
 ) -> Draft:
     """The answer, and for "which position …?" the positions named for the topic."""
     if _WHICH_POSITION.search(a.q):
-        places = {t for mention in a.units for t in lexical_terms(mention.unit.name)}
-        draft.text += "\n\n" + _named_positions(engine, lang, kept, topic, places)
+        draft.text += "\n\n" + _named_positions(engine, lang, kept, topic, _named_places(a))
     return draft
 
 
@@ -314,8 +320,10 @@ def _named_positions(
     """ "Which position handles X?" after a duty answer: a MOF assigns duties to units; the positions of the
     answering units (or, failing them, of the same manuals) named for the topic, told as such."""
     units = [p for h in kept if (p := engine.catalog.unit(h.chunk.unit or "", h.chunk.manual_id))]
-    same_manuals = [(u, m) for u, m in engine.catalog.units if m.id in {h.chunk.manual_id for h in kept}]
-    found = titled_positions(units, topic, places) or titled_positions(same_manuals, topic, places)
+    manuals = {h.chunk.manual_id for h in kept}
+    found = titled_positions(units, topic, places) or titled_positions(
+        [(u, m) for u, m in engine.catalog.units if m.id in manuals], topic, places
+    )
     if not found:
         return say("duties_positions_not_named", lang)
     return say("duties_positions_named", lang, positions=_shown(found))
@@ -329,8 +337,7 @@ def titled_positions(
     """The positions whose titles are made of the topic's words ("Asistente Servicios Electrónicos" for
     "servicios electrónicos"): a title's own words (not its rank, "Asistente", nor its unit's name) all in the
     topic, and at least half of the topic's words (without the words of the ``places`` it names)."""
-    generic = {stem(w) for w in template().position_words} | {stem(w) for w in template().unit_words}
-    asked = {stem(w) for w in cue_words("position_nouns")}  # "puesto", "position": the question's frame
+    generic, asked = _title_frame()
     wanted = set(lexical_terms(topic)) - generic - asked - set(places)
     found = []
     for u, m in units:
@@ -341,6 +348,19 @@ def titled_positions(
     return found
 
 
+@lru_cache(maxsize=1)
+def _title_frame() -> tuple[frozenset[str], frozenset[str]]:
+    """Stems that say what a position or unit is, not what it does (the template's rank and unit words,
+    "Asistente", "Área"), and those a question asks for a position with ("puesto", "position")."""
+    generic = frozenset(stem(w) for w in [*template().position_words, *template().unit_words])
+    return generic, frozenset(stem(w) for w in cue_words("position_nouns"))
+
+
+def _named_places(a: Query) -> set[str]:
+    """The stems of the units a question names: where it asks, not what."""
+    return {t for mention in a.units for t in lexical_terms(mention.unit.name)}
+
+
 def _shown(found: list[tuple[str, Unit, Manual]]) -> str:
     return ", ".join(dict.fromkeys(f"**{p}** ({u.name})" for p, u, _m in found))
 
@@ -348,8 +368,7 @@ def _shown(found: list[tuple[str, Unit, Manual]]) -> str:
 def _positions_only(engine: GroundedEngine, a: Query, lang: Lang) -> Draft | None:
     """ "¿Qué puesto atiende la ventanilla?" when no duty line covers it: the positions named for the topic."""
     units = [(u, m) for u, m in engine.catalog.units if not a.manuals or m in a.manuals]
-    places = {t for mention in a.units for t in lexical_terms(mention.unit.name)}
-    found = titled_positions(units, topic_phrase(engine, a), places)
+    found = titled_positions(units, topic_phrase(engine, a), _named_places(a))
     if not found:
         return None
     cites = [_cite(m, u.name, "organigrama", None, p) for p, u, m in found]
