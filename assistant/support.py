@@ -309,8 +309,12 @@ class SupportScorer:
         topic: str,
         candidates: Sequence[tuple[Chunk, float]],
         manuals: set[str] | None = None,
+        extra: int = 0,
+        question: str = "",
     ) -> list[Scored]:
-        """Features and support of each candidate (chunk, question cosine) for the topic phrase."""
+        """Features and support of each candidate (chunk, question cosine) for the topic phrase, then of the
+        `extra` duty lines the topic's dense and lexical ranks agree on best that are not candidates already
+        (retrieval's top hits are shared by every manual: the line that covers the topic may sit below them)."""
         terms = self.terms(topic)
         known = self.known_share(terms)
         rows = [i for i in self.duty_rows if manuals is None or self.chunks[i].manual_id in manuals]
@@ -323,6 +327,17 @@ class SupportScorer:
         spread = np.asarray(list(dense_all.values()) or [0.0])
         mu, sd = float(spread.mean()), float(spread.std()) or 1.0
         cov_rank = _ranks(cov_all)
+        candidates = list(candidates)
+        if extra and dense_all:
+            have = {c.id for c, _ in candidates}
+            best = sorted(dense_all, key=lambda i: (dense_rank[i] + cov_rank[i], -dense_all[i]))
+            more = [i for i in best if self.chunks[i].id not in have][:extra]
+            if more and question and self.embed_query is not None and self.vectors is not None:
+                qv = np.asarray(self.embed_query(question), dtype=np.float32)
+                cos = (self.vectors[more] @ qv).tolist()
+            else:
+                cos = [dense_all[i] for i in more]
+            candidates += [(self.chunks[i], c) for i, c in zip(more, cos, strict=True)]
         out: list[Scored] = []
         for chunk, question_dense in candidates:
             i = self.row.get(chunk.id)

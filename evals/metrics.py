@@ -237,6 +237,16 @@ def quote_is_verbatim(quote: str, references: Sequence[str]) -> bool:
 # --- one question ----------------------------------------------------------------------------------
 
 
+def unexpected_units(question: Question, response: Response) -> list[str] | None:
+    """The units an answer cites that the question's `units` do not list (accent- and case-insensitive), or
+    None when it cannot be told: the question lists no units, or the answer cites no unit."""
+    cited = list(dict.fromkeys(str(c["unit"]) for c in response.citations if c.get("unit")))
+    if not question.units or not cited or not response.answered:
+        return None
+    expected = {fold(u) for u in question.units}
+    return [u for u in cited if fold(u) not in expected]
+
+
 def _answered_elsewhere(question: Question, response: Response) -> bool:
     """An answer to a question about manual X that cites only other manuals (by code)."""
     if not question.manual or not response.answered or not response.citations:
@@ -271,6 +281,7 @@ def score_question(question: Question, response: Response, references: Sequence[
     if question.answerable:
         rels = relevance(texts, question.evidence)
         missing = missing_must(response.answer, question.must)
+        record["unexpected_units"] = unexpected_units(question, response)
         record.update(
             hit_rank=first_hit_rank(rels),
             hit_at_1=hit_at_k(rels, 1),
@@ -370,11 +381,18 @@ def aggregate(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "refusal_accuracy": mean(bool(r["correct"]) for r in unanswerable),
         "accuracy": mean(r["correct"] for r in records),
         "citation_validity": mean(c["valid"] for c in citations),
+        # Of the right answers whose question lists its units: the share that name no other unit (an answer
+        # that also names a unit whose line does not cover the question is still counted right above).
+        "unit_precision": mean(not r["unexpected_units"] for r in answerable if _judgeable_units(r)),
         "n_citations": len(citations),
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": percentile(latencies, 95),
         "faithfulness": mean(faithful),
     }
+
+
+def _judgeable_units(record: Mapping[str, Any]) -> bool:
+    return bool(record["correct"]) and record.get("unexpected_units") is not None
 
 
 def _group_key(record: Mapping[str, Any], key: str) -> str:

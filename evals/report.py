@@ -23,6 +23,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("correctness", "correct", "share"),
     ("refusal_accuracy", "refusal acc.", "share"),
     ("false_refusals", "false refusals", "share"),
+    ("unit_precision", "no extra unit", "share"),
     ("citation_validity", "citations valid", "share"),
     ("latency_p50_ms", "p50 ms", "ms"),
     ("latency_p95_ms", "p95 ms", "ms"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,22 @@ def test_citation_validity_is_verbatim_up_to_whitespace() -> None:
     record = score_question(_q(), Response(answer="x", answered=True, citations=cited), refs)
     assert [c["valid"] for c in record["citations"]] == [True, False]
     assert aggregate([record])["citation_validity"] == 0.5
+
+
+def test_unit_precision_counts_right_answers_that_name_an_unlisted_unit() -> None:
+    q = _q(units=("Área de Ventas",))
+    only = [{"unit": "Area de ventas", "quote": "x"}]
+    extra = [{"unit": "Área de Ventas", "quote": "x"}, {"unit": "Agencias", "quote": "y"}]
+    records = [
+        score_question(q, Response("Activos Extraordinarios", True, citations=only), []),
+        score_question(replace(q, id="b"), Response("Activos Extraordinarios", True, citations=extra), []),
+        score_question(replace(q, id="c"), Response("nada", True, citations=extra), []),  # wrong: not judged
+        # A question that lists no units is not judged either.
+        score_question(_q(id="d"), Response("Activos Extraordinarios", True, citations=extra), []),
+    ]
+    assert records[1]["unexpected_units"] == ["Agencias"]
+    assert records[3]["unexpected_units"] is None
+    assert aggregate(records)["unit_precision"] == 0.5
 
 
 def test_latency_percentiles_and_groups() -> None:

@@ -102,6 +102,17 @@ def test_features_are_all_measured_and_finite(scorer):
     assert 0.0 <= scored.support <= 1.0
 
 
+def test_extra_lines_beyond_the_candidates_are_those_the_topic_ranks_best(scorer):
+    covering = scorer.chunks[0]  # the valúos line
+    scored = scorer.score("valúos activos extraordinarios", [(scorer.chunks[1], 0.8)], extra=2, question="x")
+
+    assert [s.chunk.id for s in scored][:1] == [scorer.chunks[1].id]
+    assert len(scored) == 3 and covering.id in {s.chunk.id for s in scored[1:]}
+    assert max(scored, key=lambda s: s.support).chunk.id == covering.id
+    only = scorer.score("valúos activos extraordinarios", [(covering, 0.8)], extra=2)
+    assert len({s.chunk.id for s in only}) == 3  # a candidate is never added twice
+
+
 def test_idf_is_computed_over_every_manual(scorer):
     other = Chunk(
         id="x", text="x", quote="Llevar la contabilidad general.", manual_id="other", section="funciones"

@@ -218,7 +218,7 @@ def support_candidates(
             seen.add(h.chunk.id)
             pool.append((h.chunk, h.dense))
     manuals = {m.id for m in a.manuals} if a.manuals else None
-    scored = scorer.score(topic, pool, manuals)
+    scored = scorer.score(topic, pool, manuals, extra=engine.settings.support_extra, question=a.text)
     hook = getattr(engine, "on_support", None)
     if hook is not None:
         hook(topic, scored[0] if scored else None, scored)
@@ -278,16 +278,12 @@ def _follow_up_lead(
     action = _follow_up_action(engine, f)
     if not action or action & set(lexical_terms(lead.chunk.quote)):
         return group, scored
-    by_id = {h.chunk.id: h for h in hits}
     threshold = engine.settings.support_threshold
-    acting = [
-        s for s in scored
-        if s.support >= threshold and s.chunk.id in by_id and action & set(lexical_terms(s.chunk.quote))
-    ]  # fmt: skip
+    acting = [s for s in scored if s.support >= threshold and action & set(lexical_terms(s.chunk.quote))]
     if not acting:
         return None
     best = max(acting, key=lambda s: s.support)
-    return [by_id[best.chunk.id]], [best, *(s for s in scored if s is not best)]
+    return [_as_hit(hits, best)], [best, *(s for s in scored if s is not best)]
 
 
 _QUESTION_STEMS = frozenset(stem(w) for w in _QUESTION_WORDS)
@@ -299,10 +295,17 @@ def _better_lead(
     """The group and its scores, led instead by the candidate line whose support beats the lead's by the
     switch margin (a line just below in the retrieval order that covers the topic far better)."""
     best = max(scored, key=lambda s: s.support)
-    by_id = {h.chunk.id: h for h in hits}
-    if best.support < scored[0].support + engine.settings.support_switch_margin or best.chunk.id not in by_id:
+    if best.support < scored[0].support + engine.settings.support_switch_margin:
         return group, scored
-    return [by_id[best.chunk.id]], [best, *(s for s in scored if s is not best)]
+    return [_as_hit(hits, best)], [best, *(s for s in scored if s is not best)]
+
+
+def _as_hit(hits: list[Hit], s: Scored) -> Hit:
+    """The retrieval hit of a scored line, or one made for a line the support check added to the pool."""
+    for h in hits:
+        if h.chunk.id == s.chunk.id:
+            return h
+    return Hit(chunk=s.chunk, score=s.features["dense_question"], dense=s.features["dense_question"])
 
 
 def _with_positions(
@@ -385,27 +388,10 @@ def _other_units(hits: list[Hit], kept: list[Hit], rest: list[Scored], threshold
         key = (s.chunk.manual_id, s.chunk.unit)
         if s.support < threshold or len(units) >= 3:
             break
-        if key not in units and s.chunk.id in by_id:
+        if key not in units and s.chunk.id in by_id:  # retrieval's hits only: its order ranks the units
             units.add(key)
             out.append(by_id[s.chunk.id])
     return out
-
-
-def _covered(
-    engine: GroundedEngine, lang: Lang, hits: list[Hit], scored: list[Scored], threshold: float, plural: bool
-) -> Draft:
-    """The candidate lines whose support passes the threshold, best first: the best line's unit only, unless
-    the question asks for several units (at most the answer's quotes)."""
-    by_id = {h.chunk.id: h for h in hits}
-    ranked = sorted((s for s in scored if s.support >= threshold), key=lambda s: -s.support)
-    first = (ranked[0].chunk.manual_id, ranked[0].chunk.unit)
-    ranked = [s for s in ranked if plural or (s.chunk.manual_id, s.chunk.unit) == first]
-    kept = [
-        by_id.get(s.chunk.id) or Hit(chunk=s.chunk, score=s.support, dense=0.0, lexical=0.0) for s in ranked
-    ]
-    draft = _compose_duties(engine, lang, _with_twins(engine, kept[: engine.settings.max_quotes]))
-    draft.support = ranked[0].support
-    return draft
 
 
 def _uncovered(
