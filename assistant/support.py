@@ -162,6 +162,41 @@ class Scored:
     support: float
 
 
+@dataclass(frozen=True)
+class Statistics:
+    """The word weights (IDF in [0, 1]) and duty lines of one manual, or of every indexed manual."""
+
+    idf: dict[str, float]
+    vocabulary: frozenset[str]
+    duty_rows: list[int]
+
+    @classmethod
+    def over(cls, stems: Sequence[set[str]], rows: Sequence[int], duty: Sequence[int]) -> Statistics:
+        """Statistics of the chunks at `rows` (their stems), `duty` being their duty lines."""
+        df: dict[str, int] = {}
+        for i in rows:
+            for t in stems[i]:
+                df[t] = df.get(t, 0) + 1
+        n = max(2, len(rows))
+        norm = math.log(n)
+        return cls({t: math.log(n / d) / norm for t, d in df.items()}, frozenset(df), list(duty))
+
+
+@dataclass
+class _View:
+    """A topic measured against one manual's duty lines: its terms, and each line's dense and lexical
+    scores and ranks among them."""
+
+    terms: list[Term]
+    known: float
+    dense: dict[int, float]
+    coverage: dict[int, float]
+    dense_rank: dict[int, int]
+    coverage_rank: dict[int, int]
+    mean: float
+    sd: float
+
+
 def content_stems(text: str) -> set[str]:
     """Stems of a text's content words (folded, stop words and single letters dropped)."""
     return {stem(t) for t in tokens(text) if t not in STOP_ES and t not in STOP_EN and len(t) > 1}
@@ -187,19 +222,22 @@ class SupportScorer:
         ok = vectors is not None and len(vectors) == len(self.chunks) and len(self.chunks) > 0
         self.vectors = np.asarray(vectors, dtype=np.float32) if ok and vectors is not None else None
         self.row = {c.id: i for i, c in enumerate(self.chunks)}
-        # IDF over every indexed chunk (all manuals): a word in many lines says little about a topic.
         self._stems = [content_stems(c.quote or c.text) for c in self.chunks]
-        df: dict[str, int] = {}
-        for s in self._stems:
-            for t in s:
-                df[t] = df.get(t, 0) + 1
-        n = max(2, len(self.chunks))
-        self._norm = math.log(n)
-        self.idf = {t: math.log(n / d) / self._norm for t, d in df.items()}
-        self.vocabulary = frozenset(df)
-        self.duty_rows = [i for i, c in enumerate(self.chunks) if c.section in DUTY_SECTIONS]
-        self.duty_vocabulary = frozenset(t for i in self.duty_rows for t in self._stems[i])
-        self._close_cache = lru_cache(maxsize=4096)(self._close_uncached)
+        duty = [i for i, c in enumerate(self.chunks) if c.section in DUTY_SECTIONS]
+        # A line is judged against its own manual: the IDF of its words (a word in many of the manual's lines
+        # says little about a topic), the manual's vocabulary and the other duty lines it is ranked among.
+        # So a line's support does not change when other gerencias' manuals are indexed beside it.
+        rows_of: dict[str, list[int]] = {}
+        for i, c in enumerate(self.chunks):
+            rows_of.setdefault(c.manual_id, []).append(i)
+        self.by_manual = {
+            m: Statistics.over(self._stems, rows, [i for i in rows if i in set(duty)])
+            for m, rows in rows_of.items()
+        }
+        self.overall = Statistics.over(self._stems, range(len(self.chunks)), duty)
+        self.idf, self.vocabulary, self.duty_rows = self.overall.idf, self.overall.vocabulary, duty
+        self.duty_vocabulary = frozenset(t for i in duty for t in self._stems[i])
+        self._close_cache = lru_cache(maxsize=8192)(self._close_uncached)
 
     @classmethod
     def for_index(
@@ -219,24 +257,27 @@ class SupportScorer:
 
     # --- the topic -------------------------------------------------------------------------------
 
-    def weight(self, s: str) -> float:
-        """IDF in [0, 1] of a stem; a word no manual uses weighs fully."""
-        return self.idf.get(s, 1.0)
+    def weight(self, s: str, stats: Statistics | None = None) -> float:
+        """IDF in [0, 1] of a stem (over every manual, or one manual's statistics); an unused word weighs 1."""
+        return (stats or self.overall).idf.get(s, 1.0)
 
-    def _close_uncached(self, s: str) -> frozenset[str]:
-        """Corpus stems a topic stem may be a typo or variant of (``formalis`` ~ ``formaliz``)."""
-        if s in self.vocabulary or len(s) < 5:
+    def _close_uncached(self, s: str, vocabulary: frozenset[str]) -> frozenset[str]:
+        """Stems of a vocabulary a topic stem may be a typo or variant of (``formalis`` ~ ``formaliz``)."""
+        if s in vocabulary or len(s) < 5:
             return frozenset([s])
-        alternating = {v for v in stem_variants(s) if v in self.vocabulary}
+        alternating = {v for v in stem_variants(s) if v in vocabulary}
         if alternating:
             return frozenset([s, *alternating])
         import difflib
 
-        pool = [v for v in self.vocabulary if v[:3] == s[:3]]
+        pool = [v for v in vocabulary if v[:3] == s[:3]]
         return frozenset([s, *difflib.get_close_matches(s, pool, n=2, cutoff=0.8)])
 
-    def terms(self, topic: str) -> list[Term]:
-        """The topic's weighted terms: glossary phrases give their Spanish words as alternatives."""
+    def terms(self, topic: str, stats: Statistics | None = None) -> list[Term]:
+        """The topic's weighted terms (against every manual, or one manual's statistics): glossary phrases give
+        their Spanish words as alternatives."""
+        stats = stats or self.overall
+        vocabulary = stats.vocabulary
         words = tokens(topic)
         found = self.spans(topic)
         out: list[Term] = []
@@ -251,18 +292,20 @@ class SupportScorer:
             alts = tuple(a for a in (frozenset(own), spanish) if a)
             if not alts:
                 continue
-            ws = [self.weight(s) for s in spanish if s in self.vocabulary] or [self.weight(s) for s in own]
-            known = any(s in self.vocabulary for a in alts for s in a)
+            ws = [self.weight(s, stats) for s in spanish if s in vocabulary] or [
+                self.weight(s, stats) for s in own
+            ]
+            known = any(s in vocabulary for a in alts for s in a)
             out.append(Term(" ".join(words[i:j]), alts, max(ws), known, position=i))
             covered[i:j] = [True] * (j - i)
         for k, w in enumerate(words):
             if covered[k] or w in STOP_EN or w in STOP_ES or len(w) < 2 or w.isdigit():
                 continue
             s = stem(w)
-            close = self._close_cache(s)
-            known = bool(close & self.vocabulary)
+            close = self._close_cache(s, vocabulary)
+            known = bool(close & vocabulary)
             # A word no manual uses weighs by its everyday rarity: "been", "already" say little about a duty.
-            weight = max((self.weight(c) for c in close if c in self.vocabulary), default=0.0) or _rarity(w)
+            weight = max((self.weight(c, stats) for c in close if c in vocabulary), default=0.0) or _rarity(w)
             alts = tuple(frozenset([c]) for c in sorted(close))
             out.append(Term(w, alts, weight, known, not known and _spanish(w), position=k))
         out.sort(key=lambda t: t.position)
@@ -315,56 +358,90 @@ class SupportScorer:
         """Features and support of each candidate (chunk, question cosine) for the topic phrase, then of the
         `extra` duty lines the topic's dense and lexical ranks agree on best that are not candidates already
         (retrieval's top hits are shared by every manual: the line that covers the topic may sit below them)."""
-        terms = self.terms(topic)
-        known = self.known_share(terms)
-        rows = [i for i in self.duty_rows if manuals is None or self.chunks[i].manual_id in manuals]
         qvec = self.topic_vector(topic)
-        dense_all: dict[int, float] = {}
-        if qvec is not None and rows and self.vectors is not None:
-            dense_all = dict(zip(rows, (self.vectors[rows] @ qvec).tolist(), strict=True))
-        cov_all = {i: self.coverage(terms, self._stems[i]) for i in rows}
-        dense_rank = _ranks(dense_all)
-        spread = np.asarray(list(dense_all.values()) or [0.0])
-        mu, sd = float(spread.mean()), float(spread.std()) or 1.0
-        cov_rank = _ranks(cov_all)
+        views: dict[str | None, _View] = {}
+
+        def view(manual: str | None) -> _View:
+            if manual not in views:
+                views[manual] = self._view(topic, qvec, self.by_manual.get(manual or "", self.overall))
+            return views[manual]
+
         candidates = list(candidates)
-        if extra and dense_all:
-            have = {c.id for c, _ in candidates}
-            best = sorted(dense_all, key=lambda i: (dense_rank[i] + cov_rank[i], -dense_all[i]))
-            more = [i for i in best if self.chunks[i].id not in have][:extra]
-            if more and question and self.embed_query is not None and self.vectors is not None:
-                qv = np.asarray(self.embed_query(question), dtype=np.float32)
-                cos = (self.vectors[more] @ qv).tolist()
-            else:
-                cos = [dense_all[i] for i in more]
-            candidates += [(self.chunks[i], c) for i, c in zip(more, cos, strict=True)]
+        if extra:
+            candidates += self._extra(candidates, manuals, view, extra, question)
         out: list[Scored] = []
         for chunk, question_dense in candidates:
             i = self.row.get(chunk.id)
+            v = view(chunk.manual_id if i is not None else None)
             line = self._stems[i] if i is not None else content_stems(chunk.quote or chunk.text)
-            cov = cov_all.get(i, self.coverage(terms, line)) if i is not None else self.coverage(terms, line)
-            if i is not None and i in dense_all:
-                d = dense_all[i]
+            if i is not None and i in v.dense:
+                d = v.dense[i]
                 key = fold(chunk.quote)
-                others = [v for j, v in dense_all.items() if fold(self.chunks[j].quote) != key]
+                others = [x for j, x in v.dense.items() if fold(self.chunks[j].quote) != key]
                 margin = d - max(others, default=d)
-                rd, rl = dense_rank.get(i, len(rows)), cov_rank.get(i, len(rows))
-                agreement = 1.0 / (1.0 + rd + rl)
+                agreement = 1.0 / (1.0 + v.dense_rank[i] + v.coverage_rank[i])
             else:
                 d, margin, agreement = question_dense, 0.0, 0.0
             feats = {
                 "dense_topic": d,
-                "dense_z": (d - mu) / sd if dense_all else 0.0,
-                "coverage": cov,
-                "missing_known": self.missing(terms, line, True),
-                "missing": self.missing(terms, line, False),
+                "dense_z": (d - v.mean) / v.sd if v.dense else 0.0,
+                "coverage": v.coverage[i] if i in v.coverage else self.coverage(v.terms, line),
+                "missing_known": self.missing(v.terms, line, True),
+                "missing": self.missing(v.terms, line, False),
                 "agreement": agreement,
                 "margin": margin,
                 "dense_question": question_dense,
-                "known": known,
+                "known": v.known,
             }
             out.append(Scored(chunk, feats, self.model.score(feats)))
         return out
+
+    def _view(self, topic: str, qvec: np.ndarray | None, stats: Statistics) -> _View:
+        """The topic against one manual's duty lines (its statistics)."""
+        terms = self.terms(topic, stats)
+        rows = stats.duty_rows
+        dense: dict[int, float] = {}
+        if qvec is not None and rows and self.vectors is not None:
+            dense = dict(zip(rows, (self.vectors[rows] @ qvec).tolist(), strict=True))
+        coverage = {i: self.coverage(terms, self._stems[i]) for i in rows}
+        spread = np.asarray(list(dense.values()) or [0.0])
+        return _View(
+            terms,
+            self.known_share(terms),
+            dense,
+            coverage,
+            _ranks(dense),
+            _ranks(coverage),
+            float(spread.mean()),
+            float(spread.std()) or 1.0,
+        )
+
+    def _extra(
+        self,
+        candidates: list[tuple[Chunk, float]],
+        manuals: set[str] | None,
+        view: Callable[[str | None], _View],
+        n: int,
+        question: str,
+    ) -> list[tuple[Chunk, float]]:
+        """The `n` duty lines of the manuals in scope that the topic's dense and lexical ranks (in each line's
+        own manual) agree on best, that are not candidates already, with their cosine to the question."""
+        have = {c.id for c, _ in candidates}
+        ranked: list[tuple[int, float, int]] = []
+        for m in self.by_manual:
+            if manuals is not None and m not in manuals:
+                continue
+            v = view(m)
+            ranked += [(v.dense_rank[i] + v.coverage_rank[i], -x, i) for i, x in v.dense.items()]
+        more = [i for _, _, i in sorted(ranked) if self.chunks[i].id not in have][:n]
+        if not more or self.vectors is None:
+            return []
+        if question and self.embed_query is not None:
+            cos = (self.vectors[more] @ np.asarray(self.embed_query(question), dtype=np.float32)).tolist()
+        else:
+            topic_cosine = {i: -x for _, x, i in ranked}
+            cos = [topic_cosine[i] for i in more]
+        return [(self.chunks[i], c) for i, c in zip(more, cos, strict=True)]
 
 
 @lru_cache(maxsize=16384)

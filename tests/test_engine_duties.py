@@ -104,6 +104,30 @@ def test_a_far_better_supported_line_leads_instead_of_the_first_retrieved(engine
     assert _better_lead(engine, [first, second], [first], [weak, close]) == ([first], [weak, close])
 
 
+def test_a_failing_lead_gives_way_to_another_manuals_passing_line(engine, manuals):
+    from assistant.engine.duties import _other_manuals_lead
+    from assistant.support import Scored
+
+    a, b = manuals[0], manuals[1]
+    lead, same, other = _hit(a, "Área de Ventas", "ii"), _hit(a, "Área de Ventas", "iii"), _first_duty(b)
+    t = 0.5
+    failing, same_passing = Scored(lead.chunk, {}, t - 0.1), Scored(same.chunk, {}, t + 0.4)
+    passing = Scored(other.chunk, {}, t + 0.1)
+    group, scored = _other_manuals_lead([lead, same, other], [lead], [failing, same_passing, passing], t)
+    assert group == [other] and scored[0] is passing and len(scored) == 3
+    # The lead's own manual is judged as that manual alone would be: its first line, not a later one.
+    kept = _other_manuals_lead([lead, same], [lead], [failing, same_passing], t)
+    assert kept == ([lead], [failing, same_passing])
+    # Another manual whose line fails too changes nothing.
+    weak = Scored(other.chunk, {}, t - 0.2)
+    assert _other_manuals_lead([lead, other], [lead], [failing, weak], t) == ([lead], [failing, weak])
+
+
+def _first_duty(m: Manual) -> Hit:
+    unit = next(u for u in m.units if u.functions)
+    return _hit(m, unit.name, unit.functions[0].numeral)
+
+
 def test_which_position_names_the_positions_titled_for_the_topic(engine, manuals):
     m = manuals[0]
     unit = m.unit("Área de Atención al Cliente")

@@ -113,14 +113,27 @@ def test_extra_lines_beyond_the_candidates_are_those_the_topic_ranks_best(scorer
     assert len({s.chunk.id for s in only}) == 3  # a candidate is never added twice
 
 
-def test_idf_is_computed_over_every_manual(scorer):
-    other = Chunk(
-        id="x", text="x", quote="Llevar la contabilidad general.", manual_id="other", section="funciones"
+def test_a_lines_support_does_not_change_when_another_manual_is_indexed(scorer):
+    other = [
+        Chunk(id=f"x{i}", text=line, quote=line, manual_id="other", section="funciones", unit="Contabilidad")
+        for i, line in enumerate(
+            ["Llevar la contabilidad general del Fondo.", "Controlar los valúos de los activos del Fondo."]
+        )
+    ]
+    embedder = HashEmbedder()
+    chunks = [*scorer.chunks, *other]
+    both = SupportScorer(
+        chunks, embedder.encode_passages([c.text for c in chunks]), embedder.embed_query, _model()
     )
-    both = SupportScorer([*scorer.chunks, other], None, None, _model())
+    topic, line = "valúos activos extraordinarios", scorer.chunks[0]
+
+    alone = scorer.score(topic, [(line, 0.8)])[0]
+    beside = both.score(topic, [(line, 0.8)])[0]
 
     assert "contabil" in both.vocabulary and "contabil" not in scorer.vocabulary
-    assert both.score("contabilidad", [(other, 0.8)], manuals={"other"})[0].features["coverage"] == 1.0
+    assert beside.features == pytest.approx(alone.features) and beside.support == pytest.approx(alone.support)
+    # The other manual's line is judged against its own manual's words.
+    assert both.score("contabilidad", [(other[0], 0.8)])[0].features["coverage"] == 1.0
 
 
 def test_fit_logistic_separates_separable_data():

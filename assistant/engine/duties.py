@@ -238,6 +238,9 @@ def _judged(
         if a.units and not leftover_topic(a.leftover):
             return functions(engine, lang, a.units[0].unit, a.units[0].manual)
         return _uncovered(engine, lang, hits, topic, lead, lead)  # chit-chat: no word the manuals use
+    if lead.support < threshold:
+        group, scored = _other_manuals_lead(hits, group, scored, threshold)
+        lead = scored[0]
     if lead.support >= threshold:
         group, scored = _better_lead(engine, hits, group, scored)
         led = _follow_up_lead(engine, a, hits, group, scored)
@@ -287,6 +290,29 @@ def _follow_up_lead(
 
 
 _QUESTION_STEMS = frozenset(stem(w) for w in _QUESTION_WORDS)
+
+
+def _other_manuals_lead(
+    hits: list[Hit], group: list[Hit], scored: list[Scored], threshold: float
+) -> tuple[list[Hit], list[Scored]]:
+    """With several manuals, the first candidate line of each is the lead that manual alone would give: when
+    the overall lead fails the support check, the first other manual's lead that passes it leads instead
+    (a manual's answer does not depend on the other gerencias' manuals indexed beside it)."""
+    own = scored[0].chunk.manual_id
+    seen = {own}
+    pool: list[Scored] = []
+    retrieved = {h.chunk.id for h in hits} | {h.chunk.id for h in group}
+    for s in scored[1:]:
+        if s.chunk.manual_id == own:
+            continue
+        if s.chunk.manual_id not in seen or s.chunk.id not in retrieved:
+            pool.append(s)
+        seen.add(s.chunk.manual_id)
+    passing = [s for s in pool if s.support >= threshold]
+    if not passing:
+        return group, scored
+    best = max(passing, key=lambda s: s.support)
+    return [_as_hit(hits, best)], [best, *(x for x in scored if x is not best)]
 
 
 def _better_lead(
