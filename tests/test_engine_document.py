@@ -91,3 +91,36 @@ def test_the_code_as_it_was_is_left_to_the_change_history(engine, manuals):
         d = engine.answer(question, "en", [])
         assert d.answered and f"«{recoded}»" in d.text
         assert f"**{seed.code}**." not in d.text  # not today's code as if it answered
+
+
+def test_who_prepared_a_version_is_the_analyst_its_history_row_names(engine, manuals):
+    seed = manuals[0]  # parsed from the corpus text: its history rows carry who prepared them
+    row = next(h for h in seed.history if h.prepared_by and h.version != seed.version)
+    d = engine.answer(f"¿Quién elaboró la versión {row.version} del manual de {seed.gerencia}?", "es", [])
+    assert d.answered and f"**{row.prepared_by}**" in d.text
+    [c] = d.citations
+    assert (c.section, c.numeral, c.quote, c.manual) == (
+        "modificaciones",
+        str(row.version),
+        row.prepared_by,
+        seed.id,
+    )
+    current = next(h for h in seed.history if h.version == seed.version)
+    d = engine.answer(f"Who wrote the current version of the {seed.gerencia} manual?", "en", [])
+    assert f"Version {seed.version} " in d.text and f"**{current.prepared_by}**" in d.text
+    unnamed = next(h for h in seed.history if not h.prepared_by)
+    d = engine.answer(f"¿Quién elaboró la versión {unnamed.version} del manual de {seed.gerencia}?", "es", [])
+    assert "no indica quién elaboró" in d.text and not d.citations
+
+
+def test_a_gerencias_short_name_names_its_manual_where_a_manual_is_meant(engine, manuals):
+    creditos = _by_gerencia(manuals, "Gerencia de Créditos")
+    for question in (
+        "¿Desde cuándo está vigente el manual de Créditos?",
+        "And the Créditos one, since when?",
+    ):
+        assert engine.catalog.find_manuals(question) == [creditos]
+    d = engine.answer("¿Desde cuándo está vigente el manual de Créditos?", "es", [])
+    assert d.answered and {c.manual for c in d.citations} == {creditos.id}
+    # The same word as an everyday word names no manual.
+    assert engine.catalog.find_manuals("¿Quién aprueba los créditos hipotecarios?") == []

@@ -134,3 +134,42 @@ def test_a_follow_up_keeps_a_unit_only_the_history_names(versions):
     history = [(f"¿Qué pasó con el {name}?", "Según el historial de modificaciones …")]
     out = condense("and when had it been added?", history, Catalog([v10]))
     assert out == f"and when had it been added? ({fold(name)})"
+
+
+@pytest.mark.parametrize(
+    ("question", "gerencia", "said"),
+    [
+        (
+            "¿Siempre dependió de la Gerencia Legal la Unidad de Acceso a la Información Pública?",
+            "Gerencia Legal",
+            "Unidad de Acceso a la Información Pública",
+        ),
+        (
+            "¿Desde cuándo existe la Subgerencia de Recursos Humanos?",
+            "Dirección de Administración",
+            "Creación",
+        ),
+        (
+            "Was the Departamento de Contratación y Escrituración always a department?",
+            "Gerencia Legal",
+            "Elevación",
+        ),
+        ("¿Qué pasó con la Unidad de Gestión de Garantías?", "Gerencia Legal", "Eliminación"),
+        (
+            "What was the Gerencia Legal manual's code before it was recoded?",
+            "Gerencia Legal",
+            "Recodificación",
+        ),
+    ],
+)
+def test_a_units_past_asked_in_other_words_is_answered_from_the_history(others, question, gerencia, said):
+    m = next(x for x in others if x.gerencia == gerencia)
+    d = _engine(others).answer(question, "es" if "¿" in question else "en", [])
+    assert d.answered and d.citations
+    assert all(c.section == "modificaciones" and c.manual == m.id for c in d.citations)
+    assert any(said in c.quote for c in d.citations)
+
+
+def test_a_unit_name_only_part_of_which_a_history_names_is_not_known_to_it(others):
+    d = _engine(others).answer("¿Qué hace la Unidad de Gestión de Riesgos?", "es", [])
+    assert not d.answered and "unidad de gestion de" in d.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from assistant.cues import cue_words
@@ -25,11 +26,49 @@ class _Mention:
 # The words units are named with ("área", "departamento" …), folded: a name starts with one.
 _UNIT_WORDS = template().unit_words
 _PUNCTUATION = "¿?¡!.,;:()"
+# Words that join the parts of a unit's name ("Departamento de Contratación y Escrituración").
+_NAME_LINKS = frozenset(["de", "del", "y", "e", "la", "las", "los", "el"])
 
 
 def _whole_words(folded: str) -> re.Pattern[str]:
     """A pattern for ``folded`` (already accent-folded) as whole words of a folded text."""
     return re.compile(rf"(?<![a-z0-9]){re.escape(folded)}(?![a-z0-9])")
+
+
+def _short_name(gerencia: str) -> str:
+    """A gerencia's name without its unit word and the links after it ("Gerencia de Créditos" → "creditos")."""
+    words = fold(gerencia).split()
+    if words and words[0] in _UNIT_WORDS:
+        words = words[1:]
+    while words and words[0] in _NAME_LINKS:
+        words = words[1:]
+    return " ".join(words)
+
+
+def _short_name_patterns(manuals: Sequence[Manual]) -> list[tuple[re.Pattern[str], Manual]]:
+    """Patterns naming a manual by its gerencia's short name where the words around it say a manual or a
+    gerencia is meant (a short name alone, "créditos", is also an everyday word); each name only one manual
+    has."""
+    names = [(_short_name(m.gerencia), m) for m in manuals]
+    count: dict[str, int] = {}
+    for name, _m in names:
+        count[name] = count.get(name, 0) + 1
+    out = []
+    for name, m in names:
+        if not name or count[name] > 1:
+            continue
+        n = re.escape(name)
+        out.append(
+            (
+                re.compile(
+                    rf"\b(?:(?:manual|mof)(?: de(?:l| la)?)?(?: (?:gerencia|direccion)(?: de(?:l| la)?)?)?"
+                    rf"|(?:la|el) de(?:l| la)?) {n}(?![a-z0-9])"
+                    rf"|(?<![a-z0-9]){n}(?:'s)? (?:manual|mof|one)\b"
+                ),
+                m,
+            )
+        )
+    return out
 
 
 def _singular(word: str) -> str:
@@ -106,6 +145,7 @@ class Catalog:
         self._alias_patterns = [(_whole_words(alias), unit, m) for alias, unit, m in self.unit_aliases]
         self._position_patterns = [(_whole_words(key), name) for key, name in self.positions]
         self._code_patterns = [(_whole_words(fold(m.code)), m) for m in manuals if m.code]
+        self._code_patterns += _short_name_patterns(manuals)
         self.alias_stems = {stem(t) for a, _u, _m in self.unit_aliases for t in tokens(a)}
         self._former: dict[tuple[str, str], str] = {}
         # Each folded duty line → the units whose own function list holds it, in any manual. An agency that
@@ -220,7 +260,8 @@ class Catalog:
         return folded
 
     def find_manuals(self, text: str) -> list[Manual]:
-        """Manuals a text names by their code ("901 0903")."""
+        """Manuals a text names by their code ("901 0903") or as "the manual of / the one of" a gerencia's short
+        name ("el manual de Créditos", "¿y la de Legal?", "the Administración one")."""
         folded = fold(text)
         return [m for pattern, m in self._code_patterns if pattern.search(folded)]
 
@@ -247,7 +288,9 @@ class Catalog:
                 continue
             for j in range(min(len(words), i + 7), i + 1, -1):
                 name = " ".join(words[i:j]).strip(_PUNCTUATION)
-                if _whole_words(name).search(body):
+                # A name cut short is not the one asked for: "unidad de gestion (de riesgos)".
+                cut = words[j - 1] in _NAME_LINKS or (j < len(words) and words[j] in _NAME_LINKS)
+                if not cut and _whole_words(name).search(body):
                     found.append(name)
                     break
         return found

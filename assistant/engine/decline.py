@@ -63,9 +63,16 @@ def _unknown_unit(engine: GroundedEngine, a: Query) -> str | None:
         r"([a-z]+(?: [a-z]+)?)",
         r"\b(?:the )?((?:[a-z]+ )?[a-z]+) (department|division|unit|office|management|team|agency|branch)\b",
     ]
+    text = a.q.split(" || ")[0]
+    # A unit the change history names ("¿Qué pasó con la Unidad de Gestión de Garantías?") is known to it.
+    known_to_history = " ".join(engine.catalog.history_names(text))
     for i, pat in enumerate(patterns):
-        for m in re.finditer(pat, a.q.split(" || ")[0]):
+        for m in re.finditer(pat, text):
             phrase = m.group(3) if i == 0 else m.group(1)
+            if i == 1 and phrase.split()[-1] in _DETERMINERS:
+                continue  # "was it always a department?": the noun has no qualifier
+            if m.group(0).strip() in known_to_history:
+                continue
             words = [
                 w for w in phrase.split() if w not in _DETERMINERS and w not in STOP_EN and w not in STOP_ES
             ]

@@ -16,6 +16,7 @@ from assistant.engine.query import (
     _META_CREATED,
     _META_EFFECTIVE,
     _META_OWNER,
+    _META_PREPARED,
     _META_REVIEWED,
     _META_VERSION,
     _META_VERSIONS,
@@ -48,9 +49,15 @@ def _meta_for(m: Manual, q: str, lang: Lang) -> Draft | None:
     if _META_CODE.search(q) and m.code and not changes and not _PAST.search(q):
         parts.append(say("document_code", lang, code=m.code))
         cites.append(_cite(m, None, "documento", None, m.code))
+    # "Who prepared the latest version / version 5?": the analyst the change history names for it.
+    prepared = _prepared(m, q, lang, about)
+    if prepared is not None:
+        parts.append(prepared[0])
+        cites += prepared[1]
     current = bool(_LATEST.search(q)) and not changes  # "what is the current version?"
     if (
-        (about or current)
+        prepared is None
+        and (about or current)
         and not changes
         and _META_VERSION.search(q)
         and m.version
@@ -99,3 +106,19 @@ def _meta_for(m: Manual, q: str, lang: Lang) -> Draft | None:
         return None
     lead = say("document_lead", lang, title=m.title, code=m.code)
     return Draft(lead + " " + " ".join(parts), True, cites)
+
+
+def _prepared(m: Manual, q: str, lang: Lang, about: bool) -> tuple[str, list[Citation]] | None:
+    """Who prepared a version (the one asked for, else the one in force), from its change-history row."""
+    if not m.history or not _META_PREPARED.search(q) or not (about or _META_VERSION.search(q)):
+        return None
+    number = _VERSION_NUM.search(q)
+    wanted = int(number.group(1)) if number else (m.version or max(h.version for h in m.history))
+    entry = next((h for h in m.history if h.version == wanted), None)
+    if entry is None:
+        return None
+    if not entry.prepared_by:
+        return say("document_prepared_unknown", lang, version=entry.version), []
+    date = _date(entry.date, lang) if entry.date else "–"
+    text = say("document_prepared", lang, version=entry.version, date=date, who=entry.prepared_by)
+    return text, [_cite(m, None, "modificaciones", str(entry.version), entry.prepared_by)]

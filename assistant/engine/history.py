@@ -64,11 +64,15 @@ def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: 
     if not entries:
         years = {int(y) for y in re.findall(r"\b(19\d\d|20\d\d)\b", q)}
         entries = [h for h in m.history if h.date and h.date.year in years]
-    keys = (
-        [fold(p) for p in a.positions]
+    # A gerencia named for its manual ("the Gerencia Legal manual's code") says which history, not what changed.
+    for_manual = bool(_ABOUT_MANUAL.search(q) or _META_CODE.search(q))
+    keys = [
+        k
+        for k in [fold(p) for p in a.positions]
         + [fold(u.unit.name) for u in a.units]
         + engine.catalog.history_names(q, m)
-    )
+        if not (for_manual and k == fold(m.gerencia))
+    ]
     asks_news = bool(_CHANGE_WORDS.search(q) or _LATEST.search(q))
     if (
         not entries

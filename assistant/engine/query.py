@@ -62,6 +62,7 @@ _WHICH_POSITION = cue("which_position")
 _RECODE = cue("recode")
 _META_VERSIONS = cue("meta_versions")
 _META_REVIEWED = cue("meta_reviewed")
+_META_PREPARED = cue("meta_prepared")
 _META_OWNER = cue("meta_owner")
 _META_CREATED = cue("meta_created")
 # Words that only shape a question; they carry no topic of their own.
@@ -259,6 +260,11 @@ def resolve_scope(
         having = {m.id for p in positions for _u, m in cat.units_with_position(p)}
         if having and len(having) < len(cat.manuals):
             named = [m for m in cat.manuals if m.id in having]
+    if not named and not units:
+        # A unit only a change history names ("¿Qué pasó con la Unidad de Gestión de Garantías?").
+        told = [m for m in cat.manuals if cat.history_names(folded, m)]
+        if told and len(told) < len(cat.manuals):
+            named = told
     if named:
         return named, True
     return list(cat.manuals), False
