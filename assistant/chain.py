@@ -24,6 +24,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from assistant.chunk import spanish_date
 from assistant.embed import get_embedder
 from assistant.engine import Catalog, Draft, GroundedEngine, load_scope
+from assistant.engine.catalog import short_name
 from assistant.engine.query import FollowUp
 from assistant.errors import AssistantError, StoreUnavailableError
 from assistant.models import Answer, Hit, Manual
@@ -72,13 +73,15 @@ _THEN = re.compile(
 # A follow-up about a unit itself (its positions, head, objective, "that area"), not about a duty's topic.
 _ABOUT_UNIT = re.compile(
     r"\b(that|this|esa|esta|dicha) (area|unit|unidad|office|oficina|department|departamento|dependencia)\b|"
-    r"\b(positions?|puestos?|cargos|heads?|dirige|jefe|jefa|objective|objetivo|reports? to|reporta)\b"
+    r"\b(positions?|puestos?|cargos|heads?|dirige|jefe|jefa|objective|objetivo|reports? to|reporta|"
+    r"depend\w*|pertenec\w*|belongs?|encabeza\w*|lidera\w*|leads?|runs?|in charge|a cargo)\b"
 )
 _ABOUT_MANUAL = re.compile(r"\b(manual|documento|document|mof)\b")
 # The grounded engine's "who handles" answers (and their honest "not assigned" form) open this way.
 _DUTY_ANSWER = re.compile(
     r"^(Según el manual, |According to the manual, |El manual no asigna|The manual does not assign)"
 )
+_ANSWERED = re.compile(r"^(Según el manual, |According to the manual, )")  # a unit was named for the duty
 
 
 def condense(question: str, history: History | None, catalog: Catalog) -> str:
@@ -110,6 +113,10 @@ def condense(question: str, history: History | None, catalog: Catalog) -> str:
         return question
     if units_now or positions_now:
         return question
+    named = catalog.find_manuals(question)
+    if len(named) == 1 and _SWAP.search(folded) and len(words) <= 8 and previous_user:
+        # "¿y la de Créditos?" after "how many units does the legal one have?": same question, other manual.
+        return _swap_manual(previous_user[-1], named[0], catalog)
     version = _then_version(folded, previous_user)
     if version:
         word = "versión" if detect_language(question) == "es" else "version"
@@ -129,8 +136,11 @@ def _borrow(
         # An earlier follow-up is read as it was resolved ("who heads it?" after "¿Cuándo se creó? (Sucursal
         # Paseo)"), so a chain of follow-ups keeps its unit.
         user, bot = condense(turns[k][0], turns[:k], catalog), turns[k][1]
-        if about_unit and not catalog.find_units(user) and not catalog.find_positions(user):
-            # "what positions are in that area?" after a duty answer: the unit that answered it.
+        if about_unit and (
+            _ANSWERED.search(bot) or not (catalog.find_units(user) or catalog.find_positions(user))
+        ):
+            # "what positions are in that area?" after a duty answer: the unit that answered it (not a unit the
+            # question named as its topic, "las casas que son activos extraordinarios").
             mentions = catalog.find_units(bot)
             if mentions and _DUTY_ANSWER.search(bot):
                 return f"{question} ({mentions[0].unit.name})"
@@ -191,6 +201,26 @@ def _antecedent(phrases: list[list[str]], pronoun: str) -> list[str]:
     plural = pronoun in _PLURAL_PRONOUNS
     agreeing = [p for p in phrases if p[0].endswith("s") == plural]
     return (agreeing or phrases)[-1]
+
+
+def _swap_manual(last: str, manual: Manual, catalog: Catalog) -> str:
+    """The previous question about another manual: its gerencia (or the gerencia's short name) replaced."""
+    if len(fold(last)) == len(last):  # folding kept the offsets (no expanded characters)
+        tops = [(m.start, m.end, m.unit.name) for m in catalog.find_units(last) if m.unit.parent is None]
+        short = [
+            (start, end, (short_name(manual.gerencia) or manual.gerencia))
+            for start, end, _m in catalog.manual_spans(last)
+        ]
+        spans = sorted(t for t in tops + short if t[0] >= 0)
+        if spans:
+            start, end, _old = spans[0]
+            new = (
+                manual.gerencia
+                if (start, end, _old) in tops
+                else (short_name(manual.gerencia) or manual.gerencia)
+            )
+            return f"{last[:start]}{new}{last[end:]}"
+    return f"{last.rstrip(' ?')} ({manual.gerencia})?"
 
 
 def _then_version(folded: str, previous_user: list[str]) -> str | None:

@@ -329,6 +329,27 @@ def test_follow_up_about_who_leads_it_resolves_to_the_previous_unit(real_assista
     assert answer.standalone_question and "Área de Ventas" in answer.standalone_question
 
 
+@pytest.mark.parametrize(
+    ("follow_up", "expected"),
+    [
+        ("who leads that area?", "Jefe Área de Ventas"),
+        ("what does it depend on?", "Gerencia de Servicio al Cliente"),
+    ],
+)
+def test_a_follow_up_about_that_unit_after_a_duty_answer_is_about_the_unit_that_answered(
+    real_assistant, follow_up, expected
+):
+    # The question names the Área de Activos Extraordinarios as its topic; the Área de Ventas answers it.
+    question = "¿Quién controla la recepción y el desalojo de las casas que son activos extraordinarios?"
+    first = real_assistant.ask(question)
+    assert first.answered and {c.unit for c in first.citations} == {"Área de Ventas"}
+
+    answer = real_assistant.ask(follow_up, [(question, first.answer)])
+
+    assert answer.answered and expected in answer.answer
+    assert answer.standalone_question and "Área de Ventas" in answer.standalone_question
+
+
 def test_follow_up_what_about_another_agency_repeats_the_question_for_it(real_assistant):
     question = "What positions does the Agencia Santa Ana have?"
     first = real_assistant.ask(question)

@@ -173,3 +173,26 @@ def test_a_unit_is_a_place_only_where_the_duty_is_done(engine, question, place):
     a = engine.analyse(question, question, "")
     [mention] = [m for m in a.units if m.unit.name == "Agencia Santa Ana"]
     assert _as_place(a, mention) is place
+
+
+def test_a_unit_named_as_the_other_party_of_a_duty_does_not_narrow_the_gerencias(engine):
+    def analysed(question: str):
+        expansion = engine.glossary.expand(question) if engine.glossary else ""
+        return engine.analyse(question, question, expansion)
+
+    other_party = analysed("Who keeps the promotional items once the UACI has bought them?")
+    assert not other_party.scoped and len(other_party.manuals) == len(engine.catalog.manuals)
+    assert any(m.unit.name.startswith("Unidad de Adquisiciones") for m in other_party.units)
+    place = analysed("En la UACI, ¿quién lleva el registro de proveedores?")
+    assert place.scoped and {m.gerencia for m in place.manuals} == {"Dirección de Administración"}
+    about_it = analysed("¿Qué funciones tiene la UACI?")  # no "who": the unit is what is asked about
+    assert about_it.scoped
+
+
+def test_sibling_units_are_known_by_what_tells_them_apart(engine, manuals):
+    offices = [u for m in manuals for u in m.units if u.parent and u.name.startswith("Oficina Regional")]
+    assert len(offices) >= 2 and len({u.parent for u in offices}) == 1
+    for u in offices:
+        own = fold(u.name).split()[-1]  # "occidente", "paracentral": the words its siblings do not share
+        found = engine.catalog.find_units(f"¿y quién encabeza la de {own}?")
+        assert [f.unit.name for f in found] == [u.name]

@@ -146,3 +146,24 @@ def test_a_former_unit_name_finds_the_renamed_unit(multi_assistant):
     answer = multi_assistant.ask("Who heads the Área de Servicios en Línea?")
     assert answer.answered and "Área de Canales Digitales" in answer.answer
     assert "now called" in answer.answer
+
+
+def test_a_follow_up_naming_another_gerencia_repeats_the_question_for_its_manual(multi_assistant):
+    admin, credit = _manual(multi_assistant, ADMIN), _manual(multi_assistant, CREDIT)
+    first = f"When did the {admin.gerencia}'s manual come into force?"
+    answer = multi_assistant.ask(first)
+    assert _codes(answer) == {ADMIN}
+    short = credit.gerencia.split()[-1]  # "Créditos": the gerencia's own word, not its unit word
+    follow = multi_assistant.ask(f"¿y el de {short}?", history=[(first, answer.answer)])
+    assert follow.answered and _codes(follow) == {CREDIT}
+    assert str(credit.effective_date.year) in follow.answer
+
+
+def test_sibling_units_are_known_by_what_tells_them_apart(multi_assistant):
+    credit = _manual(multi_assistant, CREDIT)
+    siblings = [u for u in credit.units if u.parent and u.name.startswith("Oficina Regional")]
+    assert len(siblings) >= 2
+    unit = siblings[0]
+    own = unit.name.split()[-1]  # "Occidente", "Paracentral"
+    answer = multi_assistant.ask(f"¿Quién encabeza la de {own}?")
+    assert answer.answered and f"**{unit.head}**" in answer.answer and unit.name in answer.answer

@@ -35,14 +35,45 @@ def _whole_words(folded: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![a-z0-9]){re.escape(folded)}(?![a-z0-9])")
 
 
-def _short_name(gerencia: str) -> str:
-    """A gerencia's name without its unit word and the links after it ("Gerencia de Créditos" → "creditos")."""
-    words = fold(gerencia).split()
-    if words and words[0] in _UNIT_WORDS:
+def _sibling_remainders(units: Sequence[tuple[Unit, Manual]]) -> dict[int, set[str]]:
+    """What tells sibling units apart when their names share a beginning ("Oficina Regional de Occidente",
+    "Oficina Regional Paracentral" → "occidente", "paracentral"): each name's words after the beginning its
+    siblings of the same kind share, without the links that open them; keyed by id(unit)."""
+    kinds: dict[tuple[str, str | None, str], list[Unit]] = {}
+    for u, m in units:
+        words = fold(u.name).split()
+        if words and u.parent is not None:
+            kinds.setdefault((m.id, u.parent, words[0]), []).append(u)
+    out: dict[int, set[str]] = {}
+    for siblings in kinds.values():
+        if len(siblings) < 2:
+            continue
+        names = [fold(u.name).split() for u in siblings]
+        shared = 0
+        while all(len(n) > shared + 1 and n[shared] == names[0][shared] for n in names):
+            shared += 1
+        for u, n in zip(siblings, names, strict=True):
+            rest = n[shared:]
+            while rest and rest[0] in _NAME_LINKS:
+                rest = rest[1:]
+            remainder = " ".join(rest)
+            if len(remainder) >= 4:
+                out.setdefault(id(u), set()).add(remainder)
+    return out
+
+
+def short_name(gerencia: str) -> str:
+    """A gerencia's name without its unit word and the links after it ("Gerencia de Créditos" → "Créditos")."""
+    words = gerencia.split()
+    if words and fold(words[0]) in _UNIT_WORDS:
         words = words[1:]
-    while words and words[0] in _NAME_LINKS:
+    while words and fold(words[0]) in _NAME_LINKS:
         words = words[1:]
     return " ".join(words)
+
+
+def _short_name(gerencia: str) -> str:
+    return fold(short_name(gerencia))
 
 
 def _short_name_patterns(manuals: Sequence[Manual]) -> list[tuple[re.Pattern[str], Manual]]:
@@ -62,8 +93,8 @@ def _short_name_patterns(manuals: Sequence[Manual]) -> list[tuple[re.Pattern[str
             (
                 re.compile(
                     rf"\b(?:(?:manual|mof)(?: de(?:l| la)?)?(?: (?:gerencia|direccion)(?: de(?:l| la)?)?)?"
-                    rf"|(?:la|el) de(?:l| la)?) {n}(?![a-z0-9])"
-                    rf"|(?<![a-z0-9]){n}(?:'s)? (?:manual|mof|one)\b"
+                    rf"|(?:la|el) de(?:l| la)?) (?P<after>{n})(?![a-z0-9])"
+                    rf"|(?<![a-z0-9])(?P<before>{n})(?:'s)? (?:manual|mof|one)\b"
                 ),
                 m,
             )
@@ -132,8 +163,9 @@ class Catalog:
             # Shared by several gerencias ("el Gerente"), the word names each of them: answers are per manual.
             for owner in owners:
                 self.unit_aliases.append((word, *owner))
+        distinct = _sibling_remainders(self.units)
         for u, m in self.units:
-            for alias in self._aliases(u) | _acronyms(u, m):
+            for alias in self._aliases(u) | _acronyms(u, m) | distinct.get(id(u), set()):
                 self.unit_aliases.append((alias, u, m))
         self.unit_aliases.sort(key=lambda x: -len(x[0]))
         positions: dict[str, str] = {}
@@ -264,6 +296,16 @@ class Catalog:
         name ("el manual de Créditos", "¿y la de Legal?", "the Administración one")."""
         folded = fold(text)
         return [m for pattern, m in self._code_patterns if pattern.search(folded)]
+
+    def manual_spans(self, text: str) -> list[tuple[int, int, Manual]]:
+        """Where a text (folded) names a manual by its gerencia's short name: the name's own span."""
+        out = []
+        for pattern, m in self._code_patterns:
+            for found in pattern.finditer(fold(text)):
+                group = "after" if found.groupdict().get("after") else "before"
+                if found.groupdict().get(group):
+                    out.append((found.start(group), found.end(group), m))
+        return sorted(out, key=lambda x: x[0])
 
     def _history_text(self, manual: Manual) -> str:
         """A manual's change history as one folded text (computed once)."""

@@ -210,6 +210,15 @@ def analyse(
             for m in catalog.find_units_by_words(fixed, expansion)
             if m.unit.parent is None and all(o.unit is not m.unit for o in strong)
         ]
+    if _RESPONSIBILITY.search(q):
+        # "Who advises Recursos Humanos on dismissals?": a unit named as the other party of a duty does not say
+        # which gerencia holds the duty; one named as the place does ("En San Miguel, ¿quién …?").
+        before = fold(corrected)
+        strong = [
+            m
+            for m in strong
+            if m.unit.parent is None or m.start < 0 or m.in_expansion or _LOCATIVE.search(before[: m.start])
+        ]
     manuals, scoped = resolve_scope(catalog, fixed, strong, positions)
     if scoped and len(manuals) < len(catalog.manuals):
         # Inside a named gerencia, another gerencia's unit name is only topic words ("activos extraordinarios").
