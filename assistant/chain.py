@@ -48,7 +48,8 @@ STORE_DOWN = (
     "The document index is unavailable right now; please try again shortly."
 )
 _FOLLOW_UP = re.compile(
-    r"\b(it|its|they|them|their|that one|this one|that unit|that area|there|lo|la|le|las|los|su|sus|esa|ese|"
+    r"\b(it|its|they|them|their|that one|this one|that unit|that area|that position|this position|there|"
+    r"lo|la|le|las|los|su|sus|esa|ese|"
     r"esta|este|ella|alli|ahi|dicha|dicho|dicha area|what about|how about|and|y|tambien|also)\b"
 )
 _ALL_MANUALS = frozenset(["all", "todas", "todos", "todas las gerencias", "todas las gerencias · all", "*"])
@@ -72,11 +73,21 @@ _THEN = re.compile(
 )
 # A follow-up about a unit itself (its positions, head, objective, "that area"), not about a duty's topic.
 _ABOUT_UNIT = re.compile(
-    r"\b(that|this|esa|esta|dicha) (area|unit|unidad|office|oficina|department|departamento|dependencia)\b|"
+    r"\b(that|this|esa|esta|dicha) (area|unit|unidad|office|oficina|department|departamento|dependencia|"
+    r"gerencia|management|section|seccion|division)\b|"
     r"\b(positions?|puestos?|cargos|heads?|dirige|jefe|jefa|objective|objetivo|reports? to|reporta|"
     r"depend\w*|pertenec\w*|belongs?|encabeza\w*|lidera\w*|leads?|runs?|in charge|a cargo)\b"
 )
 _ABOUT_MANUAL = re.compile(r"\b(manual|documento|document|mof)\b")
+# A follow-up about the position the previous answer named ("has that position always had that name?").
+_ABOUT_POSITION = re.compile(
+    r"\b(that|this|the same|ese|este|dicho|el mismo) (position|post|job|role|puesto|cargo|plaza)\b"
+)
+# Demonstratives: a pronoun alone ("¿quién los promueve?"), a determiner before a noun ("esas escrituras").
+_DEMONSTRATIVES = frozenset("that this those these esos esas eso esto ese esa este esta".split())
+# Spanish object pronouns that are also articles: pronouns where they stand before the verb, after these words.
+_CLITICS = frozenset("lo la los las le les".split())
+_CLITIC_HOSTS = frozenset("quien quienes que y se no tambien".split())
 # The grounded engine's "who handles" answers (and their honest "not assigned" form) open this way.
 _DUTY_ANSWER = re.compile(
     r"^(Según el manual, |According to the manual, |El manual no asigna|The manual does not assign)"
@@ -132,10 +143,15 @@ def _borrow(
     """A follow-up naming nothing, with the unit, manual or topic of the latest turn that has one."""
     own = [w for w in words if w not in STOP_ES and w not in STOP_EN and w not in _SHAPE]
     about_unit = bool(_ABOUT_UNIT.search(folded))
+    about_position = bool(_ABOUT_POSITION.search(folded))
+    pronoun = _pronoun(folded)
     for k in range(len(turns) - 1, -1, -1):
         # An earlier follow-up is read as it was resolved ("who heads it?" after "¿Cuándo se creó? (Sucursal
         # Paseo)"), so a chain of follow-ups keeps its unit.
         user, bot = condense(turns[k][0], turns[:k], catalog), turns[k][1]
+        named = catalog.find_positions(bot) or catalog.find_positions(user)
+        if about_position and named:
+            return f"{question} ({named[0]})"
         if about_unit and (
             _ANSWERED.search(bot) or not (catalog.find_units(user) or catalog.find_positions(user))
         ):
@@ -145,6 +161,9 @@ def _borrow(
             if mentions and _DUTY_ANSWER.search(bot):
                 return f"{question} ({mentions[0].unit.name})"
         mentions = catalog.find_units(user)
+        if mentions and mentions[0].unit.parent is None and _ABOUT_MANUAL.search(fold(user)):
+            # "and when was it first created?" after "¿En qué versión va el manual de la Gerencia de Créditos?"
+            return f"{question} (manual {mentions[0].unit.name})"
         if mentions:
             return f"{question} ({mentions[0].unit.name})"
         former = catalog.history_names(user)
@@ -158,18 +177,38 @@ def _borrow(
             # "and what was it before?" after "¿Cuál es el código del manual?": the manual's code, not the manual.
             about = [w for w in topic if w not in own]
             return f"{question} ({' '.join(about) or ('el manual' if detect_language(question) == 'es' else 'the manual')})"
-        if topic and _PRONOUN.search(folded) and _DUTY_ANSWER.search(bot):
+        if topic and pronoun and _DUTY_ANSWER.search(bot):
             # "¿Y quién los promueve?" after "¿Quién formaliza los créditos hipotecarios?": the pronoun is the
             # previous question's object; its verb gives way to the new one.
             carried = topic[1:] if own and len(topic) > 1 else topic
             phrases = _object_phrases(user) if own else []
             if len(phrases) > 1:
-                carried = _antecedent(phrases, _PRONOUN.search(folded).group(0))  # type: ignore[union-attr]
+                carried = _antecedent(phrases, pronoun)
             return f"{question} ({' '.join(carried)})"
         mentions = catalog.find_units(bot)
         if mentions:
             return f"{question} ({mentions[0].unit.name})"
     return question
+
+
+def _pronoun(folded: str) -> str | None:
+    """The object pronoun standing for the previous topic, if any: a demonstrative before a noun of its own
+    ("esas escrituras", "that committee") is a determiner, not a pronoun."""
+    words = folded.split()
+    for i, raw in enumerate(words):
+        word = raw.strip("¿?¡!.,;:")
+        if not _PRONOUN.fullmatch(word):
+            continue
+        after = words[i + 1].strip("¿?¡!.,;:") if i + 1 < len(words) else ""
+        before = words[i - 1].strip("¿?¡!.,;:") if i else ""
+        if word in _DEMONSTRATIVES and after and after not in STOP_ES and after not in STOP_EN:
+            continue  # "esas escrituras": a determiner
+        if word in _CLITICS and before not in _CLITIC_HOSTS:
+            continue  # "¿quién hace los borradores?": an article; "¿y quién los promueve?": a pronoun
+        if word in ("le", "les") and {"a", "al"} & set(words[i + 1 :]):
+            continue  # "¿quién le avisa al solicitante?": the pronoun doubles the person named after it
+        return word
+    return None
 
 
 # Words that open a noun phrase's complement ("los impuestos | de los activos"): where a pronoun's candidates split.

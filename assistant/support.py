@@ -51,7 +51,24 @@ FEATURES = (
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "data" / "support.json"
 DUTY_SECTIONS = ("funciones", "objetivo")
 # Courtesy words: never part of a question's topic.
-POLITE = frozenset(["favor", "porfa", "pls", "plz", "kindly", "quick", "quickly", "rapido", "hey", "oye"])
+POLITE = frozenset(
+    [
+        "favor",
+        "porfa",
+        "pls",
+        "plz",
+        "kindly",
+        "quick",
+        "quickly",
+        "rapido",
+        "hey",
+        "oye",
+        "ok",
+        "okay",
+        "vale",
+        "bueno",
+    ]
+)
 
 
 class SupportModelError(AssistantError):

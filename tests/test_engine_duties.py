@@ -9,7 +9,7 @@ import pytest
 from assistant.chunk import chunk_manual
 from assistant.engine import GroundedEngine
 from assistant.models import Hit, Manual
-from assistant.text import fold
+from assistant.text import fold, stem, tokens
 from tests.fakes_ui import grounded_engine, real_manuals
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,3 +196,35 @@ def test_sibling_units_are_known_by_what_tells_them_apart(engine, manuals):
         own = fold(u.name).split()[-1]  # "occidente", "paracentral": the words its siblings do not share
         found = engine.catalog.find_units(f"¿y quién encabeza la de {own}?")
         assert [f.unit.name for f in found] == [u.name]
+
+
+def test_a_follow_up_naming_another_gerencias_short_name_swaps_the_manual(engine, manuals):
+    from assistant.chain import condense
+
+    legal = next(m for m in manuals if m.gerencia == "Gerencia Legal")
+    credit = next(m for m in manuals if m.gerencia == "Gerencia de Créditos")
+    history = [("how many units does the legal one have?", "The Gerencia Legal has **5 units** …")]
+    assert (
+        condense("¿y la de Créditos?", history, engine.catalog)
+        == "how many units does the Créditos one have?"
+    )
+    history = [(f"When did the {legal.gerencia}'s manual come into force?", "…")]
+    out = condense("¿y el de Créditos?", history, engine.catalog)
+    assert out == f"When did the {credit.gerencia}'s manual come into force?"
+
+
+def test_a_unit_the_conversation_carried_is_no_topic_word(engine):
+    from assistant.engine.duties import topic_phrase
+    from assistant.engine.query import FollowUp
+
+    own = "¿y quién le avisa al solicitante lo que resolvió el comité?"
+    text = f"{own} (Unidad de Secretaría del Comité de Créditos)"
+    a = engine.analyse(text, text, engine.glossary.expand(text) if engine.glossary else "")
+    # The unit's words are words duty lines use ("Secretaría", "Comité"): named in a question, they stay.
+    duty_words = frozenset(
+        stem(t) for u, _m in engine.catalog.units for f in u.functions for t in tokens(f.text)
+    )
+    assert "Secretaría" in topic_phrase(engine, a, duty_words)
+    a.follow_up = FollowUp(own, frozenset())
+    topic = topic_phrase(engine, a, duty_words)
+    assert "Secretaría" not in topic and "solicitante" in topic

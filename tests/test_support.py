@@ -306,3 +306,40 @@ def test_then_points_back_to_the_version_asked_before(catalog, follow_up, carrie
     assert (
         condense(follow_up, [("¿Quién dirige el Área de Ventas?", "…")], catalog) != f"{follow_up} {carried}"
     )
+
+
+@pytest.mark.parametrize(
+    ("follow_up", "pronoun"),
+    [
+        ("¿Y quién los promueve?", "los"),  # before the verb: a pronoun
+        ("¿y quién hace los borradores de esas escrituras?", None),  # an article, a determiner
+        ("and who approves them?", "them"),
+        ("and who chairs that committee?", None),  # "that" before its own noun
+        ("¿y quién le avisa al solicitante?", None),  # "le" doubles the person named after it
+        ("¿y quién les da seguimiento?", "les"),
+    ],
+)
+def test_an_object_pronoun_is_told_from_an_article_or_a_determiner(follow_up, pronoun):
+    from assistant.chain import _pronoun
+    from assistant.text import fold
+
+    assert _pronoun(fold(follow_up)) == pronoun
+
+
+def test_a_follow_up_on_a_manual_named_by_its_gerencia_carries_the_manual(catalog):
+    from assistant.chain import condense
+
+    gerencia = catalog.manuals[0].gerencia
+    history = [(f"¿En qué versión va el manual de la {gerencia}?", "La versión vigente es la **10**.")]
+    out = condense("and when was it first created?", history, catalog)
+    assert out == f"and when was it first created? (manual {gerencia})"
+
+
+def test_that_position_is_the_position_the_last_answer_named(catalog):
+    from assistant.chain import condense
+
+    history = [
+        ("¿Quién dirige el Área de Ventas?", "**Área de Ventas** está a cargo del **Jefe Área de Ventas**.")
+    ]
+    out = condense("has that position always had that name?", history, catalog)
+    assert out == "has that position always had that name? (Jefe Área de Ventas)"

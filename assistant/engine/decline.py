@@ -56,6 +56,9 @@ def out_of_scope(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) 
     return None
 
 
+_INTERROGATIVES = frozenset("quien quienes que cual cuales donde cuando como cuanto cuantos".split())
+
+
 def _unknown_unit(engine: GroundedEngine, a: Query) -> str | None:
     """A unit-like phrase ("the finance department", "Gerencia de Finanzas") the manuals do not have."""
     patterns = [
@@ -71,6 +74,8 @@ def _unknown_unit(engine: GroundedEngine, a: Query) -> str | None:
             phrase = m.group(3) if i == 0 else m.group(1)
             if i == 1 and phrase.split()[-1] in _DETERMINERS:
                 continue  # "was it always a department?": the noun has no qualifier
+            if i == 0 and phrase.split()[0] in _INTERROGATIVES:
+                continue  # "¿esa sección de quién depende?": a question word, not a name
             if m.group(0).strip() in known_to_history:
                 continue
             words = [

@@ -172,6 +172,11 @@ def topic_phrase(engine: GroundedEngine, a: Query, vocabulary: frozenset[str] = 
         for m in engine.catalog.find_units(folded)
         if m.unit.parent is None and any(t.unit is m.unit for t in a.units)
     }
+    if a.follow_up is not None and folded.startswith(fold(a.follow_up.text)):
+        # A unit the conversation carried ("¿y quién le avisa al solicitante? (Unidad de Secretaría …)") is where
+        # the follow-up is asked, not what it asks for.
+        own = len(fold(a.follow_up.text))
+        scope |= {(m.start, m.end) for m in engine.catalog.find_units(folded) if m.start >= own}
     scope_words = _scope_words(engine, a)
     kept: list[str] = []
     for m in re.finditer(r"[a-z0-9ñ]+", folded):
