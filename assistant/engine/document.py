@@ -22,6 +22,7 @@ from assistant.engine.query import (
     _META_VERSIONS,
     _OBJECTIVE,
     _PAST,
+    _RESPONSIBILITY,
     _VERSION_NUM,
     Query,
 )
@@ -46,7 +47,9 @@ def _meta_for(m: Manual, q: str, lang: Lang) -> Draft | None:
     parts: list[str] = []
     cites: list[Citation] = []
     changes = bool(_CHANGE_WORDS.search(q))  # "what changed in the latest version?" is for the history
-    if _META_CODE.search(q) and m.code and not changes and not _PAST.search(q):
+    # "Which unit writes the code of ethics?" asks who does something, not the manual's code.
+    asks_who = bool(_RESPONSIBILITY.search(q)) and not about
+    if _META_CODE.search(q) and m.code and not changes and not _PAST.search(q) and not asks_who:
         parts.append(say("document_code", lang, code=m.code))
         cites.append(_cite(m, None, "documento", None, m.code))
     # "Who prepared the latest version / version 5?": the analyst the change history names for it.
