@@ -81,7 +81,7 @@ def lexical_terms(text: str) -> list[str]:
 
 def detect_language(text: str) -> Literal["es", "en"]:
     """Spanish or English, from interrogatives, marker words and Spanish-only characters."""
-    if re.search(r"[¿¡ñ]", text.lower()):
+    if re.search(r"[¿¡]", text):
         return "es"
     words = tokens(text)
     if not words:
@@ -107,6 +107,16 @@ def detect_language(text: str) -> Literal["es", "en"]:
         "show",
         "name",
         "give",
+        "has",
+        "have",
+        "had",
+        "was",
+        "were",
+        "did",
+        "will",
+        "would",
+        "could",
+        "should",
     }:
         return "en"
     if words[0] in {
@@ -126,6 +136,8 @@ def detect_language(text: str) -> Literal["es", "en"]:
         "menciona",
     }:
         return "es"
+    if "ñ" in text.lower():
+        return "es"  # after the openers: "Has the Área de … Daños always been …?" is English
     return "en" if en > es else "es"
 
 

@@ -64,6 +64,8 @@ def test_stemmers_reduce_inflected_forms_to_one_stem():
         ("Who heads the Área de Ventas?", "en"),
         ("the functions of Área de Ventas", "en"),
         ("¿Quién maneja los appraisals?", "es"),
+        ("Has the Área de Seguros de Deuda y Daños always been part of the credit management?", "en"),
+        ("Was the Departamento de Contratación y Escrituración always a department?", "en"),
         ("y San Miguel?", "es"),
     ],
 )
