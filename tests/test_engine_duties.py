@@ -228,3 +228,24 @@ def test_a_unit_the_conversation_carried_is_no_topic_word(engine):
     a.follow_up = FollowUp(own, frozenset())
     topic = topic_phrase(engine, a, duty_words)
     assert "Secretaría" not in topic and "solicitante" in topic
+
+
+def test_a_lead_in_the_named_place_gives_way_only_to_a_line_of_that_place(engine, manuals):
+    from assistant.engine.duties import _better_lead
+    from assistant.support import Scored
+
+    m = manuals[0]
+    here, elsewhere = _hit(m, "Área de Ventas", "ii"), _hit(m, "Área de Atención al Cliente", "i")
+    margin = engine.settings.support_switch_margin
+    lead, better = Scored(here.chunk, {}, 0.4), Scored(elsewhere.chunk, {}, 0.4 + margin + 0.1)
+    places = {(m.id, "Área de Ventas")}
+    assert _better_lead(engine, [here, elsewhere], [here], [lead, better], places) == ([here], [lead, better])
+    group, _scored = _better_lead(engine, [here, elsewhere], [here], [lead, better])
+    assert group == [elsewhere]  # no place named: the better line leads
+
+
+def test_who_is_in_command_of_a_unit_asks_its_head(engine, manuals):
+    admin = next(m for m in manuals if m.gerencia == "Dirección de Administración")
+    uaci = next(u for u in admin.units if "Adquisiciones" in u.name)
+    d = engine.answer("¿Quién manda en la UACI?", "es", [])
+    assert d.answered and f"**{uaci.head}**" in d.text

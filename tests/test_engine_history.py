@@ -160,6 +160,12 @@ def test_a_follow_up_keeps_a_unit_only_the_history_names(versions):
             "Gerencia Legal",
             "Recodificación",
         ),
+        ("When was the Oficina Regional Paracentral set up?", "Gerencia de Créditos", "Creación"),
+        (
+            "¿Cuándo le cambiaron el nombre a la Unidad de Informática y cómo se llama ahora?",
+            "Dirección de Administración",
+            "Cambio de nombre",
+        ),
     ],
 )
 def test_a_units_past_asked_in_other_words_is_answered_from_the_history(others, question, gerencia, said):
@@ -173,3 +179,22 @@ def test_a_units_past_asked_in_other_words_is_answered_from_the_history(others, 
 def test_a_unit_name_only_part_of_which_a_history_names_is_not_known_to_it(others):
     d = _engine(others).answer("¿Qué hace la Unidad de Gestión de Riesgos?", "es", [])
     assert not d.answered and "unidad de gestion de" in d.text
+
+
+def test_a_unit_only_the_history_names_asked_about_as_if_in_force_is_not_described(others):
+    from assistant.engine.decline import _unknown_unit
+
+    e = _engine(others)
+    d = e.answer("What are the functions of the Gerencia Financiera?", "en", [])
+    assert not d.answered and "gerencia financiera" in d.text
+    # Named as a duty's other party, it does not stop the question.
+    q = "¿Qué dependencia pide a la Gerencia Financiera el desembolso?"
+    assert _unknown_unit(e, e.analyse(q, q, "")) is None
+
+
+def test_a_duty_placed_in_time_is_not_a_history_question(others):
+    from assistant.engine import history as history_answerer
+
+    e = _engine(others)
+    q = "Who appraises the vehicles of the Fund's fleet before they are sold?"
+    assert history_answerer.answer(e, e.analyse(q, q, "vehiculos transporte"), "en", []) is None

@@ -331,7 +331,7 @@ class Catalog:
             for j in range(min(len(words), i + 7), i + 1, -1):
                 name = " ".join(words[i:j]).strip(_PUNCTUATION)
                 # A name cut short is not the one asked for: "unidad de gestion (de riesgos)".
-                cut = words[j - 1] in _NAME_LINKS or (j < len(words) and words[j] in _NAME_LINKS)
+                cut = words[j - 1] in _NAME_LINKS or (j < len(words) and words[j] in ("de", "del"))
                 if not cut and _whole_words(name).search(body):
                     found.append(name)
                     break

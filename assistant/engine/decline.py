@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.engine.common import Draft, Lang, decline
-from assistant.engine.query import _DETERMINERS, _RESPONSIBILITY, Query
+from assistant.engine.query import (
+    _DETERMINERS,
+    _FUNCTIONS,
+    _HEAD,
+    _HISTORY,
+    _HISTORY_STRONG,
+    _POSITIONS,
+    _RESPONSIBILITY,
+    Query,
+)
 from assistant.models import Hit
 from assistant.phrases import say
 from assistant.text import STOP_EN, STOP_ES, stem, tokens
@@ -56,6 +65,7 @@ def out_of_scope(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) 
     return None
 
 
+_LINKS = frozenset("de del la las los el y e".split())
 _INTERROGATIVES = frozenset("quien quienes que cual cuales donde cuando como cuanto cuantos".split())
 
 
@@ -67,8 +77,22 @@ def _unknown_unit(engine: GroundedEngine, a: Query) -> str | None:
         r"\b(?:the )?((?:[a-z]+ )?[a-z]+) (department|division|unit|office|management|team|agency|branch)\b",
     ]
     text = a.q.split(" || ")[0]
-    # A unit the change history names ("¿Qué pasó con la Unidad de Gestión de Garantías?") is known to it.
-    known_to_history = " ".join(engine.catalog.history_names(text))
+    # A unit the change history names is known to it when the history is asked ("¿Qué pasó con la Unidad de
+    # Gestión de Garantías?"), not when its functions are ("What are the functions of the Gerencia Financiera?").
+    asks_history = bool(_HISTORY.search(text) or _HISTORY_STRONG.search(text))
+    known_to_history = " ".join(engine.catalog.history_names(text)) if asks_history else ""
+    # A unit only a change history names, asked about itself as if it were in force ("What are the functions
+    # of the Gerencia Financiera?"): no manual describes it. Named as a duty's other party, it is no matter.
+    about_it = not _RESPONSIBILITY.search(text) or any(
+        c.search(text) for c in (_HEAD, _FUNCTIONS, _POSITIONS)
+    )
+    if not asks_history and about_it:
+        current = [(m.start, m.end) for m in engine.catalog.find_units(text) if m.start >= 0]
+        for name in engine.catalog.history_names(text):
+            at = text.find(name)
+            if at >= 0 and any(s <= at and at + len(name) <= e for s, e in current):
+                continue  # part of a unit in force ("… del Comité de Créditos" in the Unidad de Secretaría's name)
+            return name
     for i, pat in enumerate(patterns):
         for m in re.finditer(pat, text):
             phrase = m.group(3) if i == 0 else m.group(1)
@@ -76,7 +100,10 @@ def _unknown_unit(engine: GroundedEngine, a: Query) -> str | None:
                 continue  # "was it always a department?": the noun has no qualifier
             if i == 0 and phrase.split()[0] in _INTERROGATIVES:
                 continue  # "¿esa sección de quién depende?": a question word, not a name
-            if m.group(0).strip() in known_to_history:
+            said = m.group(0).strip().split()
+            while said and said[-1] in _LINKS:
+                said.pop()
+            if known_to_history and " ".join(said) in known_to_history:
                 continue
             words = [
                 w for w in phrase.split() if w not in _DETERMINERS and w not in STOP_EN and w not in STOP_ES

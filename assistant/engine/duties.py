@@ -96,12 +96,7 @@ def _who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) 
             duties += [h for h in found if _is_duty(h.chunk) and h.chunk.id not in known]
     if places:
         located = sorted(
-            (
-                h
-                for h in duties
-                if (h.chunk.manual_id, h.chunk.unit) in places
-                or (h.chunk.manual_id, h.chunk.parent) in places
-            ),
+            (h for h in duties if _in_places(h.chunk, places)),
             key=lambda h: -h.score,
         )
         if located and located[0].score >= best.score - engine.settings.place_margin:
@@ -131,7 +126,7 @@ def _who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) 
     if scorer is None:
         draft = _compose_duties(engine, lang, _with_twins(engine, group))
         return _with_positions(engine, a, lang, draft, group, topic_phrase(engine, a))
-    return _judged(engine, a, lang, hits, group, scorer)
+    return _judged(engine, a, lang, hits, group, scorer, places)
 
 
 def _as_place(a: Query, m: _Mention) -> bool:
@@ -231,7 +226,13 @@ def support_candidates(
 
 
 def _judged(
-    engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit], group: list[Hit], scorer: SupportScorer
+    engine: GroundedEngine,
+    a: Query,
+    lang: Lang,
+    hits: list[Hit],
+    group: list[Hit],
+    scorer: SupportScorer,
+    places: set[tuple[str, str]] | None = None,
 ) -> Draft:
     """Answer with the group when its lead line covers the topic; else say no unit is assigned it."""
     topic, scored = support_candidates(engine, a, hits, group, scorer)
@@ -247,7 +248,7 @@ def _judged(
         group, scored = _other_manuals_lead(hits, group, scored, threshold)
         lead = scored[0]
     if lead.support >= threshold:
-        group, scored = _better_lead(engine, hits, group, scored)
+        group, scored = _better_lead(engine, hits, group, scored, places or ())
         led = _follow_up_lead(engine, a, hits, group, scored)
         if led is None:
             return _uncovered(engine, lang, hits, topic, scored[0], scored[0])
@@ -321,14 +322,24 @@ def _other_manuals_lead(
 
 
 def _better_lead(
-    engine: GroundedEngine, hits: list[Hit], group: list[Hit], scored: list[Scored]
+    engine: GroundedEngine,
+    hits: list[Hit],
+    group: list[Hit],
+    scored: list[Scored],
+    places: Collection[tuple[str, str]] = (),
 ) -> tuple[list[Hit], list[Scored]]:
     """The group and its scores, led instead by the candidate line whose support beats the lead's by the
-    switch margin (a line just below in the retrieval order that covers the topic far better)."""
-    best = max(scored, key=lambda s: s.support)
+    switch margin (a line just below in the retrieval order that covers the topic far better). A lead in the
+    place the question names ("At the regional offices, who …?") gives way only to a line of that place."""
+    placed = _in_places(scored[0].chunk, places)
+    best = max((s for s in scored if not placed or _in_places(s.chunk, places)), key=lambda s: s.support)
     if best.support < scored[0].support + engine.settings.support_switch_margin:
         return group, scored
     return [_as_hit(hits, best)], [best, *(s for s in scored if s is not best)]
+
+
+def _in_places(chunk: Chunk, places: Collection[tuple[str, str]]) -> bool:
+    return (chunk.manual_id, chunk.unit) in places or (chunk.manual_id, chunk.parent) in places
 
 
 def _as_hit(hits: list[Hit], s: Scored) -> Hit:

@@ -104,6 +104,10 @@ def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
         return False  # "how many work groups is the gerencia split into?" counts today's structure
     if _COUNT.search(q) and _META_VERSIONS.search(q) and not number:
         return False  # "how many versions has it had?" is the document answerer's count
+    if cue and not dated and _RESPONSIBILITY.search(q):
+        said = {m.group(0) for m in _HISTORY.finditer(q)}
+        if said <= _WHEN_WORDS:
+            return False  # "who appraises the vehicles before they are sold?": a duty's time, not the past
     top_is_history = bool(hits) and hits[0].chunk.section == "modificaciones"
     if number or _HISTORY_STRONG.search(q):
         return True
@@ -112,6 +116,10 @@ def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
     return bool(
         top_is_history or a.positions or a.units or _ABOUT_MANUAL.search(q) or engine.catalog.history_names(q)
     )
+
+
+# History cue words that also place a duty in time ("before they are sold", "antes de firmar").
+_WHEN_WORDS = frozenset(["before", "antes", "previous", "previously", "anterior", "anteriormente"])
 
 
 def _compose(
