@@ -218,3 +218,24 @@ def test_the_boss_of_a_position_is_whom_it_reports_to(engine, manuals, question)
 def test_a_position_named_jefe_is_not_asked_for_its_boss(engine):
     d = engine.answer("¿Quién es el Jefe de Agencia?", "es", [])
     assert d.answered and "depende del" not in d.text
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        # The gerencia says where the section is: the section's chart is asked for.
+        ("¿Qué puestos tiene la Sección de Registro de la Gerencia Legal?", ["Sección de Registro"]),
+        # Side by side, both are asked for.
+        (
+            "¿Qué puestos tienen la Agencia Santa Ana y la Agencia San Miguel?",
+            ["Agencia Santa Ana", "Agencia San Miguel"],
+        ),
+    ],
+)
+def test_a_unit_named_only_as_where_another_is_is_not_listed(question, expected):
+    from tests.fakes_ui import grounded_engine, real_manuals
+
+    e = grounded_engine(real_manuals())
+    d = e.answer(question, "es", [])
+    listed = [line.split("**")[1] for line in d.text.splitlines() if line.startswith("**")]
+    assert d.answered and listed == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -49,7 +50,7 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
         return groups
     if not a.units:
         return None
-    target = a.units[0]
+    target = _most_specific(engine, a.units, q)
     each = _structure_per_manual(engine, a, lang, hits)
     if each is not None:
         return each
@@ -65,12 +66,41 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
     if _HEAD.search(q) and not topic:
         return _head_and_boss(engine, lang, unit, manual, q)
     if _lists_positions(engine, a):
-        return _positions(engine, lang, [t.unit for t in a.units], manual)
+        return _positions(engine, lang, [t.unit for t in _specific(engine, a.units, q) or a.units], manual)
     if _OBJECTIVE.search(q):
         return _objective(engine, lang, unit, manual)
     if _FUNCTIONS.search(q) and not topic:
         return functions(engine, lang, unit, manual)
     return None
+
+
+def _most_specific(engine: GroundedEngine, units: list[_Mention], q: str) -> _Mention:
+    """The first named unit that is not only where another named one is."""
+    return (_specific(engine, units, q) or units)[0]
+
+
+def _specific(engine: GroundedEngine, units: list[_Mention], q: str) -> list[_Mention]:
+    """The named units, less those named only as where another one is: "the legal management's registry
+    section", "la Sección de Registro de la Gerencia Legal" ask about the section; "la Gerencia y el Área de
+    Ventas" about both."""
+    where: set[tuple[str, str]] = set()
+    for m in units:
+        up = engine.catalog.parent(m.unit)
+        while up is not None:
+            for o in units:
+                if (o.manual.id, o.unit.name) == (m.manual.id, up.name) and not _joined(q, m, o):
+                    where.add((o.manual.id, o.unit.name))
+            up = engine.catalog.parent(up)
+    return [m for m in units if (m.manual.id, m.unit.name) not in where]
+
+
+def _joined(q: str, a: _Mention, b: _Mention) -> bool:
+    """Whether two units are named side by side ("X y Y", "X and Y", "X, Y"), not one qualifying the other."""
+    if min(a.start, b.start) < 0:
+        return False
+    first, second = sorted((a, b), key=lambda m: m.start)
+    between = f" {q[first.end : second.start]} "
+    return bool(re.search(r"[,;]| (y|e|and|as well as|tambien) ", between))
 
 
 def _asks_boss_of(a: Query) -> bool:
@@ -117,8 +147,10 @@ def _asked_groups(engine: GroundedEngine, a: Query, lang: Lang, topic: bool) -> 
     q, cat = a.q, engine.catalog
     with_children = [m for m in a.units if cat.children(m.unit)]
     asks_groups = _GROUP_WORDS.search(q) and (_COUNT.search(q) or (_LIST.search(q) and not topic))
-    if _asks_reports(q) and not _GROUP_WORDS_PLURAL.search(q):
-        return None  # "which unit does X report to?" asks for X's parent, not for its sub-units
+    if (_asks_reports(q) or _POSITIONS.search(q)) and not _GROUP_WORDS_PLURAL.search(q):
+        # "which unit does X report to?" asks for X's parent, "what positions are there in the registry
+        # section?" for its chart, not for its sub-units
+        return None
     about_top = with_children or not a.units or a.units[0].unit.parent is None
     if not (asks_groups and not a.positions and about_top):
         return None
