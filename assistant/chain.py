@@ -22,6 +22,7 @@ from typing import Any, Literal
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from assistant.chunk import spanish_date
+from assistant.cues import cue, cue_words
 from assistant.embed import get_embedder
 from assistant.engine import Catalog, Draft, GroundedEngine, load_scope
 from assistant.engine.catalog import short_name
@@ -80,14 +81,12 @@ _ABOUT_UNIT = re.compile(
 )
 _ABOUT_MANUAL = re.compile(r"\b(manual|documento|document|mof)\b")
 # A follow-up about the position the previous answer named ("has that position always had that name?").
-_ABOUT_POSITION = re.compile(
-    r"\b(that|this|the same|ese|este|dicho|el mismo) (position|post|job|role|puesto|cargo|plaza)\b"
-)
+_ABOUT_POSITION = cue("about_position")
 # Demonstratives: a pronoun alone ("¿quién los promueve?"), a determiner before a noun ("esas escrituras").
-_DEMONSTRATIVES = frozenset("that this those these esos esas eso esto ese esa este esta".split())
+_DEMONSTRATIVES = frozenset(cue_words("demonstratives"))
 # Spanish object pronouns that are also articles: pronouns where they stand before the verb, after these words.
-_CLITICS = frozenset("lo la los las le les".split())
-_CLITIC_HOSTS = frozenset("quien quienes que y se no tambien".split())
+_CLITICS = frozenset(cue_words("clitics"))
+_CLITIC_HOSTS = frozenset(cue_words("clitic_hosts"))
 # The grounded engine's "who handles" answers (and their honest "not assigned" form) open this way.
 _DUTY_ANSWER = re.compile(
     r"^(Según el manual, |According to the manual, |El manual no asigna|The manual does not assign)"

@@ -27,7 +27,7 @@ class _Mention:
 _UNIT_WORDS = template().unit_words
 _PUNCTUATION = "¿?¡!.,;:()"
 # Words that join the parts of a unit's name ("Departamento de Contratación y Escrituración").
-_NAME_LINKS = frozenset(["de", "del", "y", "e", "la", "las", "los", "el"])
+_NAME_LINKS = frozenset(cue_words("name_links"))
 
 
 def _whole_words(folded: str) -> re.Pattern[str]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from assistant.cues import cue_words
 from assistant.engine.common import Draft, Lang, decline
 from assistant.engine.query import (
     _DETERMINERS,
@@ -65,8 +66,8 @@ def out_of_scope(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) 
     return None
 
 
-_LINKS = frozenset("de del la las los el y e".split())
-_INTERROGATIVES = frozenset("quien quienes que cual cuales donde cuando como cuanto cuantos".split())
+_LINKS = frozenset(cue_words("name_links"))
+_INTERROGATIVES = frozenset(cue_words("interrogatives"))
 
 
 def _unknown_unit(engine: GroundedEngine, a: Query) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from assistant.cues import cue_words
 from assistant.diff import summarise
 from assistant.engine.common import Draft, Lang, _cite, _date, manual_name, per_manual
 from assistant.engine.query import (
@@ -119,7 +120,7 @@ def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
 
 
 # History cue words that also place a duty in time ("before they are sold", "antes de firmar").
-_WHEN_WORDS = frozenset(["before", "antes", "previous", "previously", "anterior", "anteriormente"])
+_WHEN_WORDS = frozenset(cue_words("when_words"))
 
 
 def _compose(
