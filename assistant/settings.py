@@ -90,8 +90,9 @@ class AnswerSettings(BaseModel):
     # A passing lead line gives way to another candidate line whose support is at least this much higher (the
     # retrieval order picked a line that covers the topic less well than one just below it).
     support_switch_margin: float = Field(0.15, ge=0, le=1)
-    # The support check also scores this many duty lines beyond retrieval's hits: those its dense and lexical
-    # ranks of the topic agree on best (with many manuals, retrieval's few hits may all be other gerencias').
+    # With several manuals served, the support check also scores this many duty lines beyond retrieval's hits:
+    # those its dense and lexical ranks of the topic agree on best (retrieval's few hits may all be other
+    # gerencias'; with one manual they never changed an answer on the dev sets, and cost p95 time).
     support_extra: int = Field(3, ge=0, le=50)
     max_question_chars: int = Field(2000, ge=10)
     # Earlier turns of a conversation used to understand a follow-up (the last ones; the rest are dropped).

@@ -249,3 +249,26 @@ def test_who_is_in_command_of_a_unit_asks_its_head(engine, manuals):
     uaci = next(u for u in admin.units if "Adquisiciones" in u.name)
     d = engine.answer("¿Quién manda en la UACI?", "es", [])
     assert d.answered and f"**{uaci.head}**" in d.text
+
+
+@pytest.mark.parametrize(("manuals_served", "extra"), [(1, 0), (2, 3)])
+def test_the_support_check_looks_beyond_retrieval_only_when_several_manuals_share_its_hits(
+    engine, manuals, manuals_served, extra
+):
+    from assistant.engine.duties import support_candidates
+
+    asked: list[int] = []
+
+    class _Scorer:
+        def __init__(self) -> None:
+            self.by_manual = {f"m{i}": None for i in range(manuals_served)}
+            self.duty_vocabulary: frozenset[str] = frozenset()
+
+        def score(self, topic, pool, scope, extra=0, question=""):
+            asked.append(extra)
+            return []
+
+    q = "¿Quién se encarga de desarrollar el plan de ventas?"
+    hit = _hit(manuals[0], "Área de Ventas", "ii")
+    support_candidates(engine, engine.analyse(q, q, ""), [hit], [hit], _Scorer())  # type: ignore[arg-type]
+    assert asked == [extra if extra == 0 else engine.settings.support_extra]

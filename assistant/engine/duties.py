@@ -218,7 +218,9 @@ def support_candidates(
             seen.add(h.chunk.id)
             pool.append((h.chunk, h.dense))
     manuals = {m.id for m in a.manuals} if a.manuals else None
-    scored = scorer.score(topic, pool, manuals, extra=engine.settings.support_extra, question=a.text)
+    # Retrieval's few hits are shared by every manual served: with several, the support check looks further.
+    extra = engine.settings.support_extra if len(scorer.by_manual) > 1 else 0
+    scored = scorer.score(topic, pool, manuals, extra=extra, question=a.text)
     hook = getattr(engine, "on_support", None)
     if hook is not None:
         hook(topic, scored[0] if scored else None, scored)
