@@ -176,8 +176,9 @@ class Catalog:
         # Compiled once: every question is matched against every alias and position name.
         self._alias_patterns = [(_whole_words(alias), unit, m) for alias, unit, m in self.unit_aliases]
         self._position_patterns = [(_whole_words(key), name) for key, name in self.positions]
-        self._code_patterns = [(_whole_words(fold(m.code)), m) for m in manuals if m.code]
-        self._code_patterns += _short_name_patterns(manuals)
+        # A manual named by its code, or by its gerencia's short name where a manual is meant.
+        self._manual_patterns = [(_whole_words(fold(m.code)), m) for m in manuals if m.code]
+        self._manual_patterns += _short_name_patterns(manuals)
         self.alias_stems = {stem(t) for a, _u, _m in self.unit_aliases for t in tokens(a)}
         self._former: dict[tuple[str, str], str] = {}
         # Each folded duty line → the units whose own function list holds it, in any manual. An agency that
@@ -295,12 +296,12 @@ class Catalog:
         """Manuals a text names by their code ("901 0903") or as "the manual of / the one of" a gerencia's short
         name ("el manual de Créditos", "¿y la de Legal?", "the Administración one")."""
         folded = fold(text)
-        return [m for pattern, m in self._code_patterns if pattern.search(folded)]
+        return [m for pattern, m in self._manual_patterns if pattern.search(folded)]
 
     def manual_spans(self, text: str) -> list[tuple[int, int, Manual]]:
         """Where a text (folded) names a manual by its gerencia's short name: the name's own span."""
         out = []
-        for pattern, m in self._code_patterns:
+        for pattern, m in self._manual_patterns:
             for found in pattern.finditer(fold(text)):
                 group = "after" if found.groupdict().get("after") else "before"
                 if found.groupdict().get(group):
