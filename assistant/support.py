@@ -247,8 +247,9 @@ class SupportScorer:
         rows_of: dict[str, list[int]] = {}
         for i, c in enumerate(self.chunks):
             rows_of.setdefault(c.manual_id, []).append(i)
+        duty_set = set(duty)
         self.by_manual = {
-            m: Statistics.over(self._stems, rows, [i for i in rows if i in set(duty)])
+            m: Statistics.over(self._stems, rows, [i for i in rows if i in duty_set])
             for m, rows in rows_of.items()
         }
         self.overall = Statistics.over(self._stems, range(len(self.chunks)), duty)

@@ -81,7 +81,8 @@ def _unknown_unit(engine: GroundedEngine, a: Query) -> str | None:
     # A unit the change history names is known to it when the history is asked ("¿Qué pasó con la Unidad de
     # Gestión de Garantías?"), not when its functions are ("What are the functions of the Gerencia Financiera?").
     asks_history = bool(_HISTORY.search(text) or _HISTORY_STRONG.search(text))
-    known_to_history = " ".join(engine.catalog.history_names(text)) if asks_history else ""
+    history_names = engine.catalog.history_names(text)
+    known_to_history = " ".join(history_names) if asks_history else ""
     # A unit only a change history names, asked about itself as if it were in force ("What are the functions
     # of the Gerencia Financiera?"): no manual describes it. Named as a duty's other party, it is no matter.
     about_it = not _RESPONSIBILITY.search(text) or any(
@@ -89,7 +90,7 @@ def _unknown_unit(engine: GroundedEngine, a: Query) -> str | None:
     )
     if not asks_history and about_it:
         current = [(m.start, m.end) for m in engine.catalog.find_units(text) if m.start >= 0]
-        for name in engine.catalog.history_names(text):
+        for name in history_names:
             at = text.find(name)
             if at >= 0 and any(s <= at and at + len(name) <= e for s, e in current):
                 continue  # part of a unit in force ("… del Comité de Créditos" in the Unidad de Secretaría's name)
