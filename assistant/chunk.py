@@ -151,6 +151,6 @@ def org_chart_chunk(manual: Manual, unit: Unit) -> Chunk:
             + "; ".join(f"{c.name} ({c.head})" if c.head else c.name for c in children)
         )
     text = ". ".join(parts) + "."
-    # One position per line, as in the manual's chart, so the quote matches the source verbatim.
-    quote = "\n".join(unit.positions) if unit.positions else text
+    # The chart as the manual prints it (heading, labelled lines, positions), else one position per line.
+    quote = unit.chart_quote()
     return _make(manual, "organigrama", text, quote, unit)

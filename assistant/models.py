@@ -41,6 +41,13 @@ class Unit(_Frozen):
     functions: list[Function] = Field(default_factory=list)
     # Groups are numbered in the manual ("1. Área de Atención al Cliente"); None for the Gerencia.
     number: int | None = None
+    # The unit's org chart as the manual prints it, one line per line: its numbered heading, labelled lines
+    # ("Dependencia jerárquica: …") and positions. What a structure answer quotes; not in ``inspect --json``.
+    chart: str = ""
+
+    def chart_quote(self) -> str:
+        """What a citation of the unit's chart quotes: the chart as printed, else its positions, else its name."""
+        return self.chart or "\n".join(self.positions) or self.name
 
 
 class HistoryEntry(_Frozen):

@@ -76,6 +76,17 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
+def _chart_lines(text: str) -> list[str]:
+    """The non-empty lines of a chart, each with its spaces squashed: what a chart quote is made of (a bare
+    bullet left at either end, the mark of the next office or the page, is not)."""
+    lines = [line for line in (_flat(raw) for raw in text.split("\n")) if line]
+    while lines and not _strip_bullets(lines[-1]):
+        lines.pop()
+    while lines and not _strip_bullets(lines[0]):
+        lines.pop(0)
+    return lines
+
+
 def _strip_bullets(text: str) -> str:
     return text.strip().strip(_BULLET).strip()
 
@@ -317,9 +328,13 @@ def _sub_units(chart: str, parent: str, block: _Block) -> list[Unit]:
     starts = [i for i, line in enumerate(lines) if fold(line.split()[0]) in template().unit_words]
     if not starts or starts[0] != 0:
         return []
+    # Each office's own lines of the chart as printed (labelled lines included), for its quote.
+    raw = _chart_lines(chart)
+    raw_starts = [i for i, line in enumerate(raw) if _strip_bullets(line) in {lines[s] for s in starts}]
     subs: list[Unit] = []
     for k, start in enumerate(starts):
         chunk = lines[start : starts[k + 1] if k + 1 < len(starts) else len(lines)]
+        own = raw[raw_starts[k] : raw_starts[k + 1] if k + 1 < len(raw_starts) else len(raw)]
         sub_name, sub_first = split_name_and_position(chunk[0])
         positions = ([sub_first] if sub_first else []) + chunk[1:]
         subs.append(
@@ -330,6 +345,7 @@ def _sub_units(chart: str, parent: str, block: _Block) -> list[Unit]:
                 positions=positions,
                 objective=block.objective,
                 functions=list(block.functions),
+                chart="\n".join(own) if len(raw_starts) == len(starts) else "",
             )
         )
     return subs
@@ -349,6 +365,7 @@ def _parse_groups(body: str, top: str, warnings: list[str]) -> list[Unit]:
         name = heading.name
         parent = names.get(heading.number[:-1], top) if len(heading.number) > 1 else top
         number = heading.number[0] if len(heading.number) == 1 else None
+        chart = "\n".join(_chart_lines(body[heading.start : heading.end] + "\n" + block.chart))
         subs = _sub_units(block.chart, name, block)
         if subs:
             heads = {s.head for s in subs}
@@ -361,6 +378,7 @@ def _parse_groups(body: str, top: str, warnings: list[str]) -> list[Unit]:
                     objective=block.objective,
                     functions=block.functions,
                     number=number,
+                    chart=chart,
                 )
             )
             units.extend(subs)
@@ -377,6 +395,7 @@ def _parse_groups(body: str, top: str, warnings: list[str]) -> list[Unit]:
                 objective=block.objective,
                 functions=block.functions,
                 number=number,
+                chart=chart,
             )
         )
     return units
@@ -622,7 +641,10 @@ def _without_instructions(unit: Unit, source: str, warnings: list[str]) -> Unit:
         warnings.append(
             f"{Path(source).name}: an instruction-like sentence in the objective of {unit.name} was ignored."
         )
-    return unit.model_copy(update={"functions": functions, "objective": objective})
+    chart = unit.chart
+    if any(strip_instructions(line)[1] for line in chart.split("\n")):
+        chart = ""  # planted text in a chart: quote the parsed positions instead
+    return unit.model_copy(update={"functions": functions, "objective": objective, "chart": chart})
 
 
 # --- manual ----------------------------------------------------------------------------------------------
@@ -674,6 +696,7 @@ def parse_text(cleaned: Cleaned, source: str) -> Manual:
                     positions=lines,
                     objective=block.objective,
                     functions=block.functions,
+                    chart="\n".join(_chart_lines(block.chart)),
                 ),
             )
         elif kind == "structure":

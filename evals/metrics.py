@@ -133,6 +133,16 @@ class Source:
     section: str | None = None
     numeral: str | None = None
     score: float | None = None
+    # The verbatim manual text the passage stands for, when its indexed text is rewritten (an org chart's
+    # "Jefatura: …" text stands for the chart as printed); "" when the text is the manual's own.
+    quote: str = ""
+
+    @property
+    def retrieved(self) -> str:
+        """What evidence is looked for in: the text, then the verbatim quote when the text does not hold it."""
+        if not self.quote or squash(self.quote) in squash(self.text):
+            return self.text
+        return f"{self.text}\n{self.quote}"
 
 
 @dataclass
@@ -257,7 +267,7 @@ def _answered_elsewhere(question: Question, response: Response) -> bool:
 
 def score_question(question: Question, response: Response, references: Sequence[str]) -> dict[str, Any]:
     """The per-question record written to OUT.json: the response plus every flag the metrics read."""
-    texts = [s.text for s in response.sources]
+    texts = [s.retrieved for s in response.sources]
     citations = [
         {**c, "valid": quote_is_verbatim(str(c.get("quote", "")), references)} for c in response.citations
     ]

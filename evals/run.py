@@ -165,6 +165,7 @@ def _response_from_answer(answer: Any, elapsed_ms: float, faithfulness: float | 
             section=h.chunk.section,
             numeral=h.chunk.numeral,
             score=round(float(h.score), 4),
+            quote=h.chunk.quote,
         )
         for h in answer.sources
     ]

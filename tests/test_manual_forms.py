@@ -59,3 +59,27 @@ def test_manual_form_parses_to_expected(folder: Path, form: str, tmp_path: Path)
     got = parse_document(load_file(path)).to_inspect_dict()
     diffs = _differences(got, want)
     assert got == want, f"{len(diffs)} differing fields: {', '.join(diffs[:12])}"
+
+
+SEEDS = sorted((ROOT / "corpus").glob("*.txt"))
+
+
+@pytest.mark.parametrize(("folder", "form"), [*CASES, *(pytest.param(p, "", id=p.stem) for p in SEEDS)])
+def test_chart_quotes_are_verbatim_in_every_form(folder: Path, form: str, tmp_path: Path) -> None:
+    """A structure answer quotes a unit's chart as the manual prints it: each one must occur, whitespace
+    aside, in the cleaned text of that form, and a numbered unit's quote opens with its own heading."""
+    from assistant.clean import clean_text
+
+    path = folder if not form else folder / f"manual.{form}"
+    if not path.exists():
+        render(folder, tmp_path)
+        path = tmp_path / f"manual.{form}"
+    doc = load_file(path)
+    manual = parse_document(doc)
+    source = " ".join(clean_text(doc.text).text.split())
+    charted = [u for u in manual.units if u.chart]
+    assert len(charted) >= len(manual.units) - 1, "nearly every unit has a chart quote"
+    for unit in charted:
+        assert " ".join(unit.chart.split()) in source, f"{unit.name}: chart quote not verbatim"
+        if unit.number is not None:
+            assert unit.chart.split("\n")[0].startswith(f"{unit.number}."), unit.chart[:60]

@@ -198,7 +198,11 @@ def _groups(engine: GroundedEngine, lang: Lang, top: Unit, manual: Manual) -> Dr
         return Draft(
             text,
             True,
-            [_cite(manual, k.name, "organigrama", None, "\n".join(k.positions)) for k in kids if k.positions],
+            [
+                _cite(manual, k.name, "organigrama", None, k.chart_quote())
+                for k in kids
+                if k.positions or k.chart
+            ],
         )
     text = say("structure_groups_of_top", lang, unit=top.name, count=len(kids), head=top.head)
     text += "\n" + "\n".join(rows)
@@ -226,8 +230,7 @@ def _unit_place(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) 
         version=manual.version,
         path=path,
     )
-    quote = "\n".join(unit.positions) or unit.name
-    return Draft(text, True, [_cite(manual, unit.name, "organigrama", None, quote)])
+    return Draft(text, True, [_cite(manual, unit.name, "organigrama", None, unit.chart_quote())])
 
 
 def _head(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) -> Draft:
@@ -272,7 +275,9 @@ def _unit_reports(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual
     who = unit.head or unit.name
     parent_name = of_article(p.name, bold=True) if lang == "es" else f"the **{p.name}**"
     text = say("structure_unit_reports", lang, who=who, unit=unit.name, parent=parent_name, head=p.head)
-    return Draft(text, True, [_cite(pm, p.name, "organigrama", None, p.head or p.name)])
+    # The unit's own chart shows where it sits (its heading's number, a "Dependencia jerárquica" line).
+    own = [_cite(manual, unit.name, "organigrama", None, unit.chart)] if unit.chart else []
+    return Draft(text, True, [*own, _cite(pm, p.name, "organigrama", None, p.head or p.name)])
 
 
 def _position_reports(engine: GroundedEngine, lang: Lang, position: str, hint: _Mention | None) -> Draft:
@@ -318,7 +323,7 @@ def _position_reports(engine: GroundedEngine, lang: Lang, position: str, hint: _
             lines.append(
                 "- " + say("structure_position_reports_in_unit", lang, unit=unit.name, head=unit.head)
             )
-            cites.append(_cite(manual, unit.name, "organigrama", None, "\n".join(unit.positions)))
+            cites.append(_cite(manual, unit.name, "organigrama", None, unit.chart_quote()))
     if not lines:
         # Only the head of a manual's top unit: the manual does not say whom it reports to.
         tops = [(u, m) for u, m in places if u.parent is None]
@@ -340,7 +345,7 @@ def _where_position(engine: GroundedEngine, lang: Lang, position: str) -> Draft:
         if v_key.startswith(fold(position) + " ")
         for u, m in engine.catalog.units_with_position(v)
     ]
-    cites = [_cite(m, u.name, "organigrama", None, "\n".join(u.positions)) for u, m in places]
+    cites = [_cite(m, u.name, "organigrama", None, u.chart_quote()) for u, m in places]
     names = []
     for u, m in places:
         parent = engine.catalog.parent(u)
@@ -361,7 +366,7 @@ def _where_position(engine: GroundedEngine, lang: Lang, position: str) -> Draft:
     text += "."
     for v, u, m in variants:
         text += " " + say("structure_position_variant", lang, unit=u.name, position=v)
-        cites.append(_cite(m, u.name, "organigrama", None, "\n".join(u.positions)))
+        cites.append(_cite(m, u.name, "organigrama", None, u.chart_quote()))
     return Draft(text, True, cites)
 
 
@@ -382,7 +387,7 @@ def _positions(engine: GroundedEngine, lang: Lang, units: list[Unit], manual: Ma
     for u in unique:
         title = say("structure_positions_of_unit", lang, unit=u.name, count=len(u.positions), head=u.head)
         parts.append(title + "\n" + "\n".join(f"- {p}" for p in u.positions))
-        cites.append(_cite(manual, u.name, "organigrama", None, "\n".join(u.positions)))
+        cites.append(_cite(manual, u.name, "organigrama", None, u.chart_quote()))
         kids = engine.catalog.children(u)
         if u.parent is None and kids:
             heads = ", ".join(f"{k.head} ({k.name})" for k in kids if k.head)
