@@ -189,6 +189,22 @@ def test_a_unit_named_as_the_other_party_of_a_duty_does_not_narrow_the_gerencias
     assert about_it.scoped
 
 
+def test_a_position_named_through_the_glossary_needs_its_title_word(engine):
+    """ "the quality control coordinator" names Coordinador de Control de Calidad; "el control de los
+    contratos" names no "Administrador de Contratos" although "control" translates to "administrar"."""
+
+    def positions(question: str) -> list[str]:
+        expansion = engine.glossary.expand(question) if engine.glossary else ""
+        return engine.analyse(question, question, expansion).positions
+
+    assert positions("who is the quality control coordinator's boss?") == [
+        "Coordinador de Control de Calidad"
+    ]
+    contracts = "¿Quién lleva el control de los contratos que firma el Fondo y de sus prórrogas?"
+    assert "administrar" in (engine.glossary.expand(contracts) if engine.glossary else "")
+    assert positions(contracts) == []
+
+
 def test_sibling_units_are_known_by_what_tells_them_apart(engine, manuals):
     offices = [u for m in manuals for u in m.units if u.parent and u.name.startswith("Oficina Regional")]
     assert len(offices) >= 2 and len({u.parent for u in offices}) == 1

@@ -144,12 +144,14 @@ def analyse(
     positions = catalog.find_positions(fixed) or catalog.find_positions(original)
     if not positions and expansion and not catalog.find_units(fixed):
         # "the quality control coordinator": an English name for a position, through the glossary; at least
-        # one of its words must be in the question itself.
+        # one of its words must be in the question itself, and its title word ("Coordinador") must be said
+        # or translated as such: "controlar" in the expansion of "control" names no "Administrador".
         own = {stem(t) for t in tokens(fixed)}
+        said = set(tokens(fixed)) | set(tokens(expansion))
         positions = [
             p
             for p in catalog.find_positions_by_words(f"{fixed} {expansion}")
-            if own & {stem(t) for t in tokens(p)}
+            if own & {stem(t) for t in tokens(p)} and tokens(p)[0] in said
         ]
     units = catalog.find_units(fixed) or catalog.find_units(original)
     mention_spans = [(m.start, m.end) for m in units]
