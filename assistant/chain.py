@@ -11,6 +11,7 @@ from many threads (reads only).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import re
 import threading
@@ -35,6 +36,7 @@ from assistant.safety import clean_question, has_content, is_social, known_word,
 from assistant.settings import Settings
 from assistant.store import OpenIndex, Store
 from assistant.support import attach_support
+from assistant.template import template
 from assistant.text import STOP_EN, STOP_ES, Speller, detect_language, fold, tokens
 from assistant.versions import Catalogue, Resolution, format_date, resolve
 
@@ -107,6 +109,9 @@ def condense(question: str, history: History | None, catalog: Catalog) -> str:
     positions_now = catalog.find_positions(question)
     words = tokens(question)
     folded = fold(question)
+    spans = [(m.start, m.end) for m in units_now]
+    if units_now and all(spans.count(sp) > 1 for sp in spans) and _determined_noun(folded):
+        units_now = []  # "el manual de esa gerencia": a word several gerencias share, pointing back
     previous_user = [u for u, _a in history if u.strip()]
     swapped = _swap_version(folded, previous_user) if _SWAP.search(folded) and len(words) <= 8 else None
     if swapped:
@@ -144,6 +149,10 @@ def _borrow(
     about_unit = bool(_ABOUT_UNIT.search(folded))
     about_position = bool(_ABOUT_POSITION.search(folded))
     pronoun = _pronoun(folded)
+    # "esa gerencia", "¿de qué depende ese archivo?": a demonstrative's noun names a unit the conversation named.
+    noun = _determined_noun(folded)
+    if noun and not (about_unit or noun in template().unit_words):
+        noun = None  # "¿quién aprueba ese crédito?" is about a credit, not the Gerencia de Créditos
     for k in range(len(turns) - 1, -1, -1):
         # An earlier follow-up is read as it was resolved ("who heads it?" after "¿Cuándo se creó? (Sucursal
         # Paseo)"), so a chain of follow-ups keeps its unit.
@@ -151,15 +160,18 @@ def _borrow(
         named = catalog.find_positions(bot) or catalog.find_positions(user)
         if about_position and named:
             return f"{question} ({named[0]})"
+        pointed = noun and (catalog.mention_by_word(noun, bot) or catalog.mention_by_word(noun, user))
+        if pointed:
+            return f"{question} ({pointed.unit.name})"
         if about_unit and (
             _ANSWERED.search(bot) or not (catalog.find_units(user) or catalog.find_positions(user))
         ):
             # "what positions are in that area?" after a duty answer: the unit that answered it (not a unit the
             # question named as its topic, "las casas que son activos extraordinarios").
-            mentions = catalog.find_units(bot)
+            mentions = _named(catalog, bot)
             if mentions and _DUTY_ANSWER.search(bot):
                 return f"{question} ({mentions[0].unit.name})"
-        mentions = catalog.find_units(user)
+        mentions = _named(catalog, user)
         if mentions and mentions[0].unit.parent is None and _ABOUT_MANUAL.search(fold(user)):
             # "and when was it first created?" after "¿En qué versión va el manual de la Gerencia de Créditos?"
             return f"{question} (manual {mentions[0].unit.name})"
@@ -184,10 +196,27 @@ def _borrow(
             if len(phrases) > 1:
                 carried = _antecedent(phrases, pronoun)
             return f"{question} ({' '.join(carried)})"
-        mentions = catalog.find_units(bot)
+        mentions = _named(catalog, bot)
         if mentions:
             return f"{question} ({mentions[0].unit.name})"
     return question
+
+
+def _named(catalog: Catalog, text: str) -> list[Any]:
+    """The units a text names, those named outright first: a word several gerencias share ("esa gerencia")
+    names one of them only when nothing else does."""
+    found = catalog.find_units(text)
+    spans = [(m.start, m.end) for m in found]
+    return sorted(found, key=lambda m: spans.count((m.start, m.end)) > 1)
+
+
+def _determined_noun(folded: str) -> str | None:
+    """The noun a demonstrative determines ("esa gerencia" → "gerencia"), if any."""
+    words = [w.strip("¿?¡!.,;:") for w in folded.split()]
+    for word, after in itertools.pairwise(words):
+        if word in _DEMONSTRATIVES and after and after not in STOP_ES and after not in STOP_EN:
+            return after
+    return None
 
 
 def _pronoun(folded: str) -> str | None:

@@ -288,3 +288,26 @@ def test_the_support_check_looks_beyond_retrieval_only_when_several_manuals_shar
     hit = _hit(manuals[0], "Área de Ventas", "ii")
     support_candidates(engine, engine.analyse(q, q, ""), [hit], [hit], _Scorer())  # type: ignore[arg-type]
     assert asked == [extra if extra == 0 else engine.settings.support_extra]
+
+
+def test_a_demonstrative_noun_points_at_a_unit_the_conversation_named(engine):
+    """ "¿y ese archivo de qué subgerencia depende?" after an answer quoting "… a la Unidad de Archivo
+    Institucional …" is about that unit; "el manual de esa gerencia" after a Gerencia Legal answer is Legal's
+    manual (not each gerencia's, although "gerencia" alone names them all), and "its" then stays there."""
+    from assistant.chain import condense
+
+    quoted = (
+        "Según el manual, se encarga **Sección de Registro** (Gerencia Legal), función 6: > «Remitir a la "
+        "Unidad de Archivo Institucional los testimonios ya inscritos para su custodia.»"
+    )
+    history = [("¿a dónde mandan los testimonios inscritos?", quoted)]
+    out = condense("¿y ese archivo de qué subgerencia depende?", history, engine.catalog)
+    assert out.endswith("(Unidad de Archivo Institucional)")
+
+    legal = "According to the manual, this is handled by **Gerencia Legal** (headed by the Gerente Legal) …"
+    history = [("Who proposes amendments to the Fund's law?", legal)]
+    vigente = condense("¿desde qué fecha está vigente el manual de esa gerencia?", history, engine.catalog)
+    assert vigente.endswith("(Gerencia Legal)")
+    history.append((vigente, "Según el *Manual … Gerencia Legal* (901 0907): Está vigente desde …"))
+    after = condense("and what was its code before it was recoded?", history, engine.catalog)
+    assert after.endswith("(manual Gerencia Legal)")

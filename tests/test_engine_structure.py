@@ -107,6 +107,37 @@ def test_a_unit_with_no_chart_says_so_and_where_it_sits(engine, manuals):
     assert d.answered and unit.name in d.text and f"**{unit.parent}**" in d.text
 
 
+def test_a_unit_with_no_head_reports_in_its_own_name_and_its_chart_is_quoted(engine, manuals):
+    # No "El **Unidad …** (Unidad …)": the unit itself depends on its parent, with the right article.
+    unit, _manual = _unit(manuals, "Unidad de Archivo Institucional")
+    d = engine.answer("¿De qué depende la Unidad de Archivo Institucional?", "es", [])
+    assert d.text.startswith(f"La **{unit.name}** depende de la **{unit.parent}**")
+    d = engine.answer("Who does the Unidad de Archivo Institucional report to?", "en", [])
+    assert d.text.startswith(f"The **{unit.name}** reports to the **{unit.parent}**")
+
+
+def test_a_reporting_line_quotes_the_units_own_chart_as_printed():
+    # Parsed from the manuals' text: the chart as printed (the numbered heading that places the unit, its
+    # "Dependencia jerárquica" line) is quoted before the parent's head.
+    from assistant.ingest import load_file
+    from assistant.parse import parse_document
+
+    parsed = [
+        parse_document(load_file(str(ROOT / "evals" / "manuals" / name / "manual.txt")))
+        for name in ("direccion-administracion", "gerencia-legal")
+    ]
+    engine = grounded_engine(parsed)
+    archive = _unit(parsed, "Unidad de Archivo Institucional")[0]
+    d = engine.answer("Who does the Unidad de Archivo Institucional report to?", "en", [])
+    assert d.citations[0].quote == archive.chart and archive.chart.startswith("2.3 Unidad de Archivo")
+    access = _unit(parsed, "Unidad de Acceso a la Información Pública")[0]
+    d = engine.answer(
+        "¿De quién depende jerárquicamente la Unidad de Acceso a la Información Pública?", "es", []
+    )
+    assert d.citations[0].quote == access.chart
+    assert "Dependencia jerárquica: Gerencia Legal" in access.chart
+
+
 def test_the_head_of_a_top_unit_reports_to_no_one_the_manual_names(engine, manuals):
     unit, manual = _unit(manuals, "Gerencia de Créditos")
     d = engine.answer(f"Who does the {unit.head} report to?", "en", [])

@@ -230,6 +230,21 @@ class Catalog:
         found.sort(key=lambda x: x.start)
         return found
 
+    def mention_by_word(self, word: str, text: str) -> _Mention | None:
+        """The first unit a text names whose name holds this word (singular or plural, or as an English
+        cognate): "ese archivo" after an answer quoting "… a la Unidad de Archivo Institucional" is that unit,
+        "that committee" the Unidad de Secretaría del Comité it named."""
+        w = fold(word)
+        keys = {w, _singular(w)}
+        cognate = _cognate(w)
+        for m in self.find_units(text):
+            name = [t for t in tokens(m.unit.name) if t not in STOP_ES]
+            if keys & ({*name} | {_singular(t) for t in name}) or (
+                cognate and cognate in map(_cognate, name)
+            ):
+                return m
+        return None
+
     def find_units_by_words(self, text: str, expansion: str) -> list[_Mention]:
         """Units every word of whose name is in the text or its glossary translation: "the credit management"
         → Gerencia de Créditos, "payroll unit" → Unidad de Planillas; an English cognate counts as the word

@@ -26,7 +26,7 @@ from assistant.engine.query import (
 )
 from assistant.models import Citation, Hit, Manual, Unit
 from assistant.phrases import say
-from assistant.text import fold, lexical_terms, of_article
+from assistant.text import fold, lexical_terms, of_article, with_article
 
 if TYPE_CHECKING:
     from assistant.engine.engine import GroundedEngine
@@ -272,9 +272,15 @@ def _unit_reports(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual
         grand = engine.catalog.parent(p)
         if grand is not None:
             p = grand
-    who = unit.head or unit.name
     parent_name = of_article(p.name, bold=True) if lang == "es" else f"the **{p.name}**"
-    text = say("structure_unit_reports", lang, who=who, unit=unit.name, parent=parent_name, head=p.head)
+    if unit.head:
+        text = say(
+            "structure_unit_reports", lang, who=unit.head, unit=unit.name, parent=parent_name, head=p.head
+        )
+    else:  # a unit whose chart names no head: the unit itself reports
+        article = with_article(unit.name)[: -len(unit.name)].capitalize() if lang == "es" else ""
+        named = f"{article}**{unit.name}**" if lang == "es" else unit.name
+        text = say("structure_headless_unit_reports", lang, unit=named, parent=parent_name, head=p.head)
     # The unit's own chart shows where it sits (its heading's number, a "Dependencia jerárquica" line).
     own = [_cite(manual, unit.name, "organigrama", None, unit.chart)] if unit.chart else []
     return Draft(text, True, [*own, _cite(pm, p.name, "organigrama", None, p.head or p.name)])
