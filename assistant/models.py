@@ -58,6 +58,13 @@ class HistoryEntry(_Frozen):
     changes: list[str] = Field(default_factory=list)
     # Who prepared the change ("Analista: …", "Elaborado por: …"), kept apart from the changes themselves.
     prepared_by: str = ""
+    # Each change as the source prints it, where that differs: its pieces joined by " … " around what the
+    # parser left out (a table header repeated at a page break). Quoted in citations; not in ``inspect --json``.
+    quotes: dict[str, str] = Field(default_factory=dict)
+
+    def quote(self, change: str) -> str:
+        """What a citation of one of its changes quotes: verbatim, elided where the source is interrupted."""
+        return self.quotes.get(change, change)
 
 
 class Manual(_Frozen):

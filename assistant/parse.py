@@ -530,6 +530,33 @@ def parse_history(body: str) -> list[HistoryEntry]:
     return history
 
 
+def verbatim(text: str, source: str) -> str:
+    """The text as a whitespace-squashed source has it: itself, or its longest runs of words joined by " … "
+    where something sits between them in the source; the text itself when a word cannot be found."""
+    flat = " ".join(text.split())
+    if flat in source:
+        return flat
+    words = flat.split()
+    pieces: list[str] = []
+    i = 0
+    while i < len(words):
+        j = len(words)
+        while j > i and " ".join(words[i:j]) not in source:
+            j -= 1
+        if j == i:
+            return flat
+        pieces.append(" ".join(words[i:j]))
+        i = j
+    return " … ".join(pieces)
+
+
+def _with_quotes(entry: HistoryEntry, text: str) -> HistoryEntry:
+    """A history row with the verbatim form of each change that the source interrupts."""
+    source = " ".join(text.split())
+    quotes = {c: q for c in entry.changes if (q := verbatim(c, source)) != " ".join(c.split())}
+    return entry.model_copy(update={"quotes": quotes}) if quotes else entry
+
+
 def _drop_own_dates(segment: str, own: dt.date | None) -> str:
     """Each version's own date statements, under its number, are the date column: not a change."""
     if own is None:
@@ -704,7 +731,7 @@ def parse_text(cleaned: Cleaned, source: str) -> Manual:
             first = _unit_headings(body)
             structure_intro = _flat(body[: first[0].start]) if first else ""
         elif kind == "history":
-            history = parse_history(body)
+            history = [_with_quotes(h, text) for h in parse_history(body)]
     units = _without_descendant_heads(units)
     units = [_without_instructions(u, source, warnings) for u in units]
     sections_plain: list[str] = []

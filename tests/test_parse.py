@@ -637,3 +637,24 @@ def test_a_unit_without_a_chart_takes_its_head_from_its_parents_chart_when_the_h
     shuffled = top.model_copy(update={"positions": ["Gerente", "Jefe B", "Jefe A", "Oficial C"]})
     units = {u.name: u for u in _without_descendant_heads([shuffled, *kids])}
     assert units["C"].head is None
+
+
+def test_a_change_the_source_interrupts_is_quoted_verbatim_with_an_ellipsis():
+    """A table header repeated at a page break sits inside a change's text: the parsed change reads on, and
+    its quote keeps to the source, its pieces joined by " … "."""
+    from assistant.parse import verbatim
+
+    source = "· Renombramiento del puesto Jefe de Agencia Regional por Jefe de Versión Descripción Oficina Regional."
+    assert (
+        verbatim("Renombramiento del puesto Jefe de Agencia Regional por Jefe de Oficina Regional.", source)
+        == "Renombramiento del puesto Jefe de Agencia Regional por Jefe de … Oficina Regional."
+    )
+    assert verbatim("Creación de la Oficina Regional Paracentral.", source) == (
+        "Creación de la Oficina Regional Paracentral."  # a word the source lacks: no quote is made up
+    )
+    manual = parse_document(
+        load_file(str(MANUAL.parents[1] / "evals" / "manuals" / "gerencia-creditos" / "manual.txt"))
+    )
+    [entry] = [h for h in manual.history if any(c.startswith("Renombramiento del puesto") for c in h.changes)]
+    change = next(c for c in entry.changes if c.startswith("Renombramiento del puesto"))
+    assert " … " in entry.quote(change) and entry.quote(change) != change

@@ -77,7 +77,13 @@ def _meta_for(m: Manual, q: str, lang: Lang) -> Draft | None:
         )  # fmt: skip
         last = max(m.history, key=lambda h: h.version)
         cites.append(
-            _cite(m, None, "modificaciones", str(last.version), last.changes[0] if last.changes else "")
+            _cite(
+                m,
+                None,
+                "modificaciones",
+                str(last.version),
+                last.quote(last.changes[0]) if last.changes else "",
+            )
         )
     if _META_EFFECTIVE.search(q) and m.effective_date and not _VERSION_NUM.search(q):
         parts.append(say("document_effective", lang, date=_date(m.effective_date, lang), version=m.version))
@@ -97,7 +103,7 @@ def _meta_for(m: Manual, q: str, lang: Lang) -> Draft | None:
         cites.append(_cite(m, None, "documento", None, spanish_date(m.created_date)))
         first = min(m.history, key=lambda h: h.version, default=None)
         if first and first.changes:
-            cites.append(_cite(m, None, "modificaciones", str(first.version), first.changes[0]))
+            cites.append(_cite(m, None, "modificaciones", str(first.version), first.quote(first.changes[0])))
     if not parts:
         if about and _OBJECTIVE.search(q) and m.purpose:
             intro = say("document_purpose", lang, manual=manual_name(m))

@@ -141,7 +141,7 @@ def _compose(
         for c in changes or [say("history_no_detail", lang)]:
             lines.append(f"- «{c}»")
             if h.changes:
-                cites.append(_cite(m, None, "modificaciones", str(h.version), c))
+                cites.append(_cite(m, None, "modificaciones", str(h.version), h.quote(c)))
         lines += _computed_changes(engine, m, h.version, lang)
     lead = say("history_lead", lang, manual=manual_name(m))
     return Draft(lead + "\n" + "\n".join(lines), True, cites)
