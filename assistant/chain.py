@@ -149,10 +149,13 @@ def _borrow(
     about_unit = bool(_ABOUT_UNIT.search(folded))
     about_position = bool(_ABOUT_POSITION.search(folded))
     pronoun = _pronoun(folded)
-    # "esa gerencia", "¿de qué depende ese archivo?": a demonstrative's noun names a unit the conversation named.
-    noun = _determined_noun(folded)
-    if noun and not (about_unit or noun in template().unit_words):
-        noun = None  # "¿quién aprueba ese crédito?" is about a credit, not the Gerencia de Créditos
+    # "esa gerencia", "¿de qué depende ese archivo?": a demonstrative's noun names a unit the conversation named
+    # (outside a question about a unit, only a unit word does: "ese crédito" is no Gerencia de Créditos).
+    noun = _determined_noun(folded, unit_words_only=not about_unit)
+    if len(own) >= 5 and not (about_unit or about_position or noun):
+        # "and once a seized house is auctioned, who do they hand it over to?": a topic of its own, asked
+        # anew; the unit of the previous answer would only narrow where it is looked for.
+        return question
     for k in range(len(turns) - 1, -1, -1):
         # An earlier follow-up is read as it was resolved ("who heads it?" after "¿Cuándo se creó? (Sucursal
         # Paseo)"), so a chain of follow-ups keeps its unit.
@@ -210,12 +213,12 @@ def _named(catalog: Catalog, text: str) -> list[Any]:
     return sorted(found, key=lambda m: spans.count((m.start, m.end)) > 1)
 
 
-def _determined_noun(folded: str) -> str | None:
-    """The noun a demonstrative determines ("esa gerencia" → "gerencia"), if any."""
+def _determined_noun(folded: str, unit_words_only: bool = False) -> str | None:
+    """The noun a demonstrative determines ("esa gerencia" → "gerencia"), if any (a unit word only, if so asked)."""
     words = [w.strip("¿?¡!.,;:") for w in folded.split()]
     for word, after in itertools.pairwise(words):
         if word in _DEMONSTRATIVES and after and after not in STOP_ES and after not in STOP_EN:
-            return after
+            return after if not unit_words_only or after in template().unit_words else None
     return None
 
 

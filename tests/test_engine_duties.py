@@ -311,3 +311,34 @@ def test_a_demonstrative_noun_points_at_a_unit_the_conversation_named(engine):
     history.append((vigente, "Según el *Manual … Gerencia Legal* (901 0907): Está vigente desde …"))
     after = condense("and what was its code before it was recoded?", history, engine.catalog)
     assert after.endswith("(manual Gerencia Legal)")
+
+
+def test_a_follow_up_with_a_topic_of_its_own_is_asked_anew(engine):
+    """An "and …" question that brings its own topic is not narrowed to the unit that answered before; a short
+    one that leans on the conversation still borrows it."""
+    from assistant.chain import condense
+
+    answer = "According to the manual, this is handled by **Área de Litigios** (Gerencia Legal) …"
+    history = [("Who negotiates payment arrangements with sued debtors?", answer)]
+    new = "and once a seized house is auctioned, who do they hand it over to?"
+    assert condense(new, history, engine.catalog) == new
+    assert condense("¿y quién la dirige?", history, engine.catalog).endswith("(Área de Litigios)")
+
+
+def test_words_only_another_gerencia_uses_are_no_chit_chat(engine):
+    from assistant.engine.duties import _known_anywhere
+
+    class _Scorer:
+        def terms(self, topic):
+            return [topic]
+
+        def known_share(self, terms):
+            return 0.4 if terms == ["subasta inmueble"] else 0.0
+
+    saved = engine.support_scorer
+    engine.support_scorer = _Scorer()
+    try:
+        assert _known_anywhere(engine, "subasta inmueble")
+        assert not _known_anywhere(engine, "chiste contadores")
+    finally:
+        engine.support_scorer = saved

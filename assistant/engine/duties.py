@@ -438,11 +438,18 @@ def _other_units(hits: list[Hit], kept: list[Hit], rest: list[Scored], threshold
     return out
 
 
+def _known_anywhere(engine: GroundedEngine, topic: str) -> bool:
+    """Whether any served manual uses a word of the topic: a question scoped to one gerencia (by a unit the
+    conversation carried) whose words only another gerencia uses is no chit-chat."""
+    scorer = engine.support_scorer
+    return scorer is not None and scorer.known_share(scorer.terms(topic)) > 0.0
+
+
 def _uncovered(
     engine: GroundedEngine, lang: Lang, hits: list[Hit], topic: str, lead: Scored, closest: Scored
 ) -> Draft:
     """No line covers the topic: chit-chat gets what the assistant can do; a related duty, a pointer."""
-    if not topic or lead.features["known"] <= 0.0:
+    if not topic or (lead.features["known"] <= 0.0 and not _known_anywhere(engine, topic)):
         return Draft(say("duties_what_i_answer", lang), False, support=lead.support)
     if closest.features["coverage"] <= 0.0 and closest.features["dense_topic"] < 0.8:
         draft = decline(lang, hits)
