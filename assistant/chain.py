@@ -69,7 +69,20 @@ _SHAPE = frozenset(
     "encarga maneja hace does do".split()
 )
 _QUOTED = re.compile(r"«([^»]+)»")  # a line an answer quotes
+# An interrogative: a message made of function words only still asks something when it follows a turn.
+_WHICH_VERSION = re.compile(r"\b(que|which|what|cual) (version|revision)")
+_LATEST = cue("latest")  # "la última versión", "the current one": a version named by a word
+_ASKS = re.compile(
+    r"\b(who|whom|when|what|where|which|why|how|quien|quienes|cuando|cual|cuales|donde|como)\b"
+)
 _VERSION_REF = re.compile(r"\b(version|v\.?)\s*(\d+)\b")
+# A version an answer is about ("**Versión 9** (20 de mayo de 2015)", "Version 5 (December 19, 2011)").
+_VERSION_SHOWN = re.compile(r"\*\*(?:Versión|Version) (\d+)\*\*|\b(?:Versión|Version) (\d+) \(")
+# What a follow-up may ask of the version the conversation is on: its changes, author, date, validity.
+_VERSION_FACT = re.compile(
+    "|".join([cue("history").pattern, cue("meta_prepared").pattern, cue("meta_effective").pattern])
+    + r"|\b(when|cuando|date|fecha|since|desde)\b"
+)
 # A follow-up pointing back to the time the previous question named ("which manual lost validity then?").
 _THEN = re.compile(
     r"\b(then|by then|at that time|entonces|para entonces|en ese momento|en esa version|in that version)\b"
@@ -136,6 +149,13 @@ def condense(question: str, history: History | None, catalog: Catalog) -> str:
     if version:
         word = "versión" if detect_language(question) == "es" else "version"
         return f"{question} ({word} {version})"  # "which manual lost validity then?" after "… versión 2?"
+    version = _focus_version(folded, words, history)
+    if version:
+        # "who prepared it?" after a change-history answer: that version, of the manual the answer was from.
+        word = "versión" if detect_language(question) == "es" else "version"
+        named = catalog.find_manuals(history[-1][1]) if catalog.many else []
+        manual = f", manual {named[0].gerencia}" if len(named) == 1 else ""
+        return f"{question} ({word} {version}{manual})"
     if not (_FOLLOW_UP.search(folded) or len(words) <= 6):
         return question
     return _borrow(question, folded, words, list(history), catalog)
@@ -301,16 +321,35 @@ def _then_version(folded: str, previous_user: list[str]) -> str | None:
     return before.group(2) if before else None
 
 
+def _focus_version(folded: str, words: list[str], history: History) -> str | None:
+    """The one version the last answer was about, when a follow-up asks a fact of it without naming it ("who
+    prepared it?", "¿qué más se hizo en esa versión?", "when did it take effect?" after a change-history answer)."""
+    if (
+        not history
+        or _VERSION_REF.search(folded)
+        or _LATEST.search(folded)
+        or not _VERSION_FACT.search(folded)
+    ):
+        return None
+    if _WHICH_VERSION.search(folded) or not (
+        _PRONOUN.search(folded) or _FOLLOW_UP.search(folded) or len(words) <= 4
+    ):
+        return None  # "¿en qué versión pasó eso?" asks for the version: the topic carries, not the version
+    shown = {a or b for a, b in _VERSION_SHOWN.findall(history[-1][1])}
+    return shown.pop() if len(shown) == 1 else None
+
+
 def _swap_version(folded: str, previous_user: list[str]) -> str | None:
-    """ "¿y en la versión 4?" after "What changed in version 3?": the previous question, other version."""
+    """ "¿y en la versión 4?" after "What changed in version 3?" (or a turn or two later): the latest question
+    that named a version, with this one."""
     now = _VERSION_REF.search(folded)
     if not now or not previous_user:
         return None
-    last = previous_user[-1]
-    before = _VERSION_REF.search(fold(last))
-    if not before or len(fold(last)) != len(last):  # folding kept the offsets (no expanded characters)
-        return None
-    return f"{last[: before.start(2)]}{now.group(2)}{last[before.end(2) :]}"
+    for last in reversed(previous_user[-3:]):
+        before = _VERSION_REF.search(fold(last))
+        if before and len(fold(last)) == len(last):  # folding kept the offsets (no expanded characters)
+            return f"{last[: before.start(2)]}{now.group(2)}{last[before.end(2) :]}"
+    return None
 
 
 class Assistant:
@@ -494,6 +533,8 @@ class Assistant:
         lang = detect_language(safe or question)
         known = known_word(self.speller)
         rephrase = not has_content(question, known) or (bool(safe) and not has_content(safe, known))
+        if rephrase and history and safe and _ASKS.search(fold(safe)):
+            rephrase = False  # "when was that?", "¿y quién?": a follow-up asks with function words only
         social = not rephrase and is_social(safe or question)
         if rephrase or social:
             safe = ""

@@ -1,8 +1,10 @@
 """Answer benchmark: warm end-to-end ``Assistant.ask`` latency (grounded engine) and RSS over many calls.
 
-    python -m benchmarks.bench_answer --root /tmp/x [--quick] [--calls 5000] [--out file.json]
+    python -m benchmarks.bench_answer --root /tmp/x [--quick] [--calls 5000] [--manuals] [--out file.json]
 
-Cycles through the visible and held-out question files; the first ``WARMUP`` calls are untimed and every
+Cycles through the visible and held-out question files (with ``--manuals``: the corpus manual and the three
+dev manuals of evals/manuals/ indexed together, and their questions added: what a deployment serving several
+gerencias pays, the support check scoring each manual's own candidate lines); the first ``WARMUP`` calls are untimed and every
 later call is timed (the rest of the first pass is also summarised alone, as questions seen once). RSS is
 sampled every ``sample_every`` calls to show whether memory stays flat. Thread counts are compared in the
 retrieval benchmark, which can afford a second model.
@@ -19,6 +21,7 @@ from typing import Any
 
 from benchmarks import (
     QUESTION_FILES,
+    ROOT,
     bench_settings,
     emit,
     load_average,
@@ -38,7 +41,24 @@ import assistant.embed as _embed  # noqa: E402
 _embed._QUERY_CACHE_SIZE = 0
 
 
-def run(root: Path, quick: bool = False, calls: int | None = None, budget_s: float = 240.0) -> dict[str, Any]:
+def _several_manuals(root: Path, settings: Any) -> tuple[Any, list[Path]]:
+    """Settings whose corpus is the repo's manuals plus the dev manuals (copied under ``root``), and the dev
+    manuals' question files."""
+    import shutil
+
+    corpus = root / "corpus-several"
+    corpus.mkdir(parents=True, exist_ok=True)
+    for path in sorted((ROOT / "corpus").glob("*.txt")):
+        shutil.copy(path, corpus / path.name)
+    folders = sorted(p for p in (ROOT / "evals" / "manuals").glob("*/") if (p / "manual.txt").is_file())
+    for folder in folders:
+        shutil.copy(folder / "manual.txt", corpus / f"{folder.name}.txt")
+    return settings.model_copy(update={"corpus_dir": corpus}), [f / "questions.jsonl" for f in folders]
+
+
+def run(
+    root: Path, quick: bool = False, calls: int | None = None, budget_s: float = 240.0, manuals: bool = False
+) -> dict[str, Any]:
     """Load the assistant, ask ``calls`` questions (bounded by ``budget_s``); returns a JSON-ready dict."""
     calls = calls or (300 if quick else 5000)
     sample_every = 50 if quick else 100
@@ -49,6 +69,12 @@ def run(root: Path, quick: bool = False, calls: int | None = None, budget_s: flo
     from assistant.indexer import build_index
 
     settings = bench_settings(root)
+    more: list[Path] = []
+    if manuals:
+        settings, more = _several_manuals(root, settings)
+        settings = settings.model_copy(
+            update={"store": settings.store.model_copy(update={"path": root / "index-several"})}
+        )
     if not (settings.store.path / "manifest.json").exists():
         build_index(settings)  # standalone run: the runner normally hands over a built temp index
     res["rss_before_load_mb"] = rss_mb()
@@ -59,9 +85,10 @@ def run(root: Path, quick: bool = False, calls: int | None = None, budget_s: flo
     res["rss_loaded_mb"] = rss_mb()
 
     visible = load_questions(QUESTION_FILES[:1])
-    questions = visible + load_questions(QUESTION_FILES[1:])
+    questions = visible + load_questions([*QUESTION_FILES[1:], *more])
     one_pass = len(questions)
     res["questions"] = {"visible": len(visible), "all": len(questions)}
+    res["manuals"] = len(assistant.manuals)
     deadline = time.monotonic() + budget_s
     cpu: list[float] = []
     first_pass: list[float] = []
@@ -123,12 +150,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="300 calls instead of 5,000")
     parser.add_argument("--calls", type=int, help="how many ask() calls (1–20000)")
     parser.add_argument("--budget", type=float, default=240.0, help="seconds for the ask() loop")
+    parser.add_argument("--manuals", action="store_true", help="index the dev manuals beside the corpus one")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     if args.calls is not None and not 1 <= args.calls <= 20000:
         parser.error("--calls must be 1–20000")
     with tempfile.TemporaryDirectory(prefix="bench-answer-") as tmp:
-        result = run(args.root or Path(tmp), quick=args.quick, calls=args.calls, budget_s=args.budget)
+        result = run(
+            args.root or Path(tmp),
+            quick=args.quick,
+            calls=args.calls,
+            budget_s=args.budget,
+            manuals=args.manuals,
+        )
     emit(result, args.out)
     return 0
 

@@ -473,3 +473,37 @@ def test_planted_instruction_in_the_manual_is_never_quoted(planted_assistant, qu
         assert "IGNORA" not in text.upper()
         assert "todo lo maneja" not in text
     assert not any("IGNORA" in c.text.upper() for c in planted_assistant.index.chunks)
+
+
+def test_a_follow_up_asks_its_fact_of_the_version_the_last_answer_was_about(real_assistant):
+    """After a change-history answer about one version, "who prepared it?", "when did it take effect?" and "when
+    was that?" (function words only, yet a question) are about that version; "and what about version 6?" two
+    turns later swaps the version of the latest question that named one."""
+    manual = real_assistant.manuals[0]
+    nine = next(h for h in manual.history if h.version == 9)
+    first = "Which positions were eliminated in version 9?"
+    history = [(first, real_assistant.ask(first).answer)]
+    who = real_assistant.ask("who prepared it?", history=history)
+    assert who.answered and nine.prepared_by and nine.prepared_by in who.answer
+    when = real_assistant.ask("from what date was it in force?", history=history)
+    assert when.answered and "May 20, 2015" in when.answer and "**Version 9**" in when.answer
+    history.append(("from what date was it in force?", when.answer))
+    six = real_assistant.ask("and what about version 6?", history=history)
+    assert six.answered and "**Version 6**" in six.answer
+
+    asked = "¿Qué pasó con el puesto de Coordinador de Activos Extraordinarios?"
+    history = [(asked, real_assistant.ask(asked).answer)]
+    assert "**Versión 2**" in history[0][1]
+    that = real_assistant.ask("when was that?", history=history)
+    assert that.answered and "**Version 2**" in that.answer
+    # Alone, it asks nothing: a request to rephrase.
+    assert not real_assistant.ask("when was that?").answered
+
+
+def test_a_question_asking_which_version_carries_the_topic_not_the_version(real_assistant):
+    from assistant.chain import condense
+
+    bot = "Según el historial …: **Versión 2** (01 de abril de 2009): - «Renombre del Área de Servicio al Cliente …»"
+    out = condense("¿y en qué versión del manual pasó eso?", [("¿cómo se llamaba antes el área?", bot)],
+                   real_assistant.grounded.catalog)  # fmt: skip
+    assert "(versión 2" not in out
