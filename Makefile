@@ -54,10 +54,12 @@ eval-heldout: index          ## the held-out question set (never used for tuning
 
 eval-calibration: index      ## refusal curve on the calibration dev half; issue #13's gate on the held-out half
 	$(PY) -m evals.run --questions evals/calibration/dev.jsonl --out evals/out/calibration-dev.json --no-compare
+	$(PY) -m evals.run --questions evals/calibration/dev2.jsonl --out evals/out/calibration-dev2.json --no-compare
 	$(PY) -m evals.run --questions evals/calibration/heldout.jsonl --out evals/out/calibration-heldout.json --no-compare --gate calibration
 
 eval-conversations: index    ## multi-turn conversations (each turn asked with the earlier ones as history)
 	$(PY) -m evals.run --conversations evals/conversations/dev.jsonl --out evals/out/conversations-dev.json
+	$(PY) -m evals.run --conversations evals/conversations/dev2.jsonl --out evals/out/conversations-dev2.json
 	$(PY) -m evals.run --conversations evals/conversations/heldout.jsonl --out evals/out/conversations-heldout.json
 	$(PY) -m evals.run --conversations evals/conversations/dev-manuals.jsonl --corpus corpus $(wildcard evals/manuals/*/manual.txt) \
 	  --out evals/out/conversations-dev-manuals.json
