@@ -206,23 +206,35 @@ def _borrow(
         positions = catalog.find_positions(user)
         if positions:
             return f"{question} ({positions[0]})"
-        topic = [w for w in tokens(user) if w not in STOP_ES and w not in STOP_EN and w not in _SHAPE]
-        if _ABOUT_MANUAL.search(fold(user)):
-            # "and what was it before?" after "¿Cuál es el código del manual?": the manual's code, not the manual.
-            about = [w for w in topic if w not in own]
-            return f"{question} ({' '.join(about) or ('el manual' if detect_language(question) == 'es' else 'the manual')})"
-        if topic and pronoun and _DUTY_ANSWER.search(bot):
-            # "¿Y quién los promueve?" after "¿Quién formaliza los créditos hipotecarios?": the pronoun is the
-            # previous question's object; its verb gives way to the new one.
-            carried = topic[1:] if own and len(topic) > 1 else topic
-            phrases = _object_phrases(user) if own else []
-            if len(phrases) > 1:
-                carried = _antecedent(phrases, pronoun)
-            return f"{question} ({' '.join(carried)})"
+        borrowed = _borrow_topic(question, folded, own, pronoun, user, bot)
+        if borrowed:
+            return borrowed
         mentions = _named(catalog, bot)
         if mentions:
             return f"{question} ({mentions[0].unit.name})"
     return question
+
+
+def _borrow_topic(
+    question: str, folded: str, own: list[str], pronoun: str | None, user: str, bot: str
+) -> str | None:
+    """The follow-up with the earlier question's topic words, where it leans on them (None where it does not)."""
+    topic = [w for w in tokens(user) if w not in STOP_ES and w not in STOP_EN and w not in _SHAPE]
+    if _ABOUT_MANUAL.search(fold(user)):
+        if _ABOUT_MANUAL.search(folded) and any(not _ABOUT_MANUAL.fullmatch(w) for w in own):
+            return question  # "¿y cuál es el objetivo del manual?": its own question about the manual
+        # "and what was it before?" after "¿Cuál es el código del manual?": the manual's code, not the manual.
+        about = [w for w in topic if w not in own]
+        return f"{question} ({' '.join(about) or ('el manual' if detect_language(question) == 'es' else 'the manual')})"
+    if topic and pronoun and _DUTY_ANSWER.search(bot):
+        # "¿Y quién los promueve?" after "¿Quién formaliza los créditos hipotecarios?": the pronoun is the
+        # previous question's object; its verb gives way to the new one.
+        carried = topic[1:] if own and len(topic) > 1 else topic
+        phrases = _object_phrases(user) if own else []
+        if len(phrases) > 1:
+            carried = _antecedent(phrases, pronoun)
+        return f"{question} ({' '.join(carried)})"
+    return None
 
 
 def _named(catalog: Catalog, text: str) -> list[Any]:

@@ -507,3 +507,28 @@ def test_a_question_asking_which_version_carries_the_topic_not_the_version(real_
     out = condense("¿y en qué versión del manual pasó eso?", [("¿cómo se llamaba antes el área?", bot)],
                    real_assistant.grounded.catalog)  # fmt: skip
     assert "(versión 2" not in out
+
+
+def test_when_a_position_was_created_is_the_version_whose_change_created_it(real_assistant):
+    # Version 10 also names the position (it eliminated it) and shares more words with the question.
+    manual = real_assistant.manuals[0]
+    created = [h.version for h in manual.history for c in h.changes if "Creación de puesto de Perito" in c]
+    answer = real_assistant.ask("When was the Perito Valuador position created?")
+    assert created and answer.answered and f"**Version {created[0]}**" in answer.answer
+    assert "**Version 10**" not in answer.answer
+
+
+def test_a_follow_up_with_its_own_question_about_the_manual_borrows_nothing(real_assistant):
+    from assistant.chain import condense
+
+    history = [
+        (
+            "¿Qué versión del manual es esta?",
+            "Según el *Manual …* (901 0905): La versión vigente es la **10**.",
+        )
+    ]
+    asked = "¿y cuál es el objetivo del manual?"
+    assert condense(asked, history, real_assistant.grounded.catalog) == asked
+    # One that leans on it still does: "and what was it before?" after a question about the manual's code.
+    history = [("¿Cuál es el código del manual?", "… el código es **901 0905** …")]
+    assert "(codigo manual)" in condense("and what was it before?", history, real_assistant.grounded.catalog)

@@ -181,6 +181,19 @@ def _history_matches(
     scored = []
     about_code = bool(_META_CODE.search(q))
     kinds = [kind for kind in CHANGE_KINDS if kind.search(q)]
+    if keys and kinds:
+        # "When was the Perito Valuador created?": the entries with a change that both names it and is of that
+        # kind (not the later one that eliminated it, however many words it shares with the question).
+        exact = [
+            h
+            for h in m.history
+            if any(
+                any(k in fold(c) for k in keys) and any(kind.search(fold(c)) for kind in kinds)
+                for c in h.changes
+            )
+        ]
+        if exact:
+            return exact[:3]
     for h in m.history:
         body = fold(" ".join(h.changes))
         score = 3.0 * sum(1 for k in keys if k in body)
@@ -188,6 +201,16 @@ def _history_matches(
         named = [c for c in h.changes if any(k in fold(c) for k in keys)] if keys else h.changes
         score += 2.0 * sum(1 for kind in kinds if any(kind.search(fold(c)) for c in named))
         score += len(terms & set(lexical_terms(body)))
+        # The one change of that kind sharing most words with the question ("Creación de puesto de Perito
+        # Valuador" for "when was the Perito Valuador created?"), not the entry with the most words overall.
+        score += 2.0 * max(
+            (
+                len(terms & set(lexical_terms(c)))
+                for c in named
+                if any(kind.search(fold(c)) for kind in kinds)
+            ),
+            default=0,
+        )
         score += 0.5 if rank.get(h.version) == 0 else 0.0
         scored.append((score, h))
     best = max((s for s, _h in scored), default=0.0)
