@@ -79,3 +79,25 @@ def test_out_of_scope_declines_before_any_answerer(engine, monkeypatch):
     d = engine.answer("¿Cuál es el salario del Jefe Área de Ventas?", "es", [])
     assert not d.answered
     assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("question", "declined"),
+    [
+        ("¿cuántas ferias tiene que hacer al año el Área de Ventas?", True),
+        ("and how many days does a refund take?", True),
+        ("¿Cada cuánto se actualiza el inventario de activos extraordinarios?", True),
+        ("what software do they use to digitize the files?", True),
+        ("¿Qué requisitos necesita un constructor para registrarse?", True),
+        # Counts the manual does hold: positions, units, groups, versions.
+        ("¿Cuántos puestos tiene el Área de Ventas?", False),
+        ("How many working groups does the Gerencia have?", False),
+        ("How many versions has the manual had?", False),
+        ("¿Quién informa sobre los trámites y requisitos?", False),  # who handles it: the manual may say
+    ],
+)
+def test_quantities_tools_and_requirements_are_what_no_mof_holds(engine, question, declined):
+    from assistant.engine.decline import out_of_scope
+
+    a = engine.analyse(question, question, "")
+    assert (out_of_scope(engine, a, "es", []) is not None) is declined
