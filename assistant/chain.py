@@ -32,7 +32,14 @@ from assistant.errors import AssistantError, StoreUnavailableError
 from assistant.models import Answer, Hit, Manual
 from assistant.phrases import say
 from assistant.retrieve import Glossary, HybridRetriever, ManualRetriever, Mode
-from assistant.safety import clean_question, has_content, is_social, known_word, strip_instructions
+from assistant.safety import (
+    clean_question,
+    has_content,
+    is_help_request,
+    is_social,
+    known_word,
+    strip_instructions,
+)
 from assistant.settings import Settings
 from assistant.store import OpenIndex, Store
 from assistant.support import attach_support
@@ -547,7 +554,10 @@ class Assistant:
         rephrase = not has_content(question, known) or (bool(safe) and not has_content(safe, known))
         if rephrase and history and safe and _ASKS.search(fold(safe)):
             rephrase = False  # "when was that?", "¿y quién?": a follow-up asks with function words only
-        social = not rephrase and is_social(safe or question)
+        social = not rephrase and (
+            is_social(safe or question)
+            or is_help_request(self.grounded.catalog.mask_names(fold(safe or question)))
+        )
         if rephrase or social:
             safe = ""
         standalone = condense(safe, history, self.grounded.catalog) if safe else ""

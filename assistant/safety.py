@@ -180,6 +180,31 @@ def is_social(text: str) -> bool:
     )
 
 
+@lru_cache(maxsize=1)
+def _help_words() -> frozenset[str]:
+    from assistant.cues import cue_words
+
+    return frozenset(cue_words("help_request"))
+
+
+def is_help_request(text: str) -> bool:
+    """Whether a message only asks for help with questions to come ("hi! can you help me with a few questions
+    about the manual?", "¿me puedes ayudar?"): nothing but courtesy, help-request and stop words (the caller
+    blanks the names of units first; what names a manual after "about … manual" is blanked here)."""
+    social, helping = _social_words(), _help_words()
+    # "about the customer service manual": whatever names the manual is no question.
+    text = _ABOUT_A_MANUAL.sub(" ", fold(text))
+    words = [w for w in tokens(text) if not w.isdigit()]
+    return any(w in helping for w in words) and all(
+        w in social or w in helping or w in STOP_ES or w in STOP_EN for w in words
+    )
+
+
+_ABOUT_A_MANUAL = re.compile(
+    r"\b(about|on|regarding|sobre|acerca de|de|del)\b(?: \w+){0,5}? (manual|manuales|mof)\b"
+)
+
+
 def clean_question(text: object, max_chars: int) -> str:
     """Validate and normalise a question; raise `InvalidQuestionError` with a user-facing sentence."""
     from assistant.errors import InvalidQuestionError

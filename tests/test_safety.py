@@ -208,3 +208,20 @@ def test_thanks_greetings_and_goodbyes_are_social(text):
 )
 def test_a_message_with_a_topic_is_not_social(text):
     assert not is_social(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "helping"),
+    [
+        ("hi! can you help me with a few questions about the customer service manual?", True),
+        ("¿me puedes ayudar con unas preguntas sobre el manual?", True),
+        ("I have a question about the manual", True),
+        ("can you help me with complaints?", False),
+        ("¿Cuál es el objetivo del manual?", False),
+        ("¿Puedes ayudarme con el código del manual?", False),
+    ],
+)
+def test_a_request_for_help_with_questions_to_come_asks_nothing_yet(text, helping):
+    from assistant.safety import is_help_request
+
+    assert is_help_request(text) is helping
