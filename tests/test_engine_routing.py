@@ -101,3 +101,16 @@ def test_quantities_tools_and_requirements_are_what_no_mof_holds(engine, questio
 
     a = engine.analyse(question, question, "")
     assert (out_of_scope(engine, a, "es", []) is not None) is declined
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "¿Cuándo pasó el Asistente de Ventanilla al Área de Atención al Cliente?",
+        "¿y de qué área venía el Asistente de Ventanilla?",
+        "Which area did the Asistente de Ventanilla come from?",
+    ],
+)
+def test_a_position_moving_between_units_is_a_history_question(engine, question):
+    d = engine.answer(question, "es", [])
+    assert d.answered and any(c.section == "modificaciones" for c in d.citations)
