@@ -72,6 +72,7 @@ def test_an_ambiguous_question_lists_each_manual(engine, manuals, question, lang
     [
         "¿Quién es el jefe del Área de Ventas?",
         "Which unit writes the Fund's code of ethics?",  # "code", but who does something
+        "which area is supposed to find effective alternatives to boost sales?",  # "effective", but no date
     ],
 )
 def test_the_answerer_passes_on_questions_that_are_not_about_the_manual(engine, question):
