@@ -26,7 +26,7 @@ from assistant.chunk import spanish_date
 from assistant.cues import cue, cue_words
 from assistant.embed import get_embedder
 from assistant.engine import Catalog, Draft, GroundedEngine, load_scope
-from assistant.engine.catalog import short_name
+from assistant.engine.catalog import _Mention, short_name
 from assistant.engine.query import FollowUp
 from assistant.errors import AssistantError, StoreUnavailableError
 from assistant.models import Answer, Hit, Manual
@@ -76,9 +76,10 @@ _SHAPE = frozenset(
     "encarga maneja hace does do".split()
 )
 _QUOTED = re.compile(r"«([^»]+)»")  # a line an answer quotes
-# An interrogative: a message made of function words only still asks something when it follows a turn.
+# "¿En qué versión …?": a question asking for the version, not about one.
 _WHICH_VERSION = re.compile(r"\b(que|which|what|cual) (version|revision)")
 _LATEST = cue("latest")  # "la última versión", "the current one": a version named by a word
+# An interrogative: a message made of function words only still asks something when it follows a turn.
 _ASKS = re.compile(
     r"\b(who|whom|when|what|where|which|why|how|quien|quienes|cuando|cual|cuales|donde|como)\b"
 )
@@ -244,7 +245,7 @@ def _borrow_topic(
     return None
 
 
-def _named(catalog: Catalog, text: str) -> list[Any]:
+def _named(catalog: Catalog, text: str) -> list[_Mention]:
     """The units a text names, those named outright first: a word several gerencias share ("esa gerencia")
     names one of them only when nothing else does."""
     found = catalog.find_units(text)
