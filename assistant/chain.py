@@ -591,6 +591,13 @@ class Assistant:
         corrected = " ".join(fixes.get(w, w) for w in tokens(query)) if fixes else query
         wanted = state.get("manual")
         candidates = self.manuals if wanted is None else [m for m in self.manuals if m.id in wanted]
+        expansion = " ".join(
+            dict.fromkeys(f"{self.glossary.expand(query)} {self.glossary.expand(corrected)}".split())
+        )
+        # "What changed in version 3 of the Créditos manual?": the version of that manual, not every manual's
+        # version 3.
+        named = self._named_codes(corrected or query, expansion)
+        candidates = [m for m in candidates if m.code in named] or candidates
         # Present tense: the versions in force; a named version or date: the version(s) it points to.
         resolution = resolve(
             query or state["question"], candidates, state.get("as_of") or self.settings.as_of
@@ -600,9 +607,6 @@ class Assistant:
             # Only non-words are corrected (see Speller), so the corrected text is the better query.
             search = corrected if fixes else query
             hits = self._search(search, scope)
-        expansion = " ".join(
-            dict.fromkeys(f"{self.glossary.expand(query)} {self.glossary.expand(corrected)}".split())
-        )
         return {
             **state,
             "hits": hits,
@@ -611,6 +615,24 @@ class Assistant:
             "resolution": resolution,
             "scope": scope,
         }
+
+    def _named_codes(self, text: str, expansion: str) -> set[str]:
+        """The codes of the manuals a question names: by code, by its gerencia's name (in Spanish or in
+        translated words) or short name where a manual is meant; none when it names several or none."""
+        catalog = self.grounded.catalog
+        if not catalog.many or not text:
+            return set()
+        named = {m.code for m in catalog.find_manuals(text)}
+        found = catalog.find_units(text)
+        spans = [(f.start, f.end) for f in found]
+        named |= {
+            f.manual.code for f in found if f.unit.parent is None and spans.count((f.start, f.end)) == 1
+        }
+        if not named:
+            named = {
+                f.manual.code for f in catalog.find_units_by_words(text, expansion) if f.unit.parent is None
+            }
+        return named if len(named) == 1 else set()
 
     def _with_version(self, draft: Draft, resolution: Resolution, lang: Literal["es", "en"]) -> Draft:
         """Say which version an answer comes from when it matters: a past version was asked for, or the

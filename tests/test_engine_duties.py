@@ -203,6 +203,10 @@ def test_a_position_named_through_the_glossary_needs_its_title_word(engine):
     contracts = "¿Quién lleva el control de los contratos que firma el Fondo y de sus prórrogas?"
     assert "administrar" in (engine.glossary.expand(contracts) if engine.glossary else "")
     assert positions(contracts) == []
+    # Its words scattered over the question name no position: "analista … de Créditos" is a version's analyst.
+    assert positions("¿Quién fue el analista de la versión 4 del manual de Créditos?") == []
+    assert positions("who was the analyst for versions 2 and 3 of the créditos manual?") == []
+    assert positions("who does the credit analyst report to?") == ["Analista de Créditos"]
 
 
 def test_sibling_units_are_known_by_what_tells_them_apart(engine, manuals):

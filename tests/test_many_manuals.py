@@ -167,3 +167,19 @@ def test_sibling_units_are_known_by_what_tells_them_apart(multi_assistant):
     own = unit.name.split()[-1]  # "Occidente", "Paracentral"
     answer = multi_assistant.ask(f"¿Quién encabeza la de {own}?")
     assert answer.answered and f"**{unit.head}**" in answer.answer and unit.name in answer.answer
+
+
+def test_a_history_question_naming_a_manual_and_a_version_is_answered_for_that_manual(multi_assistant):
+    """The named manual's version N, not every served manual whose own version is N (Administración is
+    served at version 3): by its short name, its gerencia in English words, or "versions 2 and 3"."""
+    credit = _manual(multi_assistant, CREDIT)
+    three = next(h for h in credit.history if h.version == 3)
+    answer = multi_assistant.ask("What changed in version 3 of the Créditos manual?")
+    assert _codes(answer) == {CREDIT} and three.changes[0][:40] in answer.answer
+    six = next(h for h in credit.history if h.version == 6)
+    answer = multi_assistant.ask("Which position was dropped in version 6 of the credit management manual?")
+    assert _codes(answer) == {CREDIT} and "**Version 6**" in answer.answer
+    answer = multi_assistant.ask("who was the analyst for versions 2 and 3 del manual de créditos?")
+    authors = {h.prepared_by for h in credit.history if h.version in (2, 3)}
+    assert _codes(answer) == {CREDIT} and all(a in answer.answer for a in authors)
+    assert "Version 2" in answer.answer and "Version 3" in answer.answer and six.prepared_by not in authors

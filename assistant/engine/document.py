@@ -28,6 +28,7 @@ from assistant.engine.query import (
 )
 from assistant.models import Citation, Hit, Manual
 from assistant.phrases import say
+from assistant.versions import named_versions
 
 if TYPE_CHECKING:
     from assistant.engine.engine import GroundedEngine
@@ -121,13 +122,17 @@ def _prepared(m: Manual, q: str, lang: Lang, about: bool) -> tuple[str, list[Cit
     """Who prepared a version (the one asked for, else the one in force), from its change-history row."""
     if not m.history or not _META_PREPARED.search(q) or not (about or _META_VERSION.search(q)):
         return None
-    number = _VERSION_NUM.search(q)
-    wanted = int(number.group(1)) if number else (m.version or max(h.version for h in m.history))
-    entry = next((h for h in m.history if h.version == wanted), None)
-    if entry is None:
+    # "versions 2 and 3": each one asked for; none named, the one in force.
+    wanted = named_versions(q) or [m.version or max(h.version for h in m.history)]
+    entries = [h for n in wanted for h in m.history if h.version == n]
+    if not entries:
         return None
-    if not entry.prepared_by:
-        return say("document_prepared_unknown", lang, version=entry.version), []
-    date = _date(entry.date, lang) if entry.date else "–"
-    text = say("document_prepared", lang, version=entry.version, date=date, who=entry.prepared_by)
-    return text, [_cite(m, None, "modificaciones", str(entry.version), entry.prepared_by)]
+    texts, cites = [], []
+    for entry in entries:
+        if not entry.prepared_by:
+            texts.append(say("document_prepared_unknown", lang, version=entry.version))
+            continue
+        date = _date(entry.date, lang) if entry.date else "–"
+        texts.append(say("document_prepared", lang, version=entry.version, date=date, who=entry.prepared_by))
+        cites.append(_cite(m, None, "modificaciones", str(entry.version), entry.prepared_by))
+    return " ".join(texts), cites

@@ -151,7 +151,9 @@ def analyse(
         positions = [
             p
             for p in catalog.find_positions_by_words(f"{fixed} {expansion}")
-            if own & {stem(t) for t in tokens(p)} and tokens(p)[0] in said
+            if own & {stem(t) for t in tokens(p)}
+            and tokens(p)[0] in said
+            and _close_together(p, fixed, glossary)
         ]
     units = catalog.find_units(fixed) or catalog.find_units(original)
     mention_spans = [(m.start, m.end) for m in units]
@@ -236,6 +238,20 @@ def analyse(
         scoped=scoped,
         expansion=expansion,
     )
+
+
+def _close_together(position: str, text: str, glossary: Glossary | None) -> bool:
+    """Whether the words of a question that say a position's title, as written or translated, stand together
+    as a name would ("the quality control coordinator"), not scattered ("el analista de la versión 4 del
+    manual de Créditos", "the analyst for version 2 of the Créditos manual")."""
+    stems = {stem(t) for t in tokens(position)}
+
+    def says(word: str) -> bool:
+        added = glossary.expand(word) if glossary else ""
+        return stem(word) in stems or bool(stems & {stem(x) for x in tokens(added)})
+
+    at = [i for i, t in enumerate(tokens(text)) if says(t)]
+    return len(at) < 2 or at[-1] - at[0] < len(tokens(position)) + 2
 
 
 def _units_by_meaning(catalog: Catalog, fixed: str, expansion: str) -> list[_Mention]:
