@@ -89,6 +89,8 @@ def test_out_of_scope_declines_before_any_answerer(engine, monkeypatch):
         ("¿Cada cuánto se actualiza el inventario de activos extraordinarios?", True),
         ("what software do they use to digitize the files?", True),
         ("¿Qué requisitos necesita un constructor para registrarse?", True),
+        ("¿Cómo se llama la persona que ocupa el cargo de Jefe Área de Ventas?", True),
+        ("What is the name of the person who holds the Jefe Área de Ventas position?", True),
         # Counts the manual does hold: positions, units, groups, versions.
         ("¿Cuántos puestos tiene el Área de Ventas?", False),
         ("How many working groups does the Gerencia have?", False),
@@ -96,7 +98,7 @@ def test_out_of_scope_declines_before_any_answerer(engine, monkeypatch):
         ("¿Quién informa sobre los trámites y requisitos?", False),  # who handles it: the manual may say
     ],
 )
-def test_quantities_tools_and_requirements_are_what_no_mof_holds(engine, question, declined):
+def test_quantities_tools_requirements_and_names_are_what_no_mof_holds(engine, question, declined):
     from assistant.engine.decline import out_of_scope
 
     a = engine.analyse(question, question, "")

@@ -270,3 +270,10 @@ def test_a_unit_named_only_as_where_another_is_is_not_listed(question, expected)
     d = e.answer(question, "es", [])
     listed = [line.split("**")[1] for line in d.text.splitlines() if line.startswith("**")]
     assert d.answered and listed == expected
+
+
+def test_a_position_whose_title_holds_unit_words_names_no_unknown_unit(engine, manuals):
+    # "Jefe Área de Seguros" holds "Área de Seguros", which a change history quotes but no unit is called.
+    unit, _m = _unit(manuals, "Área de Seguros de Deuda y Daños")
+    d = engine.answer("Who does the Jefe Área de Seguros report to in the Gerencia de Créditos?", "en", [])
+    assert d.answered and unit.head == "Jefe Área de Seguros" and f"**{unit.head}**" in d.text

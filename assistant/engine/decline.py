@@ -22,7 +22,7 @@ from assistant.engine.query import (
 )
 from assistant.models import Hit
 from assistant.phrases import say
-from assistant.text import STOP_EN, STOP_ES, stem, tokens
+from assistant.text import STOP_EN, STOP_ES, fold, stem, tokens
 
 if TYPE_CHECKING:
     from assistant.engine.engine import GroundedEngine
@@ -70,6 +70,16 @@ _LINKS = frozenset(cue_words("name_links"))
 _INTERROGATIVES = frozenset(cue_words("interrogatives"))
 
 
+def _position_spans(engine: GroundedEngine, text: str) -> list[tuple[int, int]]:
+    """Where a text names a position of the served manuals."""
+    spans = []
+    for p in engine.catalog.find_positions(text):
+        at = text.find(fold(p))
+        if at >= 0:
+            spans.append((at, at + len(fold(p))))
+    return spans
+
+
 def _unknown_unit(engine: GroundedEngine, a: Query) -> str | None:
     """A unit-like phrase ("the finance department", "Gerencia de Finanzas") the manuals do not have."""
     patterns = [
@@ -90,6 +100,8 @@ def _unknown_unit(engine: GroundedEngine, a: Query) -> str | None:
     )
     if not asks_history and about_it:
         current = [(m.start, m.end) for m in engine.catalog.find_units(text) if m.start >= 0]
+        # A position's title holds unit words too ("Jefe Área de Seguros"): no unit is named inside it.
+        current += _position_spans(engine, text)
         for name in history_names:
             at = text.find(name)
             if at >= 0 and any(s <= at and at + len(name) <= e for s, e in current):
