@@ -277,3 +277,28 @@ def test_a_position_whose_title_holds_unit_words_names_no_unknown_unit(engine, m
     unit, _m = _unit(manuals, "Área de Seguros de Deuda y Daños")
     d = engine.answer("Who does the Jefe Área de Seguros report to in the Gerencia de Créditos?", "en", [])
     assert d.answered and unit.head == "Jefe Área de Seguros" and f"**{unit.head}**" in d.text
+
+
+@pytest.mark.parametrize(
+    ("question", "name"),
+    [
+        ("¿Qué puestos hay en TI?", "Área de Tecnología de Información"),
+        ("who heads RRHH?", "Subgerencia de Recursos Humanos"),  # a plural's letter doubled, as Spanish does
+    ],
+)
+def test_a_unit_named_by_the_initials_users_write(engine, manuals, question, name):
+    unit, _m = _unit(manuals, name)
+    d = engine.answer(question, "es", [])
+    assert d.answered and name in d.text and unit.head and unit.head in d.text
+
+
+def test_initials_are_told_by_their_case():
+    from assistant.engine.catalog import unit_initials
+    from tests.fakes_ui import real_manuals
+
+    engine = grounded_engine(real_manuals())
+    it = next(u for m in real_manuals() for u in m.units if u.name == "Área de Tecnología de Información")
+    assert "TI" in unit_initials(it)
+    assert not engine.catalog.find_initials("¿quién atiende las quejas? gracias a ti")
+    assert not engine.catalog.find_initials("¿QUIÉN ATIENDE LAS QUEJAS EN TI?")  # all capitals: no initialism
+    assert [m.unit.name for m in engine.catalog.find_initials("¿Qué puestos hay en TI?")] == [it.name]

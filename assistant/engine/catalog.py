@@ -128,6 +128,19 @@ def _manual_words(manual: Manual) -> set[str]:
     return {w for t in texts for w in re.findall(r"\b[A-ZÁÉÍÓÚÑ]{3,}\b", t)}
 
 
+def unit_initials(unit: Unit) -> set[str]:
+    """The initials of a unit's name after its kind word ("TI" for "Área de Tecnología de Información"), and
+    with each plural word's letter doubled ("RRHH" for "Subgerencia de Recursos Humanos"); none for a
+    one-word name."""
+    words = [w for w in re.findall(r"[^\W\d_]+", unit.name) if fold(w) not in STOP_ES]
+    if len(words) < 3 or fold(words[0]) not in template().unit_words:
+        return set()
+    rest = words[1:]
+    plain = "".join(w[0].upper() for w in rest)
+    doubled = "".join(w[0].upper() * (2 if w.endswith("s") else 1) for w in rest)
+    return {fold(plain).upper(), fold(doubled).upper()}
+
+
 def _acronyms(unit: Unit, manual: Manual) -> set[str]:
     """A unit's acronym ("UACI" for "Unidad de Adquisiciones y Contrataciones Institucional"), when the manual
     itself writes it: the initials of the name's words, of its words after the generic prefix, or an acronym
@@ -210,6 +223,20 @@ class Catalog:
     def manual_of(self, unit: Unit) -> Manual:
         """The manual a catalogued unit belongs to."""
         return self._manual_of[id(unit)]
+
+    def find_initials(self, text: str) -> list[_Mention]:
+        """Units a text names by the capital initials of their name after the kind word, as users write them
+        ("TI" for the Área de Tecnología de Información, "RRHH" for Recursos Humanos, a plural's letters
+        doubled): case-sensitive, so "ti" in "para ti" names nothing; an initialism two units share names both."""
+        found: list[_Mention] = []
+        letters = [c for c in text if c.isalpha()]
+        if sum(c.isupper() for c in letters) > len(letters) / 2:
+            return found  # a question typed in capitals has no initialisms to tell apart
+        for m in re.finditer(r"\b[A-ZÁÉÍÓÚÑ]{2,6}\b", text):
+            for u, manual in self.units:
+                if m.group(0) in unit_initials(u):
+                    found.append(_Mention(u, manual, -1, -1))
+        return found
 
     def find_units(self, text: str) -> list[_Mention]:
         """Units named in a text, longest alias first, without overlaps."""

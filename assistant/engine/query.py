@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from assistant.cues import cue, cue_words
-from assistant.engine.catalog import Catalog, _cognate, _Mention, _whole_words
+from assistant.engine.catalog import Catalog, _cognate, _Mention, _whole_words, unit_initials
 from assistant.engine.common import MONTHS_EN
 from assistant.models import Manual
 from assistant.retrieve import Glossary
@@ -155,7 +155,7 @@ def analyse(
             and tokens(p)[0] in said
             and _close_together(p, fixed, glossary)
         ]
-    units = catalog.find_units(fixed) or catalog.find_units(original)
+    units = catalog.find_units(fixed) or catalog.find_units(original) or catalog.find_initials(question)
     mention_spans = [(m.start, m.end) for m in units]
     if any(mention_spans.count(sp) == 1 for sp in mention_spans):
         # "¿A qué gerencia pertenece la Sección X?": a word several gerencias share ("gerencia") names none of
@@ -186,6 +186,7 @@ def analyse(
     for seq in (
         [tokens(m.unit.name) for m in units]
         + [tokens(a) for a, u, _m in catalog.unit_aliases if u.name in names]
+        + [tokens(i) for m in units for i in unit_initials(m.unit)]
         + [tokens(p) for p in positions]
     ):
         n = len(seq)
