@@ -302,3 +302,16 @@ def test_initials_are_told_by_their_case():
     assert not engine.catalog.find_initials("¿quién atiende las quejas? gracias a ti")
     assert not engine.catalog.find_initials("¿QUIÉN ATIENDE LAS QUEJAS EN TI?")  # all capitals: no initialism
     assert [m.unit.name for m in engine.catalog.find_initials("¿Qué puestos hay en TI?")] == [it.name]
+
+
+def test_which_gerencia_each_of_two_named_units_belongs_to(engine, manuals):
+    one, m1 = _unit(manuals, "Departamento de Formalización y Escrituración")
+    two, m2 = _unit(manuals, "Departamento de Contratación y Escrituración")
+    assert m1.gerencia != m2.gerencia
+    d = engine.answer(f"¿Cuál gerencia tiene el {one.name} y cuál el {two.name}?", "es", [])
+    assert (
+        d.answered
+        and f"pertenece a la **{m1.gerencia}**" in d.text
+        and f"pertenece a la **{m2.gerencia}**" in d.text
+    )
+    assert {c.manual for c in d.citations} == {m1.id, m2.id}

@@ -56,7 +56,7 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
         return each
     unit, manual = target.unit, target.manual
     if unit.parent is not None and _BELONGS.search(q) and not a.positions and not _POSITIONS.search(q):
-        return _unit_place(engine, lang, unit, manual)
+        return _places(engine, lang, a, target)
     if _POSITIONS.search(q) and _asks_reports(q) and not _FUNCTIONS.search(q):
         return _positions(
             engine, lang, [t.unit for t in a.units], manual
@@ -211,6 +211,16 @@ def _groups(engine: GroundedEngine, lang: Lang, top: Unit, manual: Manual) -> Dr
         text += "\n\n" + _quote_block(manual.structure_intro)
     quote = manual.structure_intro or "\n".join(k.name for k in kids)
     return Draft(text, True, [_cite(manual, top.name, "organigrama", None, quote)])
+
+
+def _places(engine: GroundedEngine, lang: Lang, a: Query, target: _Mention) -> Draft:
+    """Where the named unit sits; where each one sits when several are named ("¿Cuál gerencia tiene el
+    Departamento X y cuál el Departamento Y?")."""
+    named = [m for m in _specific(engine, a.units, a.q) if m.unit.parent is not None and m.start >= 0]
+    if len({(m.manual.id, m.unit.name) for m in named}) < 2:
+        return _unit_place(engine, lang, target.unit, target.manual)
+    places = [_unit_place(engine, lang, m.unit, m.manual) for m in named]
+    return Draft("\n\n".join(p.text for p in places), True, [c for p in places for c in p.citations])
 
 
 def _unit_place(engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual) -> Draft:
