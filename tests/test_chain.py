@@ -532,3 +532,26 @@ def test_a_follow_up_with_its_own_question_about_the_manual_borrows_nothing(real
     # One that leans on it still does: "and what was it before?" after a question about the manual's code.
     history = [("¿Cuál es el código del manual?", "… el código es **901 0905** …")]
     assert "(codigo manual)" in condense("and what was it before?", history, real_assistant.grounded.catalog)
+
+
+def test_a_position_only_the_history_names_is_a_key_to_its_changes(real_assistant):
+    """The Técnico de Ventas is in no chart today: "when was it eliminated?" is the version whose change
+    eliminated it (not version 10, which eliminated others with words in common); "does it still exist?" is
+    asked of the history."""
+    manual = real_assistant.manuals[0]
+    gone = next(
+        h.version
+        for h in manual.history
+        for c in h.changes
+        if c.startswith("Eliminación del puesto Técnico de Ventas")
+    )
+    answer = real_assistant.ask("When was the Técnico de Ventas job eliminated from customer service?")
+    assert (
+        answer.answered and f"**Version {gone}**" in answer.answer and "**Version 10**" not in answer.answer
+    )
+    still = real_assistant.ask("does the Perito Valuador position still exist?")
+    assert (
+        still.answered
+        and "Eliminación" in still.answer
+        and all(c.section == "modificaciones" for c in still.citations)
+    )

@@ -25,6 +25,7 @@ class _Mention:
 
 # The words units are named with ("área", "departamento" …), folded: a name starts with one.
 _UNIT_WORDS = template().unit_words
+_POSITION_WORDS = template().position_words
 _PUNCTUATION = "¿?¡!.,;:()"
 # Words that join the parts of a unit's name ("Departamento de Contratación y Escrituración").
 _NAME_LINKS = frozenset(cue_words("name_links"))
@@ -359,17 +360,21 @@ class Catalog:
             )
         return found
 
-    def history_names(self, text: str, manual: Manual | None = None) -> list[str]:
+    def history_names(
+        self, text: str, manual: Manual | None = None, starts: frozenset[str] | None = None
+    ) -> list[str]:
         """Unit names the text gives that only a change history knows ("¿Qué pasó con el Área de Proyección
-        Social?" once it was abolished): from a unit word, the longest run of words a history quotes (folded)."""
+        Social?" once it was abolished): from a unit word, the longest run of words a history quotes (folded).
+        With ``starts``, names that open with those words instead (position titles: `history_positions`)."""
+        first_words = _UNIT_WORDS if starts is None else starts
         words = fold(text).split()
-        if not any(w.strip(_PUNCTUATION) in _UNIT_WORDS for w in words):
+        if not any(w.strip(_PUNCTUATION) in first_words for w in words):
             return []
         manuals = [manual] if manual is not None else self.manuals
         body = " ".join(self._history_text(m) for m in manuals)
         found: list[str] = []
         for i, w in enumerate(words):
-            if w.strip(_PUNCTUATION) not in _UNIT_WORDS:
+            if w.strip(_PUNCTUATION) not in first_words:
                 continue
             for j in range(min(len(words), i + 7), i + 1, -1):
                 name = " ".join(words[i:j]).strip(_PUNCTUATION)
@@ -379,6 +384,11 @@ class Catalog:
                     found.append(name)
                     break
         return found
+
+    def history_positions(self, text: str, manual: Manual | None = None) -> list[str]:
+        """Position titles the text gives that a change history quotes, in force or not ("When was the Técnico
+        de Ventas job eliminated?"): from a position word, the longest run of words a history quotes (folded)."""
+        return self.history_names(text, manual, starts=_POSITION_WORDS)
 
     def find_positions(self, text: str) -> list[str]:
         """Positions named in a text (their manual spelling), longest first, without overlaps."""

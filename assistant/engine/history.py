@@ -72,6 +72,7 @@ def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: 
         for k in [fold(p) for p in a.positions]
         + [fold(u.unit.name) for u in a.units]
         + engine.catalog.history_names(q, m)
+        + [p for p in engine.catalog.history_positions(q, m) if p not in {fold(x) for x in a.positions}]
         if not (for_manual and k == fold(m.gerencia))
     ]
     asks_news = bool(_CHANGE_WORDS.search(q) or _LATEST.search(q))
