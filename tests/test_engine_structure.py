@@ -315,3 +315,33 @@ def test_which_gerencia_each_of_two_named_units_belongs_to(engine, manuals):
         and f"pertenece a la **{m2.gerencia}**" in d.text
     )
     assert {c.manual for c in d.citations} == {m1.id, m2.id}
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("¿Qué departamentos tiene la Gerencia de Créditos?", "Departamento"),
+        ("Which units across the manuals are 'Secciones' (sections)?", "Sección"),
+        ("Which sections does the Legal Management have?", "Sección"),
+    ],
+)
+def test_units_of_a_kind_are_listed_from_their_names(engine, manuals, question, kind):
+    d = engine.answer(
+        question, "es", [], expansion=engine.glossary.expand(question) if engine.glossary else ""
+    )
+    assert d.answered
+    asked = [m for m in manuals if m.gerencia.split()[-1] in question] or manuals
+    expected = [u.name for m in asked for u in m.units if u.name.startswith(kind) and u.parent]
+    assert expected and all(f"**{name}**" in d.text for name in expected)
+
+
+def test_a_kind_word_in_a_duty_question_lists_nothing(engine):
+    # "¿Qué dependencias formalizan …?" asks who does a task; "who heads …?" asks for a head.
+    for question in (
+        "¿Qué departamentos formalizan los créditos aprobados?",
+        "who heads the Sección de Registro?",
+    ):
+        d = engine.answer(
+            question, "es", [], expansion=engine.glossary.expand(question) if engine.glossary else ""
+        )
+        assert "tiene **" not in d.text and " has **" not in d.text

@@ -6,7 +6,8 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from assistant.engine.catalog import _Mention
+from assistant.cues import cue_words
+from assistant.engine.catalog import _Mention, _singular
 from assistant.engine.common import Draft, Lang, _and, _cite, _quote_block, decline, per_manual, unit_label
 from assistant.engine.query import (
     _BELONGS,
@@ -26,7 +27,8 @@ from assistant.engine.query import (
 )
 from assistant.models import Citation, Hit, Manual, Unit
 from assistant.phrases import say
-from assistant.text import fold, lexical_terms, of_article, with_article
+from assistant.template import template
+from assistant.text import fold, lexical_terms, of_article, stem, tokens, with_article
 
 if TYPE_CHECKING:
     from assistant.engine.engine import GroundedEngine
@@ -45,7 +47,7 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
             return _position_reports(engine, lang, a.positions[0], a.units[0] if a.units else None)
         if _WHERE.search(q) or not topic:
             return _where_position(engine, lang, a.positions[0])
-    groups = _asked_groups(engine, a, lang, topic)
+    groups = _asked_groups(engine, a, lang, topic) or _units_of_kind(engine, a, lang)
     if groups is not None:
         return groups
     if not a.units:
@@ -159,6 +161,73 @@ def _asked_groups(engine: GroundedEngine, a: Query, lang: Lang, topic: bool) -> 
         inner = [m for m in with_children if m.unit.parent is not None] or with_children
         return _groups(engine, lang, inner[0].unit, inner[0].manual)
     return per_manual([_groups(engine, lang, u, m) for u, m in cat.tops(a.manuals)], lang)
+
+
+_WHO = re.compile(r"\b(who|whom|quien|quienes)\b")
+
+
+def _units_of_kind(engine: GroundedEngine, a: Query, lang: Lang) -> Draft | None:
+    """ "¿Qué secciones hay en la Gerencia Legal?", "Which units across the manuals are Secciones?": the units
+    whose name opens with the kind word asked for (a unit word of the template, in the plural, or an English
+    word the glossary gives it for), in each manual asked about; only when nothing else is asked."""
+    q = a.q
+    if not _LIST.search(q) or _WHO.search(q) or _HEAD.search(q) or _asks_reports(q):
+        return None
+    if _POSITIONS.search(q) or a.positions:
+        return None
+    unit_words = template().unit_words
+    asked = tokens(q.split(" || ")[0])
+    kinds = {
+        _singular(w) for w in asked if w in unit_words and _singular(w) != w and _singular(w) in unit_words
+    }
+    if not kinds and engine.glossary is not None:
+        # "sections", "departments": an English plural the glossary gives a kind word for.
+        kinds = {
+            k for w in asked if w.endswith("s") for k in tokens(engine.glossary.expand(w)) if k in unit_words
+        }
+    kinds -= {fold(m.unit.name).split()[0] for m in a.units}  # "the Legal Management": a name, not a kind
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    frame = {stem(w) for w in cue_words("kind_list_frame")} | {
+        stem(w) for w in asked if _singular(w) in unit_words
+    }
+    named = {t for m in a.units for t in lexical_terms(m.unit.name)}
+
+    def says_kind(term: str) -> bool:  # "sections": the English word the glossary gives the kind for
+        return engine.glossary is not None and kind in tokens(engine.glossary.expand(term))
+
+    # Every other word is the kind itself, the frame of a list, or structural: "¿Qué dependencias formalizan los
+    # créditos?" asks who does a task.
+    if leftover_topic([t for t in a.leftover if t not in frame | named and not says_kind(t)]):
+        return None
+    drafts = []
+    for m in a.manuals:
+        found = [u for u in m.units if fold(u.name).split()[0] == kind and u.parent is not None]
+        if not found:
+            continue
+        rows = [f"- **{u.name}**" + (f" ({u.parent})" if u.parent else "") for u in found]
+        word = found[0].name.split()[
+            0
+        ]  # the kind as the manual writes it ("Sección"), in the plural if several
+        word = word if len(found) == 1 else _plural(word)
+        lead = say(
+            "structure_units_of_kind", lang, gerencia=m.gerencia, code=m.code, count=len(found), kind=word
+        )
+        cites = [_cite(m, u.name, "organigrama", None, u.chart_quote()) for u in found]
+        drafts.append(Draft(lead + "\n" + "\n".join(rows), True, cites))
+    if not drafts:
+        return Draft(say("structure_units_of_kind_none", lang, kind=kind), False)
+    return per_manual(drafts, lang)
+
+
+def _plural(word: str) -> str:
+    """A Spanish noun's plural: "Departamento" → "Departamentos", "Sección" → "Secciones"."""
+    if fold(word)[-1] in "aeiou":
+        return word + "s"
+    if len(word) > 2 and word[-2] in "áéíóú":  # the stress moves off an accented last syllable
+        word = word[:-2] + fold(word[-2]) + word[-1]
+    return word + "es"
 
 
 def _staff_of_position(engine: GroundedEngine, a: Query, lang: Lang) -> Draft | None:
