@@ -160,6 +160,11 @@ def test_a_group_with_no_head_names_the_heads_of_its_units(engine, manuals):
         ("Who heads the credit committee secretariat unit?", "Unidad de Secretaría del Comité de Créditos"),
         ("Which gerencia does the insurance area belong to?", "Área de Seguros de Deuda y Daños"),
         ("What positions does the archive unit have?", "Unidad de Archivo Institucional"),
+        # Every word after the kind word of a long name: no "unit" needed.
+        (
+            "what positions are there in the credit committee secretariat?",
+            "Unidad de Secretaría del Comité de Créditos",
+        ),
     ],
 )
 def test_a_unit_named_in_english_words(engine, manuals, question, name):

@@ -277,13 +277,15 @@ class Catalog:
         """Units every word of whose name is in the text or its glossary translation: "the credit management"
         → Gerencia de Créditos, "payroll unit" → Unidad de Planillas; an English cognate counts as the word
         ("the technical evaluation section"). Failing that, the one unit below the top whose kind word and first
-        word after it are there: "the archive unit" → Unidad de Archivo Institucional."""
+        word after it are there: "the archive unit" → Unidad de Archivo Institucional; or the one whose name of
+        three words or more after its kind word is all there: "the credit committee secretariat"."""
         # The question's own words count by stem or cognate; its glossary translation only word for word
         # (singular or plural): "guidance" → "orientación" does not name the Oficina Regional de Oriente.
         have = {stem(t) for t in tokens(text)} | {w for t in tokens(expansion) for w in (t, _singular(t))}
         cognates = {c for t in tokens(text) if (c := _cognate(t))}
         full: list[tuple[int, Unit, Manual]] = []
         near: list[tuple[Unit, Manual]] = []
+        kindless: list[tuple[Unit, Manual]] = []
         names = [(u.name, u, m) for u, m in self.units]
         names += [
             (old, pair[0], pair[1])
@@ -306,11 +308,18 @@ class Catalog:
                 full.append((len({stem(w) for w in words}), u, m))
             elif u.parent is not None and words[0] not in missing and words[1] not in missing:
                 near.append((u, m))
+            elif (
+                missing == [words[0]] and words[0] in _UNIT_WORDS and len(words) >= 4 and u.parent is not None
+            ):
+                kindless.append((u, m))
         if full:
             top = max(n for n, _u, _m in full)
             return [_Mention(u, m, -1, -1) for n, u, m in full if n == top]
         if len({id(u) for u, _m in near}) == 1:
             return [_Mention(near[0][0], near[0][1], -1, -1)]
+        if len({id(u) for u, _m in kindless}) == 1:
+            # "the credit committee secretariat": every word of a long name but its kind word.
+            return [_Mention(kindless[0][0], kindless[0][1], -1, -1)]
         return []
 
     def add_alias(self, name: str, unit: Unit, manual: Manual) -> None:
