@@ -350,3 +350,14 @@ def test_a_kind_word_in_a_duty_question_lists_nothing(engine):
             question, "es", [], expansion=engine.glossary.expand(question) if engine.glossary else ""
         )
         assert "tiene **" not in d.text and " has **" not in d.text
+
+
+@pytest.mark.parametrize(
+    ("question", "lang"),
+    [("In the Dirección de Administración, what does UACI stand for?", "en"), ("¿Qué significa UACI?", "es")],
+)
+def test_what_a_short_name_stands_for(engine, manuals, question, lang):
+    unit, manual = _unit(manuals, "Unidad de Adquisiciones y Contrataciones Institucional")
+    d = engine.answer(question, lang, [])
+    assert d.answered and d.text.startswith("**UACI**") and f"**{unit.name}**" in d.text
+    assert [(c.manual, c.unit) for c in d.citations] == [(manual.id, unit.name)]

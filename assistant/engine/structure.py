@@ -6,7 +6,7 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from assistant.cues import cue_words
+from assistant.cues import cue, cue_words
 from assistant.engine.catalog import _Mention, _singular
 from assistant.engine.common import Draft, Lang, _and, _cite, _quote_block, decline, per_manual, unit_label
 from assistant.engine.query import (
@@ -39,7 +39,7 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
     q = a.q
     topic = leftover_topic(a.leftover)
     a = _without_unit_words_positions(engine, a)
-    staff = _staff_of_position(engine, a, lang)
+    staff = _staff_of_position(engine, a, lang) or _stands_for(engine, a, lang)
     if staff is not None:
         return staff
     if a.positions and not _FUNCTIONS.search(q):
@@ -161,6 +161,20 @@ def _asked_groups(engine: GroundedEngine, a: Query, lang: Lang, topic: bool) -> 
         inner = [m for m in with_children if m.unit.parent is not None] or with_children
         return _groups(engine, lang, inner[0].unit, inner[0].manual)
     return per_manual([_groups(engine, lang, u, m) for u, m in cat.tops(a.manuals)], lang)
+
+
+_STANDS_FOR = cue("stands_for")
+
+
+def _stands_for(engine: GroundedEngine, a: Query, lang: Lang) -> Draft | None:
+    """ "What does UACI stand for?", "¿Qué significa TI?": the unit a short name names."""
+    named = [m for m in a.units if m.start >= 0 and fold(m.unit.name) != a.q[m.start : m.end]]
+    if not _STANDS_FOR.search(a.q) or not named or len({m.unit.name for m in named}) > 1:
+        return None
+    m = named[0]
+    alias = a.q[m.start : m.end].upper()
+    text = say("structure_stands_for", lang, alias=alias, unit=m.unit.name, gerencia=m.manual.gerencia)
+    return Draft(text, True, [_cite(m.manual, m.unit.name, "organigrama", None, m.unit.chart_quote())])
 
 
 _WHO = re.compile(r"\b(who|whom|quien|quienes)\b")
