@@ -26,7 +26,7 @@ from assistant.chunk import spanish_date
 from assistant.cues import cue, cue_words
 from assistant.embed import get_embedder
 from assistant.engine import Catalog, Draft, GroundedEngine, load_scope
-from assistant.engine.catalog import _Mention, short_name
+from assistant.engine.catalog import _Mention, named_outright, short_name
 from assistant.engine.query import FollowUp
 from assistant.errors import AssistantError, StoreUnavailableError
 from assistant.models import Answer, Hit, Manual
@@ -130,8 +130,7 @@ def condense(question: str, history: History | None, catalog: Catalog) -> str:
     positions_now = catalog.find_positions(question)
     words = tokens(question)
     folded = fold(question)
-    spans = [(m.start, m.end) for m in units_now]
-    if units_now and all(spans.count(sp) > 1 for sp in spans) and _determined_noun(folded):
+    if units_now and not named_outright(units_now) and _determined_noun(folded):
         units_now = []  # "el manual de esa gerencia": a word several gerencias share, pointing back
     previous_user = [u for u, _a in history if u.strip()]
     swapped = _swap_version(folded, previous_user) if _SWAP.search(folded) and len(words) <= 8 else None
@@ -249,8 +248,8 @@ def _named(catalog: Catalog, text: str) -> list[_Mention]:
     """The units a text names, those named outright first: a word several gerencias share ("esa gerencia")
     names one of them only when nothing else does."""
     found = catalog.find_units(text)
-    spans = [(m.start, m.end) for m in found]
-    return sorted(found, key=lambda m: spans.count((m.start, m.end)) > 1)
+    outright = named_outright(found)
+    return outright + [m for m in found if all(m is not o for o in outright)]
 
 
 def _determined_noun(folded: str, unit_words_only: bool = False) -> str | None:
@@ -623,11 +622,7 @@ class Assistant:
         if not catalog.many or not text:
             return set()
         named = {m.code for m in catalog.find_manuals(text)}
-        found = catalog.find_units(text)
-        spans = [(f.start, f.end) for f in found]
-        named |= {
-            f.manual.code for f in found if f.unit.parent is None and spans.count((f.start, f.end)) == 1
-        }
+        named |= {f.manual.code for f in named_outright(catalog.find_units(text)) if f.unit.parent is None}
         if not named:
             named = {
                 f.manual.code for f in catalog.find_units_by_words(text, expansion) if f.unit.parent is None

@@ -129,12 +129,19 @@ def _manual_words(manual: Manual) -> set[str]:
     return {w for t in texts for w in re.findall(r"\b[A-ZÁÉÍÓÚÑ]{3,}\b", t)}
 
 
+def named_outright(mentions: Sequence[_Mention]) -> list[_Mention]:
+    """The mentions whose words no other mention shares: "la gerencia" names each served gerencia at one span,
+    so it names none of them outright; "Sección de Registro" does."""
+    spans = [(m.start, m.end) for m in mentions]
+    return [m for m in mentions if spans.count((m.start, m.end)) == 1]
+
+
 def unit_initials(unit: Unit) -> set[str]:
     """The initials of a unit's name after its kind word ("TI" for "Área de Tecnología de Información"), and
     with each plural word's letter doubled ("RRHH" for "Subgerencia de Recursos Humanos"); none for a
     one-word name."""
     words = [w for w in re.findall(r"[^\W\d_]+", unit.name) if fold(w) not in STOP_ES]
-    if len(words) < 3 or fold(words[0]) not in template().unit_words:
+    if len(words) < 3 or fold(words[0]) not in _UNIT_WORDS:
         return set()
     rest = words[1:]
     plain = "".join(w[0].upper() for w in rest)
@@ -182,6 +189,11 @@ class Catalog:
             for alias in self._aliases(u) | _acronyms(u, m) | distinct.get(id(u), set()):
                 self.unit_aliases.append((alias, u, m))
         self.unit_aliases.sort(key=lambda x: -len(x[0]))
+        # Initialisms users write ("TI", "RRHH"), matched case-sensitively by `find_initials`.
+        self._by_initials: dict[str, list[tuple[Unit, Manual]]] = {}
+        for u, m in self.units:
+            for initials in unit_initials(u):
+                self._by_initials.setdefault(initials, []).append((u, m))
         positions: dict[str, str] = {}
         for u, _m in self.units:
             for p in u.positions:
@@ -234,9 +246,7 @@ class Catalog:
         if sum(c.isupper() for c in letters) > len(letters) / 2:
             return found  # a question typed in capitals has no initialisms to tell apart
         for m in re.finditer(r"\b[A-ZÁÉÍÓÚÑ]{2,6}\b", text):
-            for u, manual in self.units:
-                if m.group(0) in unit_initials(u):
-                    found.append(_Mention(u, manual, -1, -1))
+            found += [_Mention(u, manual, -1, -1) for u, manual in self._by_initials.get(m.group(0), [])]
         return found
 
     def find_units(self, text: str) -> list[_Mention]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from assistant.cues import cue, cue_words
-from assistant.engine.catalog import Catalog, _cognate, _Mention, _whole_words, unit_initials
+from assistant.engine.catalog import Catalog, _cognate, _Mention, _whole_words, named_outright, unit_initials
 from assistant.engine.common import MONTHS_EN
 from assistant.models import Manual
 from assistant.retrieve import Glossary
@@ -156,18 +156,18 @@ def analyse(
             and _close_together(p, fixed, glossary)
         ]
     units = catalog.find_units(fixed) or catalog.find_units(original) or catalog.find_initials(question)
-    mention_spans = [(m.start, m.end) for m in units]
-    if any(mention_spans.count(sp) == 1 for sp in mention_spans):
+    outright = named_outright(units)
+    if outright:
         # "¿A qué gerencia pertenece la Sección X?": a word several gerencias share ("gerencia") names none of
         # them when the question also names a unit outright.
-        units = [m for m in units if mention_spans.count((m.start, m.end)) == 1]
+        units = outright
     if units and positions:
         # "¿Quién dirige la Unidad de Secretaría del Comité?" names a unit, not the position "Secretaria".
         spans_u = [(m.start, m.end) for m in units]
         positions = [p for p in positions if not _inside(fold(p), fixed, spans_u)]
     # Only a word several gerencias share ("which gerencia does the insurance area belong to?"): the unit named
     # in other words, if any, is the one asked about.
-    shared_only = bool(units) and all(mention_spans.count((m.start, m.end)) > 1 for m in units)
+    shared_only = bool(units) and not outright
     by_words = catalog.find_units_by_words(fixed, expansion) if shared_only and expansion else []
     if by_words:
         units = by_words
@@ -273,13 +273,12 @@ def resolve_scope(
 ) -> tuple[list[Manual], bool]:
     """The manuals a question is about: named by code, by a unit, or by a position only some have."""
     named = cat.find_manuals(folded)
-    spans = [(m.start, m.end) for m in units]
     # A word several gerencias share ("la gerencia") names none of them in particular.
-    tops = [m for m in units if m.unit.parent is None and spans.count((m.start, m.end)) == 1]
+    specific = named_outright(units)
+    tops = [m for m in specific if m.unit.parent is None]
     if not named and tops:
         # A named gerencia outweighs units of other gerencias that the question also mentions.
         named = list({m.manual.id: m.manual for m in tops}.values())
-    specific = [m for m in units if spans.count((m.start, m.end)) == 1]
     if not named and specific:
         named = list({m.manual.id: m.manual for m in specific}.values())
     elif not named and units:
