@@ -187,7 +187,10 @@ def _borrow(
         # An earlier follow-up is read as it was resolved ("who heads it?" after "¿Cuándo se creó? (Sucursal
         # Paseo)"), so a chain of follow-ups keeps its unit.
         user, bot = condense(turns[k][0], turns[:k], catalog), turns[k][1]
-        named = catalog.find_positions(bot) or catalog.find_positions(user)
+        # A position only the change history names, which the question asked about, comes first.
+        in_force = {fold(p) for p in catalog.find_positions(user)}
+        former = [p for p in catalog.history_positions(user) if p not in in_force]
+        named = former or catalog.find_positions(bot) or catalog.find_positions(user)
         if about_position and named:
             return f"{question} ({named[0]})"
         pointed = noun and (catalog.mention_by_word(noun, bot) or catalog.mention_by_word(noun, user))
@@ -210,7 +213,7 @@ def _borrow(
         former = catalog.history_names(user)
         if former:
             return f"{question} ({former[0]})"  # a unit only the change history names
-        positions = catalog.find_positions(user)
+        positions = catalog.find_positions(user) or catalog.history_positions(user)
         if positions:
             return f"{question} ({positions[0]})"
         borrowed = _borrow_topic(question, folded, own, pronoun, user, bot)

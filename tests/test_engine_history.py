@@ -199,3 +199,62 @@ def test_a_duty_placed_in_time_is_not_a_history_question(others):
     e = _engine(others)
     q = "Who appraises the vehicles of the Fund's fleet before they are sold?"
     assert history_answerer.answer(e, e.analyse(q, q, "vehiculos transporte"), "en", []) is None
+
+
+def _former_unit_over_a_current_word(m: Manual) -> tuple[str, int]:
+    """A unit the history adds whose name opens with a word of a unit in force ("Agencia …" beside
+    "Agencias"), read off the seed's own history: (name, the version that added it)."""
+    import re
+
+    current = {fold(u.name) for u in m.units}
+    for h in m.history:
+        for c in h.changes:
+            added = re.search(r"Incorporación de ((?:Agencia|Área|Unidad) [A-ZÁÉÍÓÚ]\w+)", c)
+            if added and fold(added.group(1)) not in current:
+                return added.group(1), h.version
+    raise AssertionError("the seed's history adds no unit no longer in force")
+
+
+def test_a_former_unit_whose_first_word_names_a_unit_in_force_is_the_history_key(versions):
+    v10, _v11 = versions
+    name, added = _former_unit_over_a_current_word(v10)
+    d = _engine([v10]).answer(f"In which version was the {name} added?", "en", [])
+    assert d.answered and f"**Version {added}**" in d.text
+    assert d.text.count("**Version ") == 1  # not every entry naming the unit in force its first word names
+
+
+def test_a_change_kind_narrows_a_named_versions_changes(versions):
+    v10, _v11 = versions
+    row = next(
+        h for h in v10.history if len(h.changes) > 2 and any(c.startswith("Eliminación") for c in h.changes)
+    )
+    d = _engine([v10]).answer(f"which position was eliminated in version {row.version}?", "en", [])
+    assert d.answered
+    for c in row.changes:
+        assert (f"«{c}»" in d.text) == c.startswith("Eliminación")
+    # "new" names no kind: every change of the version.
+    d = _engine([v10]).answer(f"what's new in version {row.version}?", "en", [])
+    assert all(f"«{c}»" in d.text for c in row.changes)
+
+
+def test_who_prepared_a_version_named_beside_a_change_word_is_the_analyst(versions):
+    v10, _v11 = versions
+    row = next(h for h in v10.history if h.prepared_by and len(h.changes) > 1)
+    d = _engine([v10]).answer(f"who was the analyst for that change? (version {row.version})", "en", [])
+    assert d.answered and f"**{row.prepared_by}**" in d.text
+
+
+def test_a_follow_up_on_that_position_keeps_a_position_only_the_history_names(versions):
+    from assistant.chain import condense
+    from assistant.engine import Catalog
+
+    v10, _v11 = versions
+    current = {fold(p) for u in v10.units for p in u.positions}
+    gone = next(
+        p
+        for p in Catalog([v10]).history_positions(" ".join(c for h in v10.history for c in h.changes))
+        if p not in current
+    )
+    history = [(f"When was the {gone} position created?", "According to the change history …")]
+    out = condense("and does that position still exist?", history, Catalog([v10]))
+    assert out == f"and does that position still exist? ({gone})"

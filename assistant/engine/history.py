@@ -17,6 +17,7 @@ from assistant.engine.query import (
     _HISTORY_STRONG,
     _LATEST,
     _META_CODE,
+    _META_PREPARED,
     _META_VERSIONS,
     _RECODE,
     _RESPONSIBILITY,
@@ -67,11 +68,12 @@ def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: 
         entries = [h for h in m.history if h.date and h.date.year in years]
     # A gerencia named for its manual ("the Gerencia Legal manual's code") says which history, not what changed.
     for_manual = bool(_ABOUT_MANUAL.search(q) or _META_CODE.search(q))
+    history_names = engine.catalog.history_names(q, m)
     keys = [
         k
         for k in [fold(p) for p in a.positions]
-        + [fold(u.unit.name) for u in a.units]
-        + engine.catalog.history_names(q, m)
+        + [fold(u.unit.name) for u in a.units if not _inside(u.start, u.end, history_names, q)]
+        + history_names
         + [p for p in engine.catalog.history_positions(q, m) if p not in {fold(x) for x in a.positions}]
         if not (for_manual and k == fold(m.gerencia))
     ]
@@ -93,6 +95,17 @@ def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: 
     return _compose(engine, m, entries, keys, a, lang)
 
 
+def _inside(start: int, end: int, names: list[str], q: str) -> bool:
+    """Whether a unit mention at [start, end) lies within a longer name the history gives: "Agencia" in "the
+    Agencia Virtual" is that abolished unit, not the Agencias in force."""
+    folded = fold(q)
+    for name in names:
+        at = folded.find(name)
+        if at >= 0 and at <= start and end <= at + len(name) and end - start < len(name):
+            return True
+    return False
+
+
 def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
     """Whether the question is one the change history answers (a version, a change, a manual's past)."""
     q = a.q
@@ -100,6 +113,8 @@ def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
     rest = _VERSION_NUM.sub(" ", q)
     if number and not _HISTORY.search(rest) and (a.units or a.positions or _RESPONSIBILITY.search(q)):
         return False  # "¿Quién se encargaba del cobro según la versión 10?" asks about that version's content
+    if number and _META_PREPARED.search(q):
+        return False  # "who was the analyst for that change (version 3)?": the document answerer's row
     cue = _HISTORY.search(q) or _HISTORY_STRONG.search(q)
     dated = number or _HISTORY_STRONG.search(q) or re.search(r"\b(19|20)\d\d\b", q)
     if _COUNT.search(q) and _GROUP_WORDS.search(q) and not dated:
@@ -120,6 +135,7 @@ def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
     )
 
 
+_NEWS = frozenset(cue_words("news_words"))
 # History cue words that also place a duty in time ("before they are sold", "antes de firmar").
 _WHEN_WORDS = frozenset(cue_words("when_words"))
 
@@ -133,9 +149,14 @@ def _compose(
     cites: list[Citation] = []
     for h in entries:
         changes = h.changes
+        # "What's new in version 3?" asks for every change: "new" names no kind of change.
+        kinds = [k for k in CHANGE_KINDS if any(x.group(0) not in _NEWS for x in k.finditer(fold(a.q)))]
         if keys and not number:
             focused = [c for c in changes if any(k in fold(c) for k in keys)]
             changes = focused or changes
+        elif number and kinds:
+            # "which position was eliminated in version 3?": that version's changes of that kind.
+            changes = [c for c in changes if any(kind.search(fold(c)) for kind in kinds)] or changes
         elif _META_CODE.search(a.q) and not number:
             changes = [c for c in changes if _RECODE.search(fold(c))] or changes
         lines.append(say("history_version", lang, version=h.version, date=_date(h.date, lang)))
