@@ -178,6 +178,10 @@ class Speller:
     def _closest(self, word: str) -> str | None:
         if self.is_common_word(word):
             return None
+        verb = _ENCLITIC.fullmatch(word)
+        if verb and (verb.group(1) in self.vocabulary or self.is_common_word(verb.group(1))):
+            # "administrarlas" is "administrar" with its object pronoun, not a typo of "administrativas".
+            return verb.group(1) if verb.group(1) in self.vocabulary else None
         if len(word) == 3 and self.is_common_word(word, 1.0):
             return None  # short words are corrected only when they are no word at all ("mny")
         import difflib
@@ -207,6 +211,9 @@ class Speller:
         fixes = self.corrections(text)
         return " ".join(fixes.get(w, w) for w in tokens(text))
 
+
+# A Spanish infinitive or gerund with object pronouns attached ("administrarlas", "entregándoselos").
+_ENCLITIC = re.compile(r"(\w+?(?:ar|er|ir|ando|iendo))(?:me|te|se|nos|os|lo|la|le)s?(?:lo|la|le)?s?")
 
 # Spanish articles of the nouns units are named with: "Área de Ventas" → "el Área de Ventas".
 ARTICLES = {

@@ -258,3 +258,19 @@ def test_a_follow_up_on_that_position_keeps_a_position_only_the_history_names(ve
     history = [(f"When was the {gone} position created?", "According to the change history …")]
     out = condense("and does that position still exist?", history, Catalog([v10]))
     assert out == f"and does that position still exist? ({gone})"
+
+
+def test_when_a_groups_members_were_split_is_the_change_of_that_kind_naming_them(versions):
+    v10, _v11 = versions
+    engine = _engine([v10])
+    group = next(u for u in v10.units if u.parent is not None and engine.catalog.children(u))
+    members = [fold(x.name) for x in engine.catalog.children(group)]
+    row, change = next(
+        (h, c)
+        for h in v10.history
+        for c in h.changes
+        if fold(c).startswith("separacion") and all(m in fold(c) for m in members)
+    )
+    d = engine.answer(f"¿Cuándo se separaron los organigramas de las {group.name}?", "es", [])
+    assert d.answered and f"**Versión {row.version}**" in d.text and f"«{change}»" in d.text
+    assert d.text.count("- «") == 1  # not the other changes naming one of them

@@ -95,6 +95,13 @@ def test_speller_leaves_known_common_short_or_hopeless_words_alone(speller, word
     assert speller.fix(word) is None
 
 
+def test_a_verb_with_attached_pronouns_is_its_infinitive_not_a_near_word():
+    speller = Speller({"administrar", "administrativas", "entregar", "firmar"})
+    assert speller.fix("administrarlas") == "administrar"  # not the manual's "administrativas"
+    assert speller.fix("firmarlos") == "firmar"
+    assert speller.fix("tramitarselos") is None  # a verb the manuals do not use stays as it is
+
+
 def test_speller_corrects_a_whole_question(speller):
     assert speller.corrections("Qien atiende las quejs del custmer properly") == {
         "qien": "quien",

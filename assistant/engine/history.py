@@ -72,7 +72,14 @@ def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: 
     keys = [
         k
         for k in [fold(p) for p in a.positions]
-        + [fold(u.unit.name) for u in a.units if not _inside(u.start, u.end, history_names, q)]
+        + [
+            fold(x.name)
+            for u in a.units
+            if not _inside(u.start, u.end, history_names, q)
+            # A group's history may name its members: "the two agencias" were split as Agencia X and Agencia Y.
+            # (not the gerencia's: every unit is a member of it).
+            for x in (u.unit, *(engine.catalog.children(u.unit) if u.unit.parent is not None else ()))
+        ]
         + history_names
         + [p for p in engine.catalog.history_positions(q, m) if p not in {fold(x) for x in a.positions}]
         if not (for_manual and k == fold(m.gerencia))
@@ -153,7 +160,9 @@ def _compose(
         kinds = [k for k in CHANGE_KINDS if any(x.group(0) not in _NEWS for x in k.finditer(fold(a.q)))]
         if keys and not number:
             focused = [c for c in changes if any(k in fold(c) for k in keys)]
-            changes = focused or changes
+            # "When were the two agencias split?": of the changes naming them, those of that kind.
+            of_kind = [c for c in focused if any(kind.search(fold(c)) for kind in kinds)]
+            changes = of_kind or focused or changes
         elif number and kinds:
             # "which position was eliminated in version 3?": that version's changes of that kind.
             changes = [c for c in changes if any(kind.search(fold(c)) for kind in kinds)] or changes
