@@ -361,3 +361,23 @@ def test_what_a_short_name_stands_for(engine, manuals, question, lang):
     d = engine.answer(question, lang, [])
     assert d.answered and d.text.startswith("**UACI**") and f"**{unit.name}**" in d.text
     assert [(c.manual, c.unit) for c in d.citations] == [(manual.id, unit.name)]
+
+
+@pytest.mark.parametrize(
+    "frame", ["Which customer service agency has a {p} in its current chart?", "which branch has a {p}?"]
+)
+def test_which_unit_of_a_kind_has_a_position_is_where_the_position_sits(engine, manuals, frame):
+    # A position only one unit of the seed's agencies or branch holds, read off the parsed charts.
+    seed = manuals[0]
+    held: dict[str, list[str]] = {}
+    for u in seed.units:
+        for p in u.positions:
+            held.setdefault(p, []).append(u.name)
+    unit = next(
+        u
+        for u in seed.units
+        if u.name.startswith(("Agencia ", "Sucursal")) and any(len(held[p]) == 1 for p in u.positions)
+    )
+    position = next(p for p in unit.positions if len(held[p]) == 1)
+    d = engine.answer(frame.format(p=position), "en", [])
+    assert d.answered and f"**{position}** position belongs to **{unit.name}**" in d.text
