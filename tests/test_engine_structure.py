@@ -381,3 +381,19 @@ def test_which_unit_of_a_kind_has_a_position_is_where_the_position_sits(engine, 
     position = next(p for p in unit.positions if len(held[p]) == 1)
     d = engine.answer(frame.format(p=position), "en", [])
     assert d.answered and f"**{position}** position belongs to **{unit.name}**" in d.text
+
+
+def test_the_work_groups_of_a_gerencia_named_in_full(engine, manuals):
+    seed = manuals[0]
+    top = next(u for u in seed.units if u.parent is None)
+    d = engine.answer(f"¿Qué grupos de trabajo tiene la {top.name}?", "es", [])
+    kids = [u for u in seed.units if u.parent == top.name]
+    assert d.answered and f"**{len(kids)} dependencias directas**" in d.text
+
+
+def test_the_objective_of_a_kind_of_units_is_their_objective_not_their_list(engine, manuals):
+    seed = manuals[0]
+    top = next(u for u in seed.units if u.parent is None)
+    group = next(u for u in seed.units if u.parent == top.name and engine.catalog.children(u))
+    d = engine.answer(f"What's the goal of the {group.name.lower()} of the {top.name}?", "en", [])
+    assert d.answered and group.objective and group.objective[:60] in d.text

@@ -149,6 +149,8 @@ def _asked_groups(engine: GroundedEngine, a: Query, lang: Lang, topic: bool) -> 
     q, cat = a.q, engine.catalog
     with_children = [m for m in a.units if cat.children(m.unit)]
     asks_groups = _GROUP_WORDS.search(q) and (_COUNT.search(q) or (_LIST.search(q) and not topic))
+    if _OBJECTIVE.search(q) or _FUNCTIONS.search(q):
+        return None  # "what's the goal of the agencies of the Gerencia?" asks for their objective
     if (_asks_reports(q) or _POSITIONS.search(q)) and not _GROUP_WORDS_PLURAL.search(q):
         # "which unit does X report to?" asks for X's parent, "what positions are there in the registry
         # section?" for its chart, not for its sub-units
@@ -187,8 +189,8 @@ def _units_of_kind(engine: GroundedEngine, a: Query, lang: Lang) -> Draft | None
     q = a.q
     if not _LIST.search(q) or _WHO.search(q) or _HEAD.search(q) or _asks_reports(q):
         return None
-    if _POSITIONS.search(q) or a.positions:
-        return None
+    if _POSITIONS.search(q) or a.positions or _OBJECTIVE.search(q) or _FUNCTIONS.search(q):
+        return None  # their positions, objective or functions are asked, not which they are
     unit_words = template().unit_words
     asked = tokens(q.split(" || ")[0])
     kinds = {
