@@ -85,7 +85,14 @@ _ASKS = re.compile(
 )
 _VERSION_REF = re.compile(r"\b(version|v\.?)\s*(\d+)\b")
 # A version an answer is about ("**Versión 9** (20 de mayo de 2015)", "Version 5 (December 19, 2011)").
-_VERSION_SHOWN = re.compile(r"\*\*(?:Versión|Version) (\d+)\*\*|\b(?:Versión|Version) (\d+) \(")
+_VERSION_SHOWN = re.compile(
+    r"\*\*(?:Versión|Version) (\d+)\*\*|\b(?:Versión|Version) (\d+) \(", re.IGNORECASE
+)
+# The version in force an answer names ("La versión vigente es la **10**", "The current version is **10**").
+_CURRENT_SHOWN = re.compile(
+    r"\b(?:versión|version) (?:vigente|actual|current)?[^*\n]{0,12}\*\*(\d+)\*\*", re.I
+)
+_PREVIOUS_VERSION = cue("previous_version")  # "¿y la versión anterior a esa?"
 # What a follow-up may ask of the version the conversation is on: its changes, author, date, validity.
 _VERSION_FACT = re.compile(
     "|".join([cue("history").pattern, cue("meta_prepared").pattern, cue("meta_effective").pattern])
@@ -101,6 +108,13 @@ _ABOUT_UNIT = re.compile(
     r"gerencia|management|section|seccion|division)\b|"
     r"\b(positions?|puestos?|cargos|heads?|dirige|jefe|jefa|objective|objetivo|reports? to|reporta|"
     r"depend\w*|pertenec\w*|belongs?|encabeza\w*|lidera\w*|leads?|runs?|in charge|a cargo)\b"
+)
+# A demonstrative before a unit's or a position's noun ("esa área", "that position"): about that unit or post.
+_ABOUT_UNIT_NOUN = re.compile(
+    r"\b(that|this|esa|esta|ese|este|dicha|dicho) (area|unit|unidad|office|oficina|department|departamento|"
+    r"dependencia|gerencia|management|section|seccion|division|agency|agencia|branch|sucursal|"
+    + "|".join(cue_words("position_nouns"))
+    + r")\b"
 )
 _ABOUT_MANUAL = re.compile(r"\b(manual|documento|document|mof)\b")
 # A follow-up about the position the previous answer named ("has that position always had that name?").
@@ -156,6 +170,10 @@ def condense(question: str, history: History | None, catalog: Catalog) -> str:
     if version:
         word = "versión" if detect_language(question) == "es" else "version"
         return f"{question} ({word} {version})"  # "which manual lost validity then?" after "… versión 2?"
+    version = _previous_version(folded, history)
+    if version:
+        word = "versión" if detect_language(question) == "es" else "version"
+        return f"{question} ({word} {version})"
     version = _focus_version(folded, words, history)
     if version:
         # "who prepared it?" after a change-history answer: that version, of the manual the answer was from.
@@ -343,6 +361,20 @@ def _then_version(folded: str, previous_user: list[str]) -> str | None:
     return before.group(2) if before else None
 
 
+def _previous_version(folded: str, history: History) -> str | None:
+    """The version before the one the last answer was about ("¿y la versión anterior a esa?")."""
+    if not history or not _PREVIOUS_VERSION.search(folded) or _VERSION_REF.search(folded):
+        return None
+    last = history[-1][1]
+    shown = {int(a or b) for a, b in _VERSION_SHOWN.findall(last)} or {
+        int(n) for n in _CURRENT_SHOWN.findall(last)
+    }
+    if len(shown) != 1:
+        return None
+    (version,) = shown
+    return str(version - 1) if version > 1 else None
+
+
 def _focus_version(folded: str, words: list[str], history: History) -> str | None:
     """The one version the last answer was about, when a follow-up asks a fact of it without naming it ("who
     prepared it?", "¿qué más se hizo en esa versión?", "when did it take effect?" after a change-history answer)."""
@@ -357,6 +389,8 @@ def _focus_version(folded: str, words: list[str], history: History) -> str | Non
         _PRONOUN.search(folded) or _FOLLOW_UP.search(folded) or len(words) <= 4
     ):
         return None  # "¿en qué versión pasó eso?" asks for the version: the topic carries, not the version
+    if _ABOUT_UNIT_NOUN.search(folded):
+        return None  # "¿y cuándo se había incorporado esa área?": that unit's past, not that version's
     shown = {a or b for a, b in _VERSION_SHOWN.findall(history[-1][1])}
     return shown.pop() if len(shown) == 1 else None
 

@@ -274,3 +274,69 @@ def test_when_a_groups_members_were_split_is_the_change_of_that_kind_naming_them
     d = engine.answer(f"¿Cuándo se separaron los organigramas de las {group.name}?", "es", [])
     assert d.answered and f"**Versión {row.version}**" in d.text and f"«{change}»" in d.text
     assert d.text.count("- «") == 1  # not the other changes naming one of them
+
+
+@pytest.mark.parametrize(
+    ("asked", "bot", "version"),
+    [
+        ("¿y la versión anterior a esa?", "La versión vigente es la **10**.", "versión 9"),
+        (
+            "and the one before that?",
+            "The current version is **10**. It has been in force since …",
+            "version 9",
+        ),
+        (
+            "and the one before that?",
+            "According to …:\n**Version 5** (December 19, 2011):\n- «…»",
+            "version 4",
+        ),
+    ],
+)
+def test_the_version_before_the_one_the_last_answer_was_about(versions, asked, bot, version):
+    from assistant.chain import condense
+    from assistant.engine import Catalog
+
+    out = condense(asked, [("…", bot)], Catalog([versions[0]]))
+    assert out == f"{asked} ({version})"
+
+
+def test_a_version_an_answer_names_in_lower_case_is_the_one_a_follow_up_is_about(versions):
+    from assistant.chain import condense
+    from assistant.engine import Catalog
+
+    bot = "Según el *Manual …*: La versión 9 (20 de mayo de 2015) la elaboró **Clara Arce**, según el historial."
+    out = condense(
+        "¿y qué puestos se eliminaron en ella?",
+        [("¿quién elaboró esa versión?", bot)],
+        Catalog([versions[0]]),
+    )
+    assert out.endswith("(versión 9)")
+
+
+def test_that_unit_after_a_change_history_answer_is_the_unit_not_the_version(versions):
+    from assistant.chain import condense
+    from assistant.engine import Catalog
+
+    v10, _v11 = versions
+    name, added, removed = _abolished_unit(v10)
+    bot = f"Según el historial …:\n**Versión {removed}** (…):\n- «Eliminación del {name}.»"
+    out = condense(
+        "¿y cuándo se había incorporado esa área?", [(f"¿Cuándo se eliminó el {name}?", bot)], Catalog([v10])
+    )
+    assert out.endswith(f"({fold(name)})")
+    d = _engine([v10]).answer(out, "es", [])
+    assert d.answered and f"**Versión {added}**" in d.text
+
+
+def test_since_when_a_unit_has_a_position_is_the_history_of_that_position(versions):
+    v10, _v11 = versions
+    engine = _engine([v10])
+    row, change = next(
+        (h, c)
+        for h in v10.history
+        for c in h.changes
+        if c.startswith("Creación de los puestos") and " en el " in c
+    )
+    position = next(p for u in v10.units for p in u.positions if p in change and u.name in change)
+    d = engine.answer(f"Since when is there an {position}?", "en", [])
+    assert d.answered and f"**Version {row.version}**" in d.text and f"«{change}»" in d.text

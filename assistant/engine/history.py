@@ -104,7 +104,10 @@ def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: 
 
 def _inside(start: int, end: int, names: list[str], q: str) -> bool:
     """Whether a unit mention at [start, end) lies within a longer name the history gives: "Agencia" in "the
-    Agencia Virtual" is that abolished unit, not the Agencias in force."""
+    Agencia Virtual" is that abolished unit, not the Agencias in force. A mention found by its words (start
+    -1) gives way to any name the history gives."""
+    if start < 0:
+        return bool(names)  # a unit found by its words ("area de servicio…") where the history gives a name
     folded = fold(q)
     for name in names:
         at = folded.find(name)
