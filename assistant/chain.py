@@ -27,7 +27,7 @@ from assistant.cues import cue, cue_words
 from assistant.embed import get_embedder
 from assistant.engine import Catalog, Draft, GroundedEngine, load_scope
 from assistant.engine.catalog import _Mention, named_outright, short_name
-from assistant.engine.query import FollowUp
+from assistant.engine.query import CHANGE_KINDS, FollowUp
 from assistant.errors import AssistantError, StoreUnavailableError
 from assistant.models import Answer, Hit, Manual
 from assistant.phrases import say
@@ -117,6 +117,7 @@ _ABOUT_UNIT_NOUN = re.compile(
     + r")\b"
 )
 _ABOUT_MANUAL = re.compile(r"\b(manual|documento|document|mof)\b")
+_PAST = cue("history_strong")  # "was it always …?", "¿desde cuándo existe?": a unit's past
 # A follow-up about the position the previous answer named ("has that position always had that name?").
 _ABOUT_POSITION = cue("about_position")
 # Demonstratives: a pronoun alone ("¿quién los promueve?"), a determiner before a noun ("esas escrituras").
@@ -160,6 +161,11 @@ def condense(question: str, history: History | None, catalog: Catalog) -> str:
         if units_now and _SAME.search(folded):
             return f"{last.rstrip(' ?')} ({units_now[0].unit.name})?"
         return question
+    version = _then_version(folded, previous_user)
+    if version and (units_now or positions_now):
+        # "¿y en esa versión el Asistente de Ventanilla cambió de área?" after "¿qué cambió en la versión 8?"
+        word = "versión" if detect_language(question) == "es" else "version"
+        return f"{question} ({word} {version})"
     if units_now or positions_now:
         return question
     named = catalog.find_manuals(question)
@@ -234,6 +240,12 @@ def _borrow(
         positions = catalog.find_positions(user) or catalog.history_positions(user)
         if positions:
             return f"{question} ({positions[0]})"
+        if _ANSWERED.search(bot) and (_PAST.search(folded) or any(k.search(folded) for k in CHANGE_KINDS)):
+            # "was it always called that?" after a duty answer: the past of the unit that answered, not of the
+            # duty (a history speaks of units and positions).
+            mentions = _named(catalog, bot)
+            if mentions:
+                return f"{question} ({mentions[0].unit.name})"
         borrowed = _borrow_topic(question, folded, own, pronoun, user, bot)
         if borrowed:
             return borrowed

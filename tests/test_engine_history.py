@@ -340,3 +340,48 @@ def test_since_when_a_unit_has_a_position_is_the_history_of_that_position(versio
     position = next(p for u in v10.units for p in u.positions if p in change and u.name in change)
     d = engine.answer(f"Since when is there an {position}?", "en", [])
     assert d.answered and f"**Version {row.version}**" in d.text and f"«{change}»" in d.text
+
+
+def test_the_past_of_it_after_a_duty_answer_is_the_past_of_the_unit_that_answered(versions):
+    from assistant.chain import condense
+    from assistant.engine import Catalog
+
+    v10, _v11 = versions
+    unit = next(u for u in v10.units if u.parent is not None and u.functions)
+    bot = f"According to the manual, this is handled by **{unit.name}** (…), function i:\n> «{unit.functions[0]}»"
+    out = condense("was it always called that?", [("who does that?", bot)], Catalog([v10]))
+    assert out == f"was it always called that? ({unit.name})"
+
+
+def test_that_version_and_a_named_position_keeps_both(versions):
+    from assistant.chain import condense
+    from assistant.engine import Catalog
+
+    v10, _v11 = versions
+    row, change = next(
+        (h, c) for h in v10.history for c in h.changes if c.startswith("Cambio de dependencia del puesto")
+    )
+    position = next(p for u in v10.units for p in u.positions if p in change)
+    asked = f"¿y en esa versión el {position} cambió de área?"
+    out = condense(asked, [(f"¿qué cambió en la versión {row.version}?", "…")], Catalog([v10]))
+    assert out == f"{asked} (versión {row.version})"
+    d = _engine([v10]).answer(out, "es", [])
+    assert d.answered and d.text.count("- «") == 1 and f"«{change}»" in d.text
+
+
+def test_when_a_unit_started_reporting_somewhere_is_a_history_question(others):
+    legal = next(m for m in others if m.gerencia == "Gerencia Legal")
+    moved = next(c for h in legal.history for c in h.changes if "pasa de depender" in c)
+    unit = next(u for u in legal.units if u.name in moved)
+    d = _engine(others).answer(f"When did the {unit.name} start reporting to the Gerencia Legal?", "en", [])
+    assert d.answered and f"«{moved}»" in d.text
+
+
+def test_a_former_name_followed_by_more_words_is_known_to_a_history_question(others):
+    admin = next(m for m in others if m.gerencia == "Dirección de Administración")
+    change = next(
+        c for h in admin.history for c in h.changes if c.startswith("Cambio de nombre de la Unidad")
+    )
+    former = change.split("Cambio de nombre de la ", 1)[1].split(" por ", 1)[0]
+    d = _engine(others).answer(f"wasn't it called {former} before? when did the name change?", "en", [])
+    assert d.answered and f"«{change}»" in d.text

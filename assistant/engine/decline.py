@@ -117,8 +117,10 @@ def _unknown_unit(engine: GroundedEngine, a: Query) -> str | None:
             said = m.group(0).strip().split()
             while said and said[-1] in _LINKS:
                 said.pop()
-            if known_to_history and " ".join(said) in known_to_history:
-                continue
+            if known_to_history and any(
+                " ".join(said[:k]) in known_to_history for k in range(len(said), 2, -1)
+            ):
+                continue  # a name the history gives, and a word after it ("unidad de informatica before")
             words = [
                 w for w in phrase.split() if w not in _DETERMINERS and w not in STOP_EN and w not in STOP_ES
             ]

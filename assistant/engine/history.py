@@ -166,9 +166,15 @@ def _compose(
             # "When were the two agencias split?": of the changes naming them, those of that kind.
             of_kind = [c for c in focused if any(kind.search(fold(c)) for kind in kinds)]
             changes = of_kind or focused or changes
-        elif number and kinds:
-            # "which position was eliminated in version 3?": that version's changes of that kind.
-            changes = [c for c in changes if any(kind.search(fold(c)) for kind in kinds)] or changes
+        elif number and (kinds or a.positions):
+            # "which position was eliminated in version 3?": that version's changes of that kind; "¿en la
+            # versión 8 el Asistente de Ventanilla cambió de área?": those naming the position.
+            posts = [fold(p) for p in a.positions]
+            changes = (
+                [c for c in changes if any(p in fold(c) for p in posts)]
+                or [c for c in changes if any(kind.search(fold(c)) for kind in kinds)]
+                or changes
+            )
         elif _META_CODE.search(a.q) and not number:
             changes = [c for c in changes if _RECODE.search(fold(c))] or changes
         lines.append(say("history_version", lang, version=h.version, date=_date(h.date, lang)))
