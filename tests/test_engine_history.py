@@ -385,3 +385,16 @@ def test_a_former_name_followed_by_more_words_is_known_to_a_history_question(oth
     former = change.split("Cambio de nombre de la ", 1)[1].split(" por ", 1)[0]
     d = _engine(others).answer(f"wasn't it called {former} before? when did the name change?", "en", [])
     assert d.answered and f"«{change}»" in d.text
+
+
+@pytest.mark.parametrize("frame", ["¿Por qué eliminaron el {name}?", "Why was the {name} abolished?"])
+def test_why_a_change_was_made_is_not_answered_but_what_the_history_records_is_shown(versions, frame):
+    v10, _v11 = versions
+    name, _added, removed = _abolished_unit(v10)
+    lang = "es" if frame.startswith("¿") else "en"
+    d = _engine([v10]).answer(frame.format(name=name), lang, [])
+    assert not d.answered
+    assert d.text.startswith(
+        "El historial de modificaciones registra" if lang == "es" else "The change history"
+    )
+    assert {c.numeral for c in d.citations} >= {str(removed)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from assistant.cues import cue_words
+from assistant.cues import cue, cue_words
 from assistant.diff import summarise
 from assistant.engine.common import Draft, Lang, _cite, _date, manual_name, per_manual
 from assistant.engine.query import (
@@ -48,7 +48,12 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
             if m.code not in have and any(h.version == int(number.group(1)) for h in m.history)
         ]
     # Each manual whose history answers says so; an ambiguous question gets one short item per manual.
-    return per_manual([d for m in manuals if (d := _history_for(engine, m, a, lang, hits))], lang)
+    found = per_manual([d for m in manuals if (d := _history_for(engine, m, a, lang, hits))], lang)
+    if found is not None and _WHY.search(a.q):
+        # "¿Por qué eliminaron el puesto?": a change table records what changed, never why. Say so, and show
+        # what it records, without claiming an answer.
+        return Draft(say("history_no_reasons", lang) + "\n" + found.text, False, found.citations)
+    return found
 
 
 def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: list[Hit]) -> Draft | None:
@@ -146,6 +151,7 @@ def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
 
 
 _NEWS = frozenset(cue_words("news_words"))
+_WHY = cue("asks_why")
 # History cue words that also place a duty in time ("before they are sold", "antes de firmar").
 _WHEN_WORDS = frozenset(cue_words("when_words"))
 
