@@ -132,12 +132,15 @@ _DUTY_ANSWER = re.compile(
 _ANSWERED = re.compile(r"^(Según el manual, |According to the manual, )")  # a unit was named for the duty
 
 
-def condense(question: str, history: History | None, catalog: Catalog) -> str:
+def condense(
+    question: str, history: History | None, catalog: Catalog, fixes: dict[str, str] | None = None
+) -> str:
     """Rewrite a follow-up that leans on the conversation into a standalone question (rule-based).
 
     A swapped unit ("¿y San Miguel?", "same question for Sucursal Paseo") reuses the previous question; a
     follow-up naming nothing ("¿Cuándo se creó?", "¿Y quién los promueve?") borrows the unit, the manual or
-    the topic of the previous question.
+    the topic of the previous question. ``fixes`` (misspelt word → correction) let the cues read "who heds it?"
+    as "who heads it?"; what is returned keeps the user's words.
     """
     if not history:
         return question
@@ -145,6 +148,10 @@ def condense(question: str, history: History | None, catalog: Catalog) -> str:
     positions_now = catalog.find_positions(question)
     words = tokens(question)
     folded = fold(question)
+    if fixes:
+        # Cues are looked for in both spellings (a "correction" may be wrong: "elaboró" is no "labor").
+        fixed = re.sub(r"[a-z0-9ñ]+", lambda m: fixes.get(m.group(0), m.group(0)), folded)
+        folded = f"{folded} || {fixed}" if fixed != folded else folded
     if units_now and not named_outright(units_now) and _determined_noun(folded):
         units_now = []  # "el manual de esa gerencia": a word several gerencias share, pointing back
     previous_user = [u for u, _a in history if u.strip()]
@@ -609,7 +616,8 @@ class Assistant:
         )
         if rephrase or social:
             safe = ""
-        standalone = condense(safe, history, self.grounded.catalog) if safe else ""
+        fixes = self.speller.corrections(safe) if safe and history else {}
+        standalone = condense(safe, history, self.grounded.catalog, fixes) if safe else ""
         if self.llm is not None and history and standalone == safe and safe:
             from assistant.llm import LLMFailure
 

@@ -398,3 +398,21 @@ def test_why_a_change_was_made_is_not_answered_but_what_the_history_records_is_s
         "El historial de modificaciones registra" if lang == "es" else "The change history"
     )
     assert {c.numeral for c in d.citations} >= {str(removed)}
+
+
+def test_a_misspelt_follow_up_is_read_through_its_corrections(versions):
+    from assistant.chain import condense
+    from assistant.engine import Catalog
+
+    v10, _v11 = versions
+    unit = next(u for u in v10.units if u.parent is not None and u.functions and u.head)
+    bot = f"According to the manual, this is handled by **{unit.name}** (…), function i:\n> «{unit.functions[0]}»"
+    out = condense("who heds it?", [("who does that?", bot)], Catalog([v10]), {"heds": "heads"})
+    assert out == f"who heds it? ({unit.name})"
+    d = _engine([v10]).answer(out, "en", [], corrected=out.replace("heds", "heads"))
+    assert d.answered and f"**{unit.head}**" in d.text and "function" not in d.text
+    # A wrong "correction" does not hide a cue the user's own spelling gives.
+    row = next(h for h in v10.history if h.prepared_by)
+    bot = f"Según …: La versión {row.version} (…) la elaboró **{row.prepared_by}**."
+    out = condense("¿quién la elaboró?", [("…", bot)], Catalog([v10]), {"elaboro": "labor"})
+    assert out.endswith(f"(versión {row.version})")

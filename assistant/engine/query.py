@@ -134,6 +134,14 @@ def leftover_topic(leftover: list[str]) -> bool:
     return any(not any(t.startswith(s) for s in _STRUCTURAL) for t in leftover)
 
 
+def _read_tokens(original: str, fixed: str) -> list[str]:
+    """The question's words, read corrected where the correction keeps them in step ("who heds it?" leaves
+    "heads", a structural word, not a topic)."""
+    toks = tokens(original)
+    corrected = tokens(fixed)
+    return corrected if len(corrected) == len(toks) else toks
+
+
 def analyse(
     catalog: Catalog, glossary: Glossary | None, question: str, corrected: str, expansion: str
 ) -> Query:
@@ -181,7 +189,7 @@ def analyse(
             m for m in units if not any(o.unit.parent == m.unit.name and o.start > m.start for o in units)
         ]
     names = {m.unit.name for m in units}
-    toks = tokens(original)
+    toks = _read_tokens(original, fixed)
     drop = [False] * len(toks)
     for seq in (
         [tokens(m.unit.name) for m in units]
