@@ -191,11 +191,15 @@ class Speller:
         return found[0] if found else None
 
     def is_common_word(self, word: str, min_zipf: float | None = None) -> bool:
-        """A real English or Spanish word ("properly", "tasa") is never "corrected" into a manual word."""
+        """A real English or Spanish word ("properly", "tasa") is never "corrected" into a manual word; words
+        reach here folded, so a Spanish word is also looked up with the accent or the ñ folding took away
+        ("elaboro" is "elaboró", not a typo of "labor")."""
         from wordfreq import zipf_frequency
 
         floor = self.min_zipf if min_zipf is None else min_zipf
-        return max(zipf_frequency(word, "en"), zipf_frequency(word, "es")) >= floor
+        if max(zipf_frequency(word, "en"), zipf_frequency(word, "es")) >= floor:
+            return True
+        return any(zipf_frequency(v, "es") >= floor for v in _accented(word))
 
     def corrections(self, text: str) -> dict[str, str]:
         """Misspelt word -> correction, for every word of the text that has one."""
@@ -210,6 +214,14 @@ class Speller:
         """The folded text with misspelt words replaced."""
         fixes = self.corrections(text)
         return " ".join(fixes.get(w, w) for w in tokens(text))
+
+
+_ACCENTS = {"a": "á", "e": "é", "i": "í", "o": "ó", "u": "ú", "n": "ñ"}
+
+
+def _accented(word: str) -> list[str]:
+    """The word with one accent (or ñ) put back: the spellings folding maps onto it."""
+    return [word[:i] + _ACCENTS[c] + word[i + 1 :] for i, c in enumerate(word) if c in _ACCENTS]
 
 
 # A Spanish infinitive or gerund with object pronouns attached ("administrarlas", "entregándoselos").

@@ -102,6 +102,12 @@ def test_a_verb_with_attached_pronouns_is_its_infinitive_not_a_near_word():
     assert speller.fix("tramitarselos") is None  # a verb the manuals do not use stays as it is
 
 
+def test_a_folded_spanish_word_is_known_by_its_accented_spelling():
+    speller = Speller({"labor", "dirigir"})
+    assert speller.fix("elaboro") is None  # "elaboró", folded: a word, not a typo of "labor"
+    assert speller.fix("laborr") == "labor"
+
+
 def test_speller_corrects_a_whole_question(speller):
     assert speller.corrections("Qien atiende las quejs del custmer properly") == {
         "qien": "quien",
