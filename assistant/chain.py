@@ -92,11 +92,19 @@ _VERSION_SHOWN = re.compile(
 _CURRENT_SHOWN = re.compile(
     r"\b(?:versión|version) (?:vigente|actual|current)?[^*\n]{0,12}\*\*(\d+)\*\*", re.I
 )
-_PREVIOUS_VERSION = cue("previous_version")  # "¿y la versión anterior a esa?"
+_PREVIOUS_VERSION = cue("previous_version")
+_THAT_VERSION = re.compile(
+    r"\b(esa|esta|that|this|dicha) (version|revision)\b"
+)  # "¿y la versión anterior a esa?"
 # What a follow-up may ask of the version the conversation is on: its changes, author, date, validity.
 _VERSION_FACT = re.compile(
     "|".join([cue("history").pattern, cue("meta_prepared").pattern, cue("meta_effective").pattern])
     + r"|\b(when|cuando|date|fecha|since|desde)\b"
+)
+# A fact of its own a follow-up asks of the manual the conversation is on ("and when was it first created?").
+_MANUAL_FACT = re.compile(
+    "|".join([cue("meta_prepared").pattern, cue("meta_effective").pattern, cue("kind_created").pattern])
+    + r"|\b(when|cuando|date|fecha)\b"
 )
 # A follow-up pointing back to the time the previous question named ("which manual lost validity then?").
 _THEN = re.compile(
@@ -270,8 +278,9 @@ def _borrow_topic(
     if _ABOUT_MANUAL.search(fold(user)):
         if _ABOUT_MANUAL.search(folded) and any(not _ABOUT_MANUAL.fullmatch(w) for w in own):
             return question  # "¿y cuál es el objetivo del manual?": its own question about the manual
-        # "and what was it before?" after "¿Cuál es el código del manual?": the manual's code, not the manual.
-        about = [w for w in topic if w not in own]
+        # "and what was it before?" after "¿Cuál es el código del manual?": the manual's code, not the manual;
+        # "and when was it first created?" after "who authorised it?" asks its own fact of the manual.
+        about = [] if _MANUAL_FACT.search(folded) else [w for w in topic if w not in own]
         return f"{question} ({' '.join(about) or ('el manual' if detect_language(question) == 'es' else 'the manual')})"
     if topic and pronoun and _DUTY_ANSWER.search(bot):
         # "¿Y quién los promueve?" after "¿Quién formaliza los créditos hipotecarios?": the pronoun is the
@@ -410,7 +419,11 @@ def _focus_version(folded: str, words: list[str], history: History) -> str | Non
         return None  # "¿en qué versión pasó eso?" asks for the version: the topic carries, not the version
     if _ABOUT_UNIT_NOUN.search(folded):
         return None  # "¿y cuándo se había incorporado esa área?": that unit's past, not that version's
-    shown = {a or b for a, b in _VERSION_SHOWN.findall(history[-1][1])}
+    last = history[-1][1]
+    shown = {a or b for a, b in _VERSION_SHOWN.findall(last)}
+    if not shown and _THAT_VERSION.search(folded):
+        # "¿qué cambió en esa versión?" after "La versión vigente es la **6**" (not "when was it first created?")
+        shown = set(_CURRENT_SHOWN.findall(last))
     return shown.pop() if len(shown) == 1 else None
 
 

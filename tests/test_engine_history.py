@@ -416,3 +416,36 @@ def test_a_misspelt_follow_up_is_read_through_its_corrections(versions):
     bot = f"Según …: La versión {row.version} (…) la elaboró **{row.prepared_by}**."
     out = condense("¿quién la elaboró?", [("…", bot)], Catalog([v10]), {"elaboro": "labor"})
     assert out.endswith(f"(versión {row.version})")
+
+
+def test_what_happened_to_a_position_in_a_named_version_is_that_versions_change(versions):
+    v10, _v11 = versions
+    row, change = next(
+        (h, c) for h in v10.history for c in h.changes if c.startswith("Cambio de dependencia del puesto")
+    )
+    position = next(p for u in v10.units for p in u.positions if p in change)
+    d = _engine([v10]).answer(
+        f"And in version {row.version}, what happened with the {position} position?", "en", []
+    )
+    assert d.answered and f"«{change}»" in d.text
+
+
+def test_a_follow_up_on_the_manual_with_a_fact_of_its_own_carries_only_the_manual(versions):
+    from assistant.chain import condense
+    from assistant.engine import Catalog
+
+    v10, _v11 = versions
+    history = [
+        (
+            "Who reviewed and who authorised this manual?",
+            "According to the *Manual …*: It was authorised by …",
+        )
+    ]
+    assert condense("and when was it first created?", history, Catalog([v10])) == (
+        "and when was it first created? (the manual)"
+    )
+    # The version in force an answer names is one a follow-up leans on.
+    history = [
+        ("¿Cuál es la versión vigente del manual?", "Según el *Manual …*: La versión vigente es la **10**.")
+    ]
+    assert condense("¿qué cambió en esa versión?", history, Catalog([v10])).endswith("(versión 10)")

@@ -126,7 +126,8 @@ def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
     q = a.q
     number = _VERSION_NUM.search(q)
     rest = _VERSION_NUM.sub(" ", q)
-    if number and not _HISTORY.search(rest) and (a.units or a.positions or _RESPONSIBILITY.search(q)):
+    past = _HISTORY.search(rest) or _HISTORY_STRONG.search(rest)  # "what happened with X in version 8?"
+    if number and not past and (a.units or a.positions or _RESPONSIBILITY.search(q)):
         return False  # "¿Quién se encargaba del cobro según la versión 10?" asks about that version's content
     if number and _META_PREPARED.search(q):
         return False  # "who was the analyst for that change (version 3)?": the document answerer's row
