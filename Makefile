@@ -60,9 +60,12 @@ eval-calibration: index      ## refusal curve on the calibration dev half; issue
 eval-conversations: index    ## multi-turn conversations (each turn asked with the earlier ones as history)
 	$(PY) -m evals.run --conversations evals/conversations/dev.jsonl --out evals/out/conversations-dev.json
 	$(PY) -m evals.run --conversations evals/conversations/dev2.jsonl --out evals/out/conversations-dev2.json
+	$(PY) -m evals.run --conversations evals/conversations/dev3.jsonl --out evals/out/conversations-dev3.json
 	$(PY) -m evals.run --conversations evals/conversations/heldout.jsonl --out evals/out/conversations-heldout.json
 	$(PY) -m evals.run --conversations evals/conversations/dev-manuals.jsonl --corpus corpus $(wildcard evals/manuals/*/manual.txt) \
 	  --out evals/out/conversations-dev-manuals.json
+	$(PY) -m evals.run --conversations evals/conversations/dev3-manuals.jsonl --corpus corpus $(wildcard evals/manuals/*/manual.txt) \
+	  --out evals/out/conversations-dev3-manuals.json
 
 eval-manuals: model          ## each extra manual alone, then every manual together (temporary indexes)
 	for d in evals/manuals/*/ evals/heldout_manual/*/; do n=$$(basename $$d); \
