@@ -346,3 +346,20 @@ def test_words_only_another_gerencia_uses_are_no_chit_chat(engine):
         assert not _known_anywhere(engine, "chiste contadores")
     finally:
         engine.support_scorer = saved
+
+
+def test_which_position_in_english_finds_the_title_through_the_glossary(engine, manuals):
+    from assistant.engine.duties import _named_positions
+
+    seed = manuals[0]
+    unit, title = next(
+        (u, p) for u in seed.units for p in u.positions if p.startswith("Gestor Recuperación de")
+    )
+    # The line that answered is indexed under the unit, or under the group whose functions it shares.
+    chunk = next(
+        c for c in chunk_manual(seed) if c.section == "funciones" and c.unit in (unit.name, unit.parent)
+    )
+    kept = [Hit(chunk=chunk, score=0.9, dense=0.9, lexical=0.5)]
+    english = _named_positions(engine, "en", kept, "credit recovery", set())
+    assert f"**{title}**" in english
+    assert "no position is named" in _named_positions(engine, "en", kept, "weather forecast", set())

@@ -372,9 +372,14 @@ def _named_positions(
     answering units (or, failing them, of the same manuals) named for the topic, told as such."""
     units = [p for h in kept if (p := engine.catalog.unit(h.chunk.unit or "", h.chunk.manual_id))]
     manuals = {h.chunk.manual_id for h in kept}
-    found = titled_positions(units, topic, places) or titled_positions(
-        [(u, m) for u, m in engine.catalog.units if m.id in manuals], topic, places
-    )
+    # Titles are Spanish: the topic's glossary translation first ("credit recovery" → "créditos recuperación"),
+    # then its own words.
+    found: list[tuple[str, Unit, Manual]] = []
+    for words in (engine.glossary.expand(topic) if engine.glossary else "", topic):
+        found = found or titled_positions(units, words, places)
+        found = found or titled_positions(
+            [(u, m) for u, m in engine.catalog.units if m.id in manuals], words, places
+        )
     if not found:
         return say("duties_positions_not_named", lang)
     return say("duties_positions_named", lang, positions=_shown(found))
