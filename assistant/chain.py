@@ -126,6 +126,7 @@ _ABOUT_UNIT_NOUN = re.compile(
 )
 _ABOUT_MANUAL = re.compile(r"\b(manual|documento|document|mof)\b")
 _PAST = cue("history_strong")  # "was it always …?", "¿desde cuándo existe?": a unit's past
+_COUNT_CUE = cue("count")  # "¿cuántas …?": a follow-up "¿y cuáles son?" lists what was counted
 # A follow-up about the position the previous answer named ("has that position always had that name?").
 _ABOUT_POSITION = cue("about_position")
 # Demonstratives: a pronoun alone ("¿quién los promueve?"), a determiner before a noun ("esas escrituras").
@@ -222,6 +223,9 @@ def _borrow(
         # "and once a seized house is auctioned, who do they hand it over to?": a topic of its own, asked
         # anew; the unit of the previous answer would only narrow where it is looked for.
         return question
+    listed = _counted(question, folded, own, turns)
+    if listed:
+        return listed
     for k in range(len(turns) - 1, -1, -1):
         # An earlier follow-up is read as it was resolved ("who heads it?" after "¿Cuándo se creó? (Sucursal
         # Paseo)"), so a chain of follow-ups keeps its unit.
@@ -255,12 +259,9 @@ def _borrow(
         positions = catalog.find_positions(user) or catalog.history_positions(user)
         if positions:
             return f"{question} ({positions[0]})"
-        if _ANSWERED.search(bot) and (_PAST.search(folded) or any(k.search(folded) for k in CHANGE_KINDS)):
-            # "was it always called that?" after a duty answer: the past of the unit that answered, not of the
-            # duty (a history speaks of units and positions).
-            mentions = _named(catalog, bot)
-            if mentions:
-                return f"{question} ({mentions[0].unit.name})"
+        past = _past_of_answering_unit(question, folded, bot, catalog)
+        if past:
+            return past
         borrowed = _borrow_topic(question, folded, own, pronoun, user, bot)
         if borrowed:
             return borrowed
@@ -268,6 +269,24 @@ def _borrow(
         if mentions:
             return f"{question} ({mentions[0].unit.name})"
     return question
+
+
+def _past_of_answering_unit(question: str, folded: str, bot: str, catalog: Catalog) -> str | None:
+    """ "was it always called that?" after a duty answer: the past of the unit that answered, not of the duty
+    (a history speaks of units and positions)."""
+    if not _ANSWERED.search(bot) or not (_PAST.search(folded) or any(k.search(folded) for k in CHANGE_KINDS)):
+        return None
+    mentions = _named(catalog, bot)
+    return f"{question} ({mentions[0].unit.name})" if mentions else None
+
+
+def _counted(question: str, folded: str, own: list[str], turns: list[tuple[str, str]]) -> str | None:
+    """ "¿y cuáles son?" after "¿Cuántas dependencias tiene la Gerencia Legal?": the things counted, listed."""
+    last_user = turns[-1][0] if turns else ""
+    if own or not _COUNT_CUE.search(fold(last_user)) or not _ASKS.search(folded):
+        return None
+    counted = _COUNT_CUE.sub(" ", last_user)
+    return f"{question} ({' '.join(w for w in tokens(counted) if w not in STOP_ES and w not in STOP_EN)})"
 
 
 def _borrow_topic(

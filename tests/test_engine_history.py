@@ -449,3 +449,17 @@ def test_a_follow_up_on_the_manual_with_a_fact_of_its_own_carries_only_the_manua
         ("¿Cuál es la versión vigente del manual?", "Según el *Manual …*: La versión vigente es la **10**.")
     ]
     assert condense("¿qué cambió en esa versión?", history, Catalog([v10])).endswith("(versión 10)")
+
+
+def test_which_are_they_after_a_count_lists_what_was_counted(versions):
+    from assistant.chain import condense
+    from assistant.engine import Catalog
+
+    v10, _v11 = versions
+    top = next(u for u in v10.units if u.parent is None)
+    asked = f"¿Cuántas dependencias tiene la {top.name}?"
+    out = condense("¿y cuáles son?", [(asked, "… tiene **6 dependencias directas** …")], Catalog([v10]))
+    assert out == f"¿y cuáles son? (dependencias {fold(top.name).replace(' de ', ' ').replace(' al ', ' ')})"
+    d = _engine([v10]).answer(out, "es", [])
+    kids = [u for u in v10.units if u.parent == top.name]
+    assert d.answered and all(f"**{k.name}**" in d.text for k in kids)
