@@ -92,10 +92,9 @@ _VERSION_SHOWN = re.compile(
 _CURRENT_SHOWN = re.compile(
     r"\b(?:versión|version) (?:vigente|actual|current)?[^*\n]{0,12}\*\*(\d+)\*\*", re.I
 )
-_PREVIOUS_VERSION = cue("previous_version")
-_THAT_VERSION = re.compile(
-    r"\b(esa|esta|that|this|dicha) (version|revision)\b"
-)  # "¿y la versión anterior a esa?"
+_PREVIOUS_VERSION = cue("previous_version")  # "¿y la versión anterior a esa?"
+# "¿qué cambió en esa versión?"
+_THAT_VERSION = re.compile(r"\b(esa|esta|that|this|dicha) (version|revision)\b")
 # What a follow-up may ask of the version the conversation is on: its changes, author, date, validity.
 _VERSION_FACT = re.compile(
     "|".join([cue("history").pattern, cue("meta_prepared").pattern, cue("meta_effective").pattern])

@@ -164,10 +164,10 @@ def _compose(
     number = _VERSION_NUM.search(a.q)
     lines: list[str] = []
     cites: list[Citation] = []
+    # "What's new in version 3?" asks for every change: "new" names no kind of change.
+    kinds = [k for k in CHANGE_KINDS if any(x.group(0) not in _NEWS for x in k.finditer(fold(a.q)))]
     for h in entries:
         changes = h.changes
-        # "What's new in version 3?" asks for every change: "new" names no kind of change.
-        kinds = [k for k in CHANGE_KINDS if any(x.group(0) not in _NEWS for x in k.finditer(fold(a.q)))]
         if keys and not number:
             focused = [c for c in changes if any(k in fold(c) for k in keys)]
             # "When were the two agencias split?": of the changes naming them, those of that kind.
