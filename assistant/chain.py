@@ -27,7 +27,7 @@ from assistant.cues import cue, cue_words
 from assistant.embed import get_embedder
 from assistant.engine import Catalog, Draft, GroundedEngine, load_scope
 from assistant.engine.catalog import _Mention, named_outright, short_name
-from assistant.engine.query import CHANGE_KINDS, FollowUp
+from assistant.engine.query import _COUNT, _HISTORY_STRONG, CHANGE_KINDS, FollowUp
 from assistant.errors import AssistantError, StoreUnavailableError
 from assistant.models import Answer, Hit, Manual
 from assistant.phrases import say
@@ -109,23 +109,24 @@ _MANUAL_FACT = re.compile(
 _THEN = re.compile(
     r"\b(then|by then|at that time|entonces|para entonces|en ese momento|en esa version|in that version)\b"
 )
+# The nouns a demonstrative points at a unit with ("esa área", "that section").
+_KIND_NOUNS = (
+    "area|unit|unidad|office|oficina|department|departamento|dependencia|gerencia|management|section|seccion|"
+    "division"
+)
 # A follow-up about a unit itself (its positions, head, objective, "that area"), not about a duty's topic.
 _ABOUT_UNIT = re.compile(
-    r"\b(that|this|esa|esta|dicha) (area|unit|unidad|office|oficina|department|departamento|dependencia|"
-    r"gerencia|management|section|seccion|division)\b|"
+    rf"\b(that|this|esa|esta|dicha) ({_KIND_NOUNS})\b|"
     r"\b(positions?|puestos?|cargos|heads?|dirige|jefe|jefa|objective|objetivo|reports? to|reporta|"
     r"depend\w*|pertenec\w*|belongs?|encabeza\w*|lidera\w*|leads?|runs?|in charge|a cargo)\b"
 )
 # A demonstrative before a unit's or a position's noun ("esa área", "that position"): about that unit or post.
 _ABOUT_UNIT_NOUN = re.compile(
-    r"\b(that|this|esa|esta|ese|este|dicha|dicho) (area|unit|unidad|office|oficina|department|departamento|"
-    r"dependencia|gerencia|management|section|seccion|division|agency|agencia|branch|sucursal|"
+    rf"\b(that|this|esa|esta|ese|este|dicha|dicho) ({_KIND_NOUNS}|agency|agencia|branch|sucursal|"
     + "|".join(cue_words("position_nouns"))
     + r")\b"
 )
 _ABOUT_MANUAL = re.compile(r"\b(manual|documento|document|mof)\b")
-_PAST = cue("history_strong")  # "was it always …?", "¿desde cuándo existe?": a unit's past
-_COUNT_CUE = cue("count")  # "¿cuántas …?": a follow-up "¿y cuáles son?" lists what was counted
 # A follow-up about the position the previous answer named ("has that position always had that name?").
 _ABOUT_POSITION = cue("about_position")
 # Demonstratives: a pronoun alone ("¿quién los promueve?"), a determiner before a noun ("esas escrituras").
@@ -176,32 +177,26 @@ def condense(
         if units_now and _SAME.search(folded):
             return f"{last.rstrip(' ?')} ({units_now[0].unit.name})?"
         return question
-    version = _then_version(folded, previous_user)
-    if version and (units_now or positions_now):
+    then = _then_version(folded, previous_user)
+    if then and (units_now or positions_now):
         # "¿y en esa versión el Asistente de Ventanilla cambió de área?" after "¿qué cambió en la versión 8?"
-        word = "versión" if detect_language(question) == "es" else "version"
-        return f"{question} ({word} {version})"
+        return _with_version(question, then)
     if units_now or positions_now:
         return question
     named = catalog.find_manuals(question)
     if len(named) == 1 and _SWAP.search(folded) and len(words) <= 8 and previous_user:
         # "¿y la de Créditos?" after "how many units does the legal one have?": same question, other manual.
         return _swap_manual(previous_user[-1], named[0], catalog)
-    version = _then_version(folded, previous_user)
-    if version:
-        word = "versión" if detect_language(question) == "es" else "version"
-        return f"{question} ({word} {version})"  # "which manual lost validity then?" after "… versión 2?"
+    if then:
+        return _with_version(question, then)  # "which manual lost validity then?" after "… versión 2?"
     version = _previous_version(folded, history)
     if version:
-        word = "versión" if detect_language(question) == "es" else "version"
-        return f"{question} ({word} {version})"
+        return _with_version(question, version)
     version = _focus_version(folded, words, history)
     if version:
         # "who prepared it?" after a change-history answer: that version, of the manual the answer was from.
-        word = "versión" if detect_language(question) == "es" else "version"
         named = catalog.find_manuals(history[-1][1]) if catalog.many else []
-        manual = f", manual {named[0].gerencia}" if len(named) == 1 else ""
-        return f"{question} ({word} {version}{manual})"
+        return _with_version(question, version, f", manual {named[0].gerencia}" if len(named) == 1 else "")
     if not (_FOLLOW_UP.search(folded) or len(words) <= 6):
         return question
     return _borrow(question, folded, words, list(history), catalog)
@@ -273,7 +268,9 @@ def _borrow(
 def _past_of_answering_unit(question: str, folded: str, bot: str, catalog: Catalog) -> str | None:
     """ "was it always called that?" after a duty answer: the past of the unit that answered, not of the duty
     (a history speaks of units and positions)."""
-    if not _ANSWERED.search(bot) or not (_PAST.search(folded) or any(k.search(folded) for k in CHANGE_KINDS)):
+    if not _ANSWERED.search(bot) or not (
+        _HISTORY_STRONG.search(folded) or any(k.search(folded) for k in CHANGE_KINDS)
+    ):
         return None
     mentions = _named(catalog, bot)
     return f"{question} ({mentions[0].unit.name})" if mentions else None
@@ -282,9 +279,9 @@ def _past_of_answering_unit(question: str, folded: str, bot: str, catalog: Catal
 def _counted(question: str, folded: str, own: list[str], turns: list[tuple[str, str]]) -> str | None:
     """ "¿y cuáles son?" after "¿Cuántas dependencias tiene la Gerencia Legal?": the things counted, listed."""
     last_user = turns[-1][0] if turns else ""
-    if own or not _COUNT_CUE.search(fold(last_user)) or not _ASKS.search(folded):
+    if own or not _COUNT.search(fold(last_user)) or not _ASKS.search(folded):
         return None
-    counted = _COUNT_CUE.sub(" ", last_user)
+    counted = _COUNT.sub(" ", last_user)
     return f"{question} ({' '.join(w for w in tokens(counted) if w not in STOP_ES and w not in STOP_EN)})"
 
 
@@ -397,6 +394,12 @@ def _swap_manual(last: str, manual: Manual, catalog: Catalog) -> str:
             )
             return f"{last[:start]}{new}{last[end:]}"
     return f"{last.rstrip(' ?')} ({manual.gerencia})?"
+
+
+def _with_version(question: str, version: str, manual: str = "") -> str:
+    """The follow-up with the version it leans on, in its own language: "… (versión 9)", "… (version 9)"."""
+    word = "versión" if detect_language(question) == "es" else "version"
+    return f"{question} ({word} {version}{manual})"
 
 
 def _then_version(folded: str, previous_user: list[str]) -> str | None:

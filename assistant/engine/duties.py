@@ -16,6 +16,7 @@ from assistant.engine.query import (
     _LOCATIVE,
     _PLURAL_UNITS,
     _QUESTION_WORDS,
+    _VERSION_NUM,
     _WHICH_POSITION,
     FollowUp,
     Query,
@@ -149,15 +150,12 @@ def _names_gerencia(m: _Mention) -> bool:
     return m.unit.parent is None and (m.start < 0 or m.end - m.start >= len(fold(m.unit.name)))
 
 
-_VERSION_SAID = re.compile(r"\b(?:version|revision)\s*\d+\b")
-
-
 def topic_phrase(engine: GroundedEngine, a: Query, vocabulary: frozenset[str] = frozenset()) -> str:
     """The question's topic: without question words, politeness and the units or positions it names
     only as places (a unit name whose words no duty line uses, e.g. "Santa Ana")."""
     text = a.text
     # "según la versión 10" says when, never what: the version a question names is no topic.
-    folded = _VERSION_SAID.sub(lambda m: " " * len(m.group(0)), fold(text))
+    folded = _VERSION_NUM.sub(lambda m: " " * len(m.group(0)), fold(text))
     same = len(folded) == len(text)
     spans = [(m.start, m.end) for m in engine.catalog.find_units(folded)]
     for p in engine.catalog.find_positions(folded):
