@@ -139,6 +139,8 @@ _DUTY_ANSWER = re.compile(
     r"^(Según el manual, |According to the manual, |El manual no asigna|The manual does not assign)"
 )
 _ANSWERED = re.compile(r"^(Según el manual, |According to the manual, )")  # a unit was named for the duty
+# A change-history answer: the units its records name are that version's news, not what the talk is about.
+_HISTORY_ANSWER = re.compile(r"^(Según el historial de modificaciones|According to the change history)")
 
 
 def condense(
@@ -223,7 +225,7 @@ def _borrow(
     for k in range(len(turns) - 1, -1, -1):
         # An earlier follow-up is read as it was resolved ("who heads it?" after "¿Cuándo se creó? (Sucursal
         # Paseo)"), so a chain of follow-ups keeps its unit.
-        user, bot = condense(turns[k][0], turns[:k], catalog), turns[k][1]
+        user, bot = condense(turns[k][0], turns[:k], catalog), _pointing(turns[k][1], catalog)
         # A position only the change history names, which the question asked about, comes first.
         in_force = {fold(p) for p in catalog.find_positions(user)}
         former = [p for p in catalog.history_positions(user) if p not in in_force]
@@ -263,6 +265,13 @@ def _borrow(
         if mentions:
             return f"{question} ({mentions[0].unit.name})"
     return question
+
+
+def _pointing(bot: str, catalog: Catalog) -> str:
+    """An answer as a source of what a follow-up points at: none when it is a change-history answer naming
+    several units ("so who heads that area now?" after the records of version 2 asks of the area the user
+    named, not of one of that version's news)."""
+    return "" if _HISTORY_ANSWER.search(bot) and len(_named(catalog, bot)) > 1 else bot
 
 
 def _past_of_answering_unit(question: str, folded: str, bot: str, catalog: Catalog) -> str | None:

@@ -322,7 +322,7 @@ class SupportScorer:
             s = stem(w)
             close = self._close_cache(s, vocabulary)
             known = bool(close & vocabulary)
-            # A word no manual uses weighs by its everyday rarity: "been", "already" say little about a duty.
+            # A word no manual uses weighs by its everyday rarity: "been", "tener" say little about a duty.
             weight = max((self.weight(c, stats) for c in close if c in vocabulary), default=0.0) or _rarity(w)
             alts = tuple(frozenset([c]) for c in sorted(close))
             out.append(Term(w, alts, weight, known, not known and _spanish(w), position=k))
@@ -474,7 +474,7 @@ def _spanish(word: str) -> bool:
 @lru_cache(maxsize=16384)
 def _rarity(word: str) -> float:
     """Weight in [0.2, 1] of a word no manual uses, from its everyday frequency (Zipf) in English or Spanish:
-    the most common words ("been", "already", "tener") weigh least."""
+    the most common words ("been", "tener") weigh least."""
     from wordfreq import zipf_frequency
 
     zipf = max(zipf_frequency(word, "es"), zipf_frequency(word, "en"))

@@ -8,7 +8,7 @@ import pytest
 
 from assistant.engine import GroundedEngine
 from assistant.models import Manual
-from assistant.text import with_article
+from assistant.text import fold, with_article
 from tests.fakes_ui import grounded_engine, real_manuals
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -397,3 +397,65 @@ def test_the_objective_of_a_kind_of_units_is_their_objective_not_their_list(engi
     group = next(u for u in seed.units if u.parent == top.name and engine.catalog.children(u))
     d = engine.answer(f"What's the goal of the {group.name.lower()} of the {top.name}?", "en", [])
     assert d.answered and group.objective and group.objective[:60] in d.text
+
+
+def test_head_and_positions_asked_together_list_the_positions_with_the_head(engine, manuals):
+    unit, _m = _unit(manuals, "Unidad de Notariado")
+    for question in (
+        "¿Quién dirige la Unidad de Notariado y qué puestos tiene?",
+        "who runs the Unidad de Notariado, and what other positions does it have?",
+    ):
+        d = engine.answer(question, "es", [])
+        assert d.answered and unit.head in d.text
+        assert all(f"- {p}" in d.text for p in unit.positions), question
+
+
+def _of_kind(manuals, unit_name: str, title: str) -> tuple[list[str], list[str]]:
+    unit, _m = _unit(manuals, unit_name)
+    kind = [p for p in unit.positions if fold(p).split()[0] == title]
+    return kind, [p for p in unit.positions if p not in kind]
+
+
+@pytest.mark.parametrize(
+    "question, unit_name, title",
+    [("¿Qué asistentes hay en la Oficina Regional de Occidente?", "Oficina Regional de Occidente", "asistente"),
+     ("which administrators does the Área de Tecnología de Información have?",
+      "Área de Tecnología de Información", "administrador"),
+     ("¿y qué otro técnico hay en la Unidad de Mantenimiento?", "Unidad de Mantenimiento", "tecnico")],
+)  # fmt: skip
+def test_the_positions_of_one_kind_in_a_unit(engine, manuals, question, unit_name, title):
+    kind, others = _of_kind(manuals, unit_name, title)
+    d = engine.answer(question, "es", [])
+    assert d.answered and kind and others
+    assert all(f"- {p}" in d.text for p in kind)
+    assert not any(f"- {p}\n" in d.text + "\n" for p in others)
+
+
+def test_a_verb_after_who_asks_for_a_duty_not_for_positions_of_a_kind(engine, manuals):
+    kind, _others = _of_kind(manuals, "Área de Tecnología de Información", "administrador")
+    d = engine.answer("¿Quién administra en el Área de Tecnología de Información?", "es", [])
+    assert kind and not any(f"- {p}" in d.text for p in kind)
+
+
+def test_a_position_in_english_words_beside_a_named_unit(engine, manuals):
+    unit, _m = _unit(manuals, "Departamento de Análisis de Créditos")
+    analyst = next(p for p in unit.positions if fold(p).startswith("analista"))
+    query = engine.analyse(
+        "Does the Departamento de Análisis de Créditos have a credit analyst?",
+        "Does the Departamento de Análisis de Créditos have a credit analyst?",
+        "analista de créditos",
+    )
+    assert analyst in query.positions
+    assert [m.unit.name for m in query.units] == [unit.name]
+    assert not [t for t in query.leftover if not t.startswith("credit")]
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["So who heads the Unidad de Mantenimiento now?", "¿Y entonces quién dirige actualmente la Unidad de Mantenimiento?",
+     "Who heads the Unidad de Mantenimiento now, then?"],
+)  # fmt: skip
+def test_discourse_words_are_no_topic_of_a_head_question(engine, manuals, question):
+    unit, _m = _unit(manuals, "Unidad de Mantenimiento")
+    d = engine.answer(question, "es", [])
+    assert d.answered and f"**{unit.head}**" in d.text and "«" not in d.text

@@ -4,6 +4,7 @@ intent cues (data/cues.json) the answerers route on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from assistant.cues import cue, cue_words
@@ -129,9 +130,14 @@ _STRUCTURAL = tuple(cue_words("structural"))
 _GREETINGS = frozenset(cue_words("greetings"))
 
 
+def is_structural(term: str) -> bool:
+    """Whether a leftover word is a structural one (jefe, puesto, función …), not a topic."""
+    return any(term.startswith(s) for s in _STRUCTURAL)
+
+
 def leftover_topic(leftover: list[str]) -> bool:
     """Whether topic words remain beyond structural ones (jefe, puesto, función …)."""
-    return any(not any(t.startswith(s) for s in _STRUCTURAL) for t in leftover)
+    return not all(is_structural(t) for t in leftover)
 
 
 def _read_tokens(original: str, fixed: str) -> list[str]:
@@ -142,6 +148,30 @@ def _read_tokens(original: str, fixed: str) -> list[str]:
     return corrected if len(corrected) == len(toks) else toks
 
 
+def _without_units(folded: str, mentions: list[_Mention]) -> str:
+    """The folded question with the units it names blanked out."""
+    for m in sorted((m for m in mentions if m.start >= 0), key=lambda m: -m.start):
+        folded = folded[: m.start] + " " * (m.end - m.start) + folded[m.end :]
+    return folded
+
+
+def _positions_in_other_words(
+    catalog: Catalog, glossary: Glossary | None, fixed: str, expansion: str
+) -> list[str]:
+    """ "the quality control coordinator": an English name for a position, through the glossary; at least one
+    of its words must be in the question itself, and its title word ("Coordinador") must be said or translated
+    as such: "controlar" in the expansion of "control" names no "Administrador". The words of a unit the
+    question names are not the position's ("does the Sucursal Paseo have a credit promoter?")."""
+    rest = _without_units(fixed, catalog.find_units(fixed))
+    own = {stem(t) for t in tokens(rest)}
+    said = set(tokens(rest)) | set(tokens(expansion))
+    return [
+        p
+        for p in catalog.find_positions_by_words(f"{rest} {expansion}")
+        if own & {stem(t) for t in tokens(p)} and tokens(p)[0] in said and _close_together(p, rest, glossary)
+    ]
+
+
 def analyse(
     catalog: Catalog, glossary: Glossary | None, question: str, corrected: str, expansion: str
 ) -> Query:
@@ -150,19 +180,10 @@ def analyse(
     # Intent cues are looked for in both spellings; the corrected one only helps find names.
     q = original if fixed == original else f"{original} || {fixed}"
     positions = catalog.find_positions(fixed) or catalog.find_positions(original)
-    if not positions and expansion and not catalog.find_units(fixed):
-        # "the quality control coordinator": an English name for a position, through the glossary; at least
-        # one of its words must be in the question itself, and its title word ("Coordinador") must be said
-        # or translated as such: "controlar" in the expansion of "control" names no "Administrador".
-        own = {stem(t) for t in tokens(fixed)}
-        said = set(tokens(fixed)) | set(tokens(expansion))
-        positions = [
-            p
-            for p in catalog.find_positions_by_words(f"{fixed} {expansion}")
-            if own & {stem(t) for t in tokens(p)}
-            and tokens(p)[0] in said
-            and _close_together(p, fixed, glossary)
-        ]
+    worded = (
+        [] if positions or not expansion else _positions_in_other_words(catalog, glossary, fixed, expansion)
+    )
+    positions = positions or worded
     units = catalog.find_units(fixed) or catalog.find_units(original) or catalog.find_initials(question)
     outright = named_outright(units)
     if outright:
@@ -201,6 +222,9 @@ def analyse(
         for i in range(len(toks) - n + 1):
             if n and toks[i : i + n] == seq:
                 drop[i : i + n] = [True] * n
+    for p in worded:
+        says = _says(p, glossary)
+        drop = [d or says(t) for t, d in zip(toks, drop, strict=True)]
     alias_words = {t for a, u, _m in catalog.unit_aliases if u.name in names for t in tokens(a)}
     # "the technical evaluation section": English cognates of a named unit's words name it, they are no topic.
     cognates = {c for t in alias_words if (c := _cognate(t))}
@@ -249,16 +273,22 @@ def analyse(
     )
 
 
-def _close_together(position: str, text: str, glossary: Glossary | None) -> bool:
-    """Whether the words of a question that say a position's title, as written or translated, stand together
-    as a name would ("the quality control coordinator"), not scattered ("el analista de la versión 4 del
-    manual de Créditos", "the analyst for version 2 of the Créditos manual")."""
+def _says(position: str, glossary: Glossary | None) -> Callable[[str], bool]:
+    """Whether a question word says a word of a position's title, as written or translated."""
     stems = {stem(t) for t in tokens(position)}
 
     def says(word: str) -> bool:
         added = glossary.expand(word) if glossary else ""
         return stem(word) in stems or bool(stems & {stem(x) for x in tokens(added)})
 
+    return says
+
+
+def _close_together(position: str, text: str, glossary: Glossary | None) -> bool:
+    """Whether the words of a question that say a position's title, as written or translated, stand together
+    as a name would ("the quality control coordinator"), not scattered ("el analista de la versión 4 del
+    manual de Créditos", "the analyst for version 2 of the Créditos manual")."""
+    says = _says(position, glossary)
     at = [i for i, t in enumerate(tokens(text)) if says(t)]
     return len(at) < 2 or at[-1] - at[0] < len(tokens(position)) + 2
 

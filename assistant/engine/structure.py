@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from assistant.cues import cue, cue_words
-from assistant.engine.catalog import _Mention, _singular
+from assistant.engine.catalog import _cognate, _Mention, _singular
 from assistant.engine.common import Draft, Lang, _and, _cite, _quote_block, decline, per_manual, unit_label
 from assistant.engine.query import (
     _BELONGS,
@@ -23,12 +23,13 @@ from assistant.engine.query import (
     _WHERE,
     Query,
     _asks_reports,
+    is_structural,
     leftover_topic,
 )
 from assistant.models import Citation, Hit, Manual, Unit
 from assistant.phrases import say
 from assistant.template import template
-from assistant.text import fold, lexical_terms, of_article, stem, tokens, with_article
+from assistant.text import STOP_EN, STOP_ES, fold, lexical_terms, of_article, stem, tokens, with_article
 
 if TYPE_CHECKING:
     from assistant.engine.engine import GroundedEngine
@@ -65,10 +66,11 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
         )  # "qué puestos dependen del Gerente"
     if _asks_reports(q) and not _HEAD.search(q):
         return _unit_reports(engine, lang, unit, manual)
-    if _HEAD.search(q) and not topic:
+    if _HEAD.search(q) and not topic and not _lists_positions(engine, a):
         return _head_and_boss(engine, lang, unit, manual, q)
-    if _lists_positions(engine, a):
-        return _positions(engine, lang, [t.unit for t in _specific(engine, a.units, q) or a.units], manual)
+    listed = _listed_positions(engine, a, lang, unit, manual)
+    if listed is not None:
+        return listed
     if _OBJECTIVE.search(q):
         return _objective(engine, lang, unit, manual)
     if _FUNCTIONS.search(q) and not topic:
@@ -180,6 +182,7 @@ def _stands_for(engine: GroundedEngine, a: Query, lang: Lang) -> Draft | None:
 
 
 _WHO = re.compile(r"\b(who|whom|quien|quienes)\b")
+_WHO_THEN = re.compile(r"\b(?:who|whom|quien|quienes)\s+([a-zñ]+)")  # the word after "who"
 
 
 def _units_of_kind(engine: GroundedEngine, a: Query, lang: Lang) -> Draft | None:
@@ -494,6 +497,57 @@ def _positions(engine: GroundedEngine, lang: Lang, units: list[Unit], manual: Ma
             heads = ", ".join(f"{k.head} ({k.name})" for k in kids if k.head)
             parts.append(say("structure_group_heads_report_to_top", lang, head=u.head or u.name, heads=heads))
     return Draft("\n\n".join(parts), True, cites)
+
+
+def _listed_positions(
+    engine: GroundedEngine, a: Query, lang: Lang, unit: Unit, manual: Manual
+) -> Draft | None:
+    """The positions a question asks a unit for: all of them, or those of one kind ("¿qué coordinadores hay?")."""
+    if _lists_positions(engine, a):
+        return _positions(engine, lang, [t.unit for t in _specific(engine, a.units, a.q) or a.units], manual)
+    of_kind = _positions_of_kind(engine, a, unit)
+    return _kind_of_positions(engine, lang, unit, manual, of_kind) if of_kind else None
+
+
+def _positions_of_kind(engine: GroundedEngine, a: Query, unit: Unit) -> list[str]:
+    """ "¿Qué coordinadores hay en el Área de Ventas?", "any assistants there?": the unit's positions (or its
+    sub-units') whose title word is what the question asks about, when nothing else is asked."""
+    kin = [unit] if unit.positions else [k for k in engine.catalog.children(unit) if k.positions]
+    held = list(dict.fromkeys(p for u in kin for p in u.positions))
+    asked = [t for t in a.leftover if not is_structural(t)]
+    if not held or not asked or _FUNCTIONS.search(a.q) or _OBJECTIVE.search(a.q) or _who_does(a.q):
+        return []
+
+    def title_is(word: str, position: str) -> bool:
+        title = tokens(position)[0]
+        return stem(title) == word or (_cognate(word) or "-") == _cognate(title)
+
+    if not all(any(title_is(t, p) for p in held) for t in asked):
+        return []
+    return [p for p in held if any(title_is(t, p) for t in asked)]
+
+
+def _who_does(q: str) -> bool:
+    """ "who coordinates selling them?", "¿quién coordina…?": a verb after "who" asks for a duty's holder, not
+    for the positions of a kind ("who are the coordinators?")."""
+    return any(w not in STOP_EN and w not in STOP_ES for w in _WHO_THEN.findall(q))
+
+
+def _kind_of_positions(
+    engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual, positions: list[str]
+) -> Draft:
+    kin = [unit] if unit.positions else [k for k in engine.catalog.children(unit) if k.positions]
+    total = len({p for u in kin for p in u.positions})
+    text = say(
+        "structure_positions_of_kind",
+        lang,
+        unit=unit_label(engine.catalog, unit),
+        count=len(positions),
+        total=total,
+    )
+    text += "\n" + "\n".join(f"- {p}" for p in positions)
+    cites = [_cite(manual, u.name, "organigrama", None, u.chart_quote()) for u in kin]
+    return Draft(text, True, cites)
 
 
 def _owner(engine: GroundedEngine, unit: Unit, attr: str) -> Unit:
