@@ -23,7 +23,7 @@ from typing import Any, Literal
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from assistant.chunk import spanish_date
-from assistant.cues import cue, cue_words
+from assistant.cues import cue, cue_vocabulary, cue_words
 from assistant.embed import get_embedder
 from assistant.engine import Catalog, Draft, GroundedEngine, load_scope
 from assistant.engine.catalog import _Mention, named_outright, short_name
@@ -604,7 +604,7 @@ class Assistant:
 
     def _vocabulary(self) -> set[str]:
         """Every word the assistant knows: manual chunks, glossary phrases and question words."""
-        words = set(STOP_ES) | set(STOP_EN)
+        words = set(STOP_ES) | set(STOP_EN) | cue_vocabulary()
         for c in self.index.chunks:
             words.update(tokens(c.text))
         for e in self.glossary.entries:

@@ -66,3 +66,19 @@ def cue_words(name: str) -> list[str]:
     if words is None:
         raise CuesError(f"The engine's vocabulary file {CUES_PATH} has no word list {name!r}.")
     return list(words)
+
+
+# A word a pattern spells out whole: not part of a longer word, nor followed by a quantifier or a class.
+_SPELLED = re.compile(r"(?<![\\a-zñ])[a-zñ]{3,}(?![a-zñ?*+{\\])")
+
+
+@lru_cache(maxsize=1)
+def cue_vocabulary() -> frozenset[str]:
+    """Every word the cues spell out whole ("dirige", "encabeza", "puestos"): words users ask with, which the
+    speller should know even where no manual writes them ("¿quién la dirije?" → "dirige")."""
+    spelled = {w for p in cues().patterns.values() for w in _SPELLED.findall(p)}
+    # "structural" lists word beginnings ("jefatur"), not words.
+    listed = {
+        w.lower() for name, ws in cues().words.items() if name != "structural" for w in ws if w.isalpha()
+    }
+    return frozenset(spelled | listed)

@@ -36,3 +36,13 @@ def test_an_unreadable_file_is_a_clear_error(tmp_path: Path):
 def test_a_missing_name_is_a_clear_error():
     with pytest.raises(CuesError, match="no pattern 'no-such-cue'"):
         cue("no-such-cue")
+
+
+def test_the_speller_knows_the_words_the_cues_spell_out():
+    from assistant.cues import cue_vocabulary
+    from assistant.text import Speller
+
+    words = cue_vocabulary()
+    assert {"dirige", "encabeza", "puestos"} <= words
+    assert "jefatur" not in words and "pertenec" not in words  # word beginnings, not words
+    assert Speller(set(words)).fix("dirije") == "dirige"  # "¿y quién la dirije?"
