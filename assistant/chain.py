@@ -229,7 +229,7 @@ def _borrow(
         # A position only the change history names, which the question asked about, comes first.
         in_force = {fold(p) for p in catalog.find_positions(user)}
         former = [p for p in catalog.history_positions(user) if p not in in_force]
-        named = former or catalog.find_positions(bot) or catalog.find_positions(user)
+        named = former or catalog.find_positions(user) or catalog.find_positions(bot)
         if about_position and named:
             return f"{question} ({named[0]})"
         pointed = noun and (catalog.mention_by_word(noun, bot) or catalog.mention_by_word(noun, user))

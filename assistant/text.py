@@ -18,13 +18,13 @@ STOP_ES = frozenset(
     esta estan este esto fue ha han hay la las le les lo los mas me mi mis muy no nos o otra otro para pero
     por que quien quienes se segun ser si sin sobre son su sus tambien tiene todo tu un una unas uno unos y ya
     cual cuales cuanto cuantos cuantas como donde cuando hace hacen puede debe esta estas estos otros otras demas
-    ahora entonces actualmente todavia aun propio propia propios propias""".split()
+    ahora entonces actualmente todavia aun propio propia propios propias directamente""".split()
 )
 STOP_EN = frozenset(
     """a an and are as at be by can do does for from has have how i in is it its of on or the their there this
     to was what when where which who whom whose why will with you your me my our we they them that these those
     about into any all also should would could tell please many much more most number other others else so now
-    then just only still already currently own""".split()
+    then just only still already currently own directly""".split()
 )
 _EN_MARKERS = frozenset(
     "who what which how where when why does do is are the of and handles handle in charge responsible".split()

@@ -459,3 +459,11 @@ def test_discourse_words_are_no_topic_of_a_head_question(engine, manuals, questi
     unit, _m = _unit(manuals, "Unidad de Mantenimiento")
     d = engine.answer(question, "es", [])
     assert d.answered and f"**{unit.head}**" in d.text and "«" not in d.text
+
+
+def test_the_positions_of_a_kind_that_report_to_a_head(engine, manuals):
+    unit, _m = _unit(manuals, "Área de Tecnología de Información")
+    kind = [p for p in unit.positions if fold(p).startswith("administrador")]
+    d = engine.answer(f"¿Qué administradores dependen directamente del {unit.head}?", "es", [])
+    assert d.answered and kind and all(f"- {p}" in d.text for p in kind)
+    assert f"- {unit.head}" not in d.text

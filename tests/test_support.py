@@ -360,3 +360,25 @@ def test_that_position_is_the_position_the_last_answer_named(catalog):
     ]
     out = condense("has that position always had that name?", history, catalog)
     assert out == "has that position always had that name? (Jefe Área de Ventas)"
+
+
+def test_that_position_is_the_one_the_user_named_not_the_head_an_answer_mentions(catalog):
+    from assistant.chain import condense
+
+    history = [
+        (
+            "¿Qué hace el Promotor de Créditos?",
+            "Según el manual, se encarga **Área de Ventas** (a cargo del Jefe Área de Ventas), función i: …",
+        )
+    ]
+    out = condense("¿desde cuándo existe ese puesto?", history, catalog)
+    assert out == "¿desde cuándo existe ese puesto? (Promotor de Créditos)"
+
+
+def test_a_position_removed_in_a_version_asks_the_change_history_first():
+    from assistant.engine.engine import routes_for
+    from assistant.engine.query import Query
+
+    q = "¿y en el manual de servicio al cliente en que version se elimino ese puesto?"
+    query = Query(q=q, units=[], explicit=False, positions=[], leftover=[], text=q)
+    assert routes_for(query)[0][0] == "history"

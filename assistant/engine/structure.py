@@ -44,10 +44,9 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
     if staff is not None:
         return staff
     if a.positions and not _FUNCTIONS.search(q):
-        if _asks_reports(q) or _asks_boss_of(a):
-            return _position_reports(engine, lang, a.positions[0], a.units[0] if a.units else None)
-        if _WHERE.search(q) or not topic:
-            return _where_position(engine, lang, a.positions[0])
+        about = _about_position(engine, a, lang, topic)
+        if about is not None:
+            return about
     groups = _asked_groups(engine, a, lang, topic) or _units_of_kind(engine, a, lang)
     if groups is not None:
         return groups
@@ -75,6 +74,25 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
         return _objective(engine, lang, unit, manual)
     if _FUNCTIONS.search(q) and not topic:
         return functions(engine, lang, unit, manual)
+    return None
+
+
+def _about_position(engine: GroundedEngine, a: Query, lang: Lang, topic: bool) -> Draft | None:
+    """A question about a named position: whom it reports to, where it is, or which of a kind report to it
+    ("¿qué asistentes dependen directamente del Gerente?": those in the chart of the unit it heads)."""
+    position = a.positions[0]
+    if _asks_reports(a.q) or _asks_boss_of(a):
+        headed = [
+            (u, m)
+            for u, m in engine.catalog.units_with_position(position)
+            if fold(u.head or "") == fold(position)
+        ]
+        of_kind = _positions_of_kind(engine, a, headed[0][0]) if len(headed) == 1 else []
+        if of_kind:
+            return _kind_of_positions(engine, lang, headed[0][0], headed[0][1], of_kind)
+        return _position_reports(engine, lang, position, a.units[0] if a.units else None)
+    if _WHERE.search(a.q) or not topic:
+        return _where_position(engine, lang, position)
     return None
 
 
