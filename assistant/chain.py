@@ -93,6 +93,7 @@ _CURRENT_SHOWN = re.compile(
     r"\b(?:versión|version) (?:vigente|actual|current)?[^*\n]{0,12}\*\*(\d+)\*\*", re.I
 )
 _PREVIOUS_VERSION = cue("previous_version")  # "¿y la versión anterior a esa?"
+_NEXT_VERSION = cue("next_version")  # "and in the next version?"
 # "¿qué cambió en esa versión?"
 _THAT_VERSION = re.compile(r"\b(esa|esta|that|this|dicha) (version|revision)\b")
 # What a follow-up may ask of the version the conversation is on: its changes, author, date, validity.
@@ -180,8 +181,9 @@ def condense(
             return f"{last.rstrip(' ?')} ({units_now[0].unit.name})?"
         return question
     then = _then_version(folded, previous_user)
-    if then and (units_now or positions_now):
-        # "¿y en esa versión el Asistente de Ventanilla cambió de área?" after "¿qué cambió en la versión 8?"
+    if (units_now or positions_now) and (then or (then := _version_pointed(folded, history))):
+        # "¿y en esa versión el Asistente de Ventanilla cambió de área?" after "¿qué cambió en la versión 8?";
+        # "what positions did that version add to the Área de Atención al Cliente?" after the records of one.
         return _with_version(question, then)
     if units_now or positions_now:
         return question
@@ -191,12 +193,10 @@ def condense(
         return _swap_manual(previous_user[-1], named[0], catalog)
     if then:
         return _with_version(question, then)  # "which manual lost validity then?" after "… versión 2?"
-    version = _previous_version(folded, history)
+    version = _previous_version(folded, history) or _focus_version(folded, words, history)
     if version:
-        return _with_version(question, version)
-    version = _focus_version(folded, words, history)
-    if version:
-        # "who prepared it?" after a change-history answer: that version, of the manual the answer was from.
+        # "who prepared it?", "and in the next version?" after a change-history answer: that version (or the
+        # one beside it), of the manual the answer was from.
         named = catalog.find_manuals(history[-1][1]) if catalog.many else []
         return _with_version(question, version, f", manual {named[0].gerencia}" if len(named) == 1 else "")
     if not (_FOLLOW_UP.search(folded) or len(words) <= 6):
@@ -419,9 +419,19 @@ def _then_version(folded: str, previous_user: list[str]) -> str | None:
     return before.group(2) if before else None
 
 
+def _version_pointed(folded: str, history: History) -> str | None:
+    """ "that version" beside a unit or position: the one version the last answer was about."""
+    if not history or not _THAT_VERSION.search(folded) or _VERSION_REF.search(folded):
+        return None
+    shown = {a or b for a, b in _VERSION_SHOWN.findall(history[-1][1])}
+    return shown.pop() if len(shown) == 1 else None
+
+
 def _previous_version(folded: str, history: History) -> str | None:
-    """The version before the one the last answer was about ("¿y la versión anterior a esa?")."""
-    if not history or not _PREVIOUS_VERSION.search(folded) or _VERSION_REF.search(folded):
+    """The version before (or after) the one the last answer was about ("¿y la versión anterior a esa?",
+    "and what happened to it in the next version?")."""
+    step = -1 if _PREVIOUS_VERSION.search(folded) else 1 if _NEXT_VERSION.search(folded) else 0
+    if not history or not step or _VERSION_REF.search(folded):
         return None
     last = history[-1][1]
     shown = {int(a or b) for a, b in _VERSION_SHOWN.findall(last)} or {
@@ -430,7 +440,7 @@ def _previous_version(folded: str, history: History) -> str | None:
     if len(shown) != 1:
         return None
     (version,) = shown
-    return str(version - 1) if version > 1 else None
+    return str(version + step) if version + step >= 1 else None
 
 
 def _focus_version(folded: str, words: list[str], history: History) -> str | None:

@@ -46,3 +46,30 @@ def test_the_speller_knows_the_words_the_cues_spell_out():
     assert {"dirige", "encabeza", "puestos"} <= words
     assert "jefatur" not in words and "pertenec" not in words  # word beginnings, not words
     assert Speller(set(words)).fix("dirije") == "dirige"  # "¿y quién la dirije?"
+
+
+@pytest.mark.parametrize(
+    "question, strong, weak",
+    [("who checks loan applicants credit history with the credit bureaus", False, False),
+     ("quien revisa el historial crediticio de los solicitantes", False, False),
+     ("what is the history of the manual", True, True),
+     ("que dice el historial de modificaciones", True, True),
+     ("y cuando le agregaron el puesto de administrador de base de datos", False, True)],
+)  # fmt: skip
+def test_a_credit_history_is_no_change_history_and_added_positions_are(question, strong, weak):
+    from assistant.cues import cue
+
+    assert bool(cue("history_strong").search(question)) is strong
+    assert bool(cue("history").search(question)) is weak
+
+
+@pytest.mark.parametrize(
+    "question, asks",
+    [("and who do they have to send statistical reports to?", False),
+     ("who does the jefe de agencia report to?", True),
+     ("whom does the unidad de planillas report to?", True)],
+)  # fmt: skip
+def test_reports_sent_somewhere_are_a_duty_not_a_reporting_line(question, asks):
+    from assistant.engine.query import _asks_reports
+
+    assert _asks_reports(question) is asks

@@ -463,3 +463,17 @@ def test_which_are_they_after_a_count_lists_what_was_counted(versions):
     d = _engine([v10]).answer(out, "es", [])
     kids = [u for u in v10.units if u.parent == top.name]
     assert d.answered and all(f"**{k.name}**" in d.text for k in kids)
+
+
+def test_when_a_former_unit_was_created_is_its_past_not_the_manuals_creation(others):
+    from assistant.engine import document
+
+    engine = _engine(others)
+    question = "¿Cuándo se creó la Unidad de Gestión de Garantías en el manual de la Gerencia Legal?"
+    assert not engine.catalog.find_units(
+        "Unidad de Gestión de Garantías"
+    )  # eliminated: only the history has it
+    query = engine.analyse(question, question, "")
+    assert document.answer(engine, query, "es", []) is None
+    d = engine.answer(question, "es", [])
+    assert d.answered and "Gestión de Garantías" in d.text

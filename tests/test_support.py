@@ -382,3 +382,20 @@ def test_a_position_removed_in_a_version_asks_the_change_history_first():
     q = "¿y en el manual de servicio al cliente en que version se elimino ese puesto?"
     query = Query(q=q, units=[], explicit=False, positions=[], leftover=[], text=q)
     assert routes_for(query)[0][0] == "history"
+
+
+def test_the_next_version_is_the_one_after_the_version_the_last_answer_was_about(catalog):
+    from assistant.chain import condense
+
+    history = [("¿Qué unidad se incorporó en la versión 3?", "**Versión 3** (29 de julio de 2011):\n- «…»")]
+    assert condense("and what happened to it in the next version?", history, catalog) == (
+        "and what happened to it in the next version? (version 4)"
+    )
+
+
+def test_that_version_beside_a_named_unit_is_the_version_the_last_answer_was_about(catalog):
+    from assistant.chain import condense
+
+    history = [("¿Desde cuándo está vigente la versión 10?", "**Versión 10** (15 de marzo de 2016):\n- «…»")]
+    question = "what positions did that version add to the Área de Atención al Cliente?"
+    assert condense(question, history, catalog) == f"{question} (version 10)"

@@ -25,10 +25,14 @@ _WHERE = cue("where")
 _REPORT_NOUN = cue("report_noun")
 # ... but "who does the head of an agency report to?", "the agencias report to quién?" ask a reporting line.
 _REPORT_VERB = cue("report_verb")
+# "who do they send statistical reports to?": reports sent somewhere are a duty, whatever follows.
+_REPORT_SENT = cue("report_sent")
 
 
 def _asks_reports(q: str) -> bool:
     """Whether a question asks whom someone reports to (not about a report as a document)."""
+    if _REPORT_SENT.search(q):
+        return False  # "who do they send statistical reports to?": sending reports is a duty
     return bool(_REPORTS.search(q)) and (not _REPORT_NOUN.search(q) or bool(_REPORT_VERB.search(q)))
 
 
