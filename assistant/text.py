@@ -24,7 +24,7 @@ STOP_EN = frozenset(
     """a an and are as at be by can do does for from has have how i in is it its of on or the their there this
     to was what when where which who whom whose why will with you your me my our we they them that these those
     about into any all also should would could tell please many much more most number other others else so now
-    then just only still already currently own directly""".split()
+    then just only still already currently own directly did""".split()
 )
 _EN_MARKERS = frozenset(
     "who what which how where when why does do is are the of and handles handle in charge responsible".split()

@@ -73,3 +73,17 @@ def test_reports_sent_somewhere_are_a_duty_not_a_reporting_line(question, asks):
     from assistant.engine.query import _asks_reports
 
     assert _asks_reports(question) is asks
+
+
+@pytest.mark.parametrize(
+    "question, asks",
+    [("when did it get its own organigrama y funciones en el manual? (sucursal paseo)", True),
+     ("¿y cuando se creo la sucursal paseo?", True),
+     ("¿desde cuando existe el area de ventas?", True),
+     ("when buying new computers and software licencias, which units take part?", False),
+     ("cuando compran equipo, ¿quien participa?", False)],
+)  # fmt: skip
+def test_when_asked_is_the_interrogative_not_the_conjunction(question, asks):
+    from assistant.cues import cue
+
+    assert bool(cue("when_asked").search(question)) is asks

@@ -477,3 +477,9 @@ def test_when_a_former_unit_was_created_is_its_past_not_the_manuals_creation(oth
     assert document.answer(engine, query, "es", []) is None
     d = engine.answer(question, "es", [])
     assert d.answered and "Gestión de Garantías" in d.text
+
+
+def test_when_a_unit_got_something_is_answered_from_its_history(others):
+    engine = _engine(others)
+    d = engine.answer("When did the Sección de Registro get its place in the manual?", "en", [])
+    assert d.answered and "Creación de la Sección de Registro" in d.text

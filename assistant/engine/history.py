@@ -145,13 +145,15 @@ def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
     if number or _HISTORY_STRONG.search(q):
         return True
     if not cue:
-        return False
+        # "when did it get its own organigrama?" (Sucursal Paseo): a unit's or position's dates are its history.
+        return bool(_WHEN_ASKED.search(q) and (a.units or a.positions))
     return bool(
         top_is_history or a.positions or a.units or _ABOUT_MANUAL.search(q) or engine.catalog.history_names(q)
     )
 
 
 _NEWS = frozenset(cue_words("news_words"))
+_WHEN_ASKED = cue("when_asked")
 _WHY = cue("asks_why")
 # History cue words that also place a duty in time ("before they are sold", "antes de firmar").
 _WHEN_WORDS = frozenset(cue_words("when_words"))
