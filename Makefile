@@ -68,6 +68,8 @@ eval-conversations: index    ## multi-turn conversations (each turn asked with t
 	  --out evals/out/conversations-dev3-manuals.json
 	$(PY) -m evals.run --conversations evals/conversations/dev4-manuals.jsonl --corpus corpus $(wildcard evals/manuals/*/manual.txt) \
 	  --out evals/out/conversations-dev4-manuals.json
+	$(PY) -m evals.run --conversations evals/conversations/dev5-manuals.jsonl --corpus corpus $(wildcard evals/manuals/*/manual.txt) \
+	  --out evals/out/conversations-dev5-manuals.json
 
 eval-manuals: model          ## each extra manual alone, then every manual together (temporary indexes)
 	for d in evals/manuals/*/ evals/heldout_manual/*/; do n=$$(basename $$d); \
