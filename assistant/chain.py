@@ -157,7 +157,8 @@ def condense(
     if not history:
         return question
     units_now = catalog.find_units(question)
-    positions_now = catalog.find_positions(question)
+    # A position only the change history names ("el puesto de Asistente Comercial") is named all the same.
+    positions_now = catalog.find_positions(question) or catalog.history_positions(question)
     words = tokens(question)
     folded = fold(question)
     if fixes:

@@ -483,3 +483,13 @@ def test_when_a_unit_got_something_is_answered_from_its_history(others):
     engine = _engine(others)
     d = engine.answer("When did the Sección de Registro get its place in the manual?", "en", [])
     assert d.answered and "Creación de la Sección de Registro" in d.text
+
+
+def test_a_former_position_is_answered_only_by_the_history_that_names_it(others):
+    engine = _engine(others)
+    legal = next(m for m in others if m.code == "901 0907")
+    question = "¿En qué versión quitaron el puesto de Auxiliar Jurídico?"
+    assert engine.catalog.names_former(question)
+    d = engine.answer(question, "es", [])
+    assert d.answered and legal.gerencia in d.text
+    assert all(m.gerencia not in d.text for m in others if m is not legal)

@@ -467,3 +467,29 @@ def test_the_positions_of_a_kind_that_report_to_a_head(engine, manuals):
     d = engine.answer(f"¿Qué administradores dependen directamente del {unit.head}?", "es", [])
     assert d.answered and kind and all(f"- {p}" in d.text for p in kind)
     assert f"- {unit.head}" not in d.text
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["who runs the Unidad de Mantenimiento and what technicians does it have?",
+     "what kinds of técnicos does the Unidad de Mantenimiento have?"],
+)  # fmt: skip
+def test_a_head_and_the_positions_of_a_kind_asked_together(engine, manuals, question):
+    kind, _others = _of_kind(manuals, "Unidad de Mantenimiento", "tecnico")
+    unit, _m = _unit(manuals, "Unidad de Mantenimiento")
+    d = engine.answer(question, "en", [])
+    assert d.answered and unit.head in d.text and all(f"- {p}" in d.text for p in kind)
+
+
+def test_which_unit_a_unit_is_under_is_its_reporting_line(engine, manuals):
+    unit, manual = _unit(manuals, "Sección de Escrituración")
+    parent = manual.unit(unit.parent)
+    d = engine.answer("and the Sección de Escrituración, which department is it under?", "en", [])
+    assert d.answered and f"**{parent.name}**" in d.text
+
+
+def test_some_office_is_no_unit_name(engine):
+    from assistant.engine.decline import _unknown_unit
+
+    q = "if some office needs a certificacion extractada of a property from the registry, who requests it?"
+    assert _unknown_unit(engine, engine.analyse(q, q, "")) is None

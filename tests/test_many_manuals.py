@@ -183,3 +183,12 @@ def test_a_history_question_naming_a_manual_and_a_version_is_answered_for_that_m
     authors = {h.prepared_by for h in credit.history if h.version in (2, 3)}
     assert _codes(answer) == {CREDIT} and all(a in answer.answer for a in authors)
     assert "Version 2" in answer.answer and "Version 3" in answer.answer and six.prepared_by not in authors
+
+
+def test_a_gerencias_possessive_names_its_manual():
+    from assistant.engine import Catalog
+    from tests.fakes_ui import fixture_manuals
+
+    catalog = Catalog(fixture_manuals())
+    assert [m.gerencia for m in catalog.find_manuals("and Legal's?")] == ["Gerencia Legal"]
+    assert catalog.find_manuals("the loan's terms") == []

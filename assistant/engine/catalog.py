@@ -95,7 +95,7 @@ def _short_name_patterns(manuals: Sequence[Manual]) -> list[tuple[re.Pattern[str
                 re.compile(
                     rf"\b(?:(?:manual|mof)(?: de(?:l| la)?)?(?: (?:gerencia|direccion)(?: de(?:l| la)?)?)?"
                     rf"|(?:la|el) de(?:l| la)?) (?P<after>{n})(?![a-z0-9])"
-                    rf"|(?<![a-z0-9])(?P<before>{n})(?:'s)? (?:manual|mof|one)\b"
+                    rf"|(?<![a-z0-9])(?P<before>{n})(?:(?:'s)? (?:manual|mof|one)\b|'s(?![a-z0-9]))"
                 ),
                 m,
             )
@@ -356,7 +356,7 @@ class Catalog:
 
     def find_manuals(self, text: str) -> list[Manual]:
         """Manuals a text names by their code ("901 0903") or as "the manual of / the one of" a gerencia's short
-        name ("el manual de Créditos", "¿y la de Legal?", "the Administración one")."""
+        name ("el manual de Créditos", "¿y la de Legal?", "the Administración one", "and Legal's?")."""
         folded = fold(text)
         return [m for pattern, m in self._manual_patterns if pattern.search(folded)]
 
@@ -408,6 +408,13 @@ class Catalog:
         """Position titles the text gives that a change history quotes, in force or not ("When was the Técnico
         de Ventas job eliminated?"): from a position word, the longest run of words a history quotes (folded)."""
         return self.history_names(text, manual, starts=_POSITION_WORDS)
+
+    def names_former(self, text: str) -> bool:
+        """Whether a text names a unit or position only a change history knows ("el Área de Proyección
+        Social", "el puesto de Asistente Comercial"), not one in force."""
+        return any(not self.find_units(n) for n in self.history_names(text)) or any(
+            not self.find_positions(p) for p in self.history_positions(text)
+        )
 
     def find_positions(self, text: str) -> list[str]:
         """Positions named in a text (their manual spelling), longest first, without overlaps."""

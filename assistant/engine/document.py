@@ -40,10 +40,8 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
         return None
     if a.units and a.explicit and any(m.unit.parent is not None for m in a.units):
         return None  # a question about a unit, not about a manual
-    if any(not engine.catalog.find_units(n) for n in engine.catalog.history_names(a.q)):
-        return (
-            None  # "¿Cuándo se creó el Área de Proyección Social …?": a former unit's past, not the manual's
-        )
+    if engine.catalog.names_former(a.q):
+        return None  # a former unit's or position's past, not the manual's
     return per_manual([d for m in a.manuals if (d := _meta_for(m, a.q, lang))], lang)
 
 

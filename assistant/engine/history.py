@@ -100,6 +100,8 @@ def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: 
         # Several versions served, nothing named: "what changed / which functions moved?" is about the
         # newest change, which the served versions also show.
         entries = [max(m.history, key=lambda h: h.version)]
+    if not entries and not keys and engine.catalog.names_former(q):
+        return None  # the unit or position asked about is another manual's: this history does not name it
     if not entries:
         entries = _history_matches(engine, m, keys, q, hits)
     if not entries:
@@ -148,7 +150,12 @@ def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
         # "when did it get its own organigrama?" (Sucursal Paseo): a unit's or position's dates are its history.
         return bool(_WHEN_ASKED.search(q) and (a.units or a.positions))
     return bool(
-        top_is_history or a.positions or a.units or _ABOUT_MANUAL.search(q) or engine.catalog.history_names(q)
+        top_is_history
+        or a.positions
+        or a.units
+        or _ABOUT_MANUAL.search(q)
+        or engine.catalog.history_names(q)
+        or engine.catalog.history_positions(q)
     )
 
 

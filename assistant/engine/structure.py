@@ -548,6 +548,8 @@ def _positions_of_kind(engine: GroundedEngine, a: Query, unit: Unit) -> list[str
 def _who_does(q: str) -> bool:
     """ "who coordinates selling them?", "¿quién coordina…?": a verb after "who" asks for a duty's holder, not
     for the positions of a kind ("who are the coordinators?")."""
+    if _HEAD.search(q):
+        return False  # "who runs it and what technicians does it have?": a head, and the positions of a kind
     return any(w not in STOP_EN and w not in STOP_ES for w in _WHO_THEN.findall(q))
 
 
@@ -556,13 +558,13 @@ def _kind_of_positions(
 ) -> Draft:
     kin = [unit] if unit.positions else [k for k in engine.catalog.children(unit) if k.positions]
     total = len({p for u in kin for p in u.positions})
-    text = say(
-        "structure_positions_of_kind",
-        lang,
-        unit=unit_label(engine.catalog, unit),
-        count=len(positions),
-        total=total,
-    )
+    label = unit_label(engine.catalog, unit)
+    if unit.head:
+        text = say(
+            "structure_positions_of_kind", lang, unit=label, head=unit.head, count=len(positions), total=total
+        )
+    else:
+        text = say("structure_positions_of_kind_no_head", lang, unit=label, count=len(positions), total=total)
     text += "\n" + "\n".join(f"- {p}" for p in positions)
     cites = [_cite(manual, u.name, "organigrama", None, u.chart_quote()) for u in kin]
     return Draft(text, True, cites)
