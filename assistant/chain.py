@@ -210,7 +210,8 @@ def _borrow(
 ) -> str:
     """A follow-up naming nothing, with the unit, manual or topic of the latest turn that has one."""
     own = [w for w in words if w not in STOP_ES and w not in STOP_EN and w not in _SHAPE]
-    about_unit = bool(_ABOUT_UNIT.search(folded))
+    # "does it have an archivist?": a kind of position, and nothing else, is asked of a unit.
+    about_unit = bool(_ABOUT_UNIT.search(folded)) or (len(own) <= 2 and catalog.says_a_title(own))
     about_position = bool(_ABOUT_POSITION.search(folded))
     pronoun = _pronoun(folded)
     # "esa gerencia", "¿de qué depende ese archivo?": a demonstrative's noun names a unit the conversation named

@@ -399,3 +399,19 @@ def test_that_version_beside_a_named_unit_is_the_version_the_last_answer_was_abo
     history = [("¿Desde cuándo está vigente la versión 10?", "**Versión 10** (15 de marzo de 2016):\n- «…»")]
     question = "what positions did that version add to the Área de Atención al Cliente?"
     assert condense(question, history, catalog) == f"{question} (version 10)"
+
+
+def test_a_kind_of_position_asked_alone_is_asked_of_the_unit_that_answered(catalog):
+    from assistant.chain import condense
+
+    history = [
+        (
+            "¿Quién evalúa la satisfacción de los clientes?",
+            "Según el manual, se encarga **Sucursal Paseo** (a cargo del Coordinador de Sucursal), función iii: …",
+        )
+    ]
+    assert condense("does it have any assistants?", history, catalog) == (
+        "does it have any assistants? (Sucursal Paseo)"
+    )
+    assert catalog.says_a_title(["asistentes"]) and catalog.says_a_title(["assistants"])
+    assert not catalog.says_a_title(["promotes"])  # a verb, not the Promotor

@@ -103,6 +103,10 @@ def _short_name_patterns(manuals: Sequence[Manual]) -> list[tuple[re.Pattern[str
     return out
 
 
+# An English agent noun ("archivist", "technicians", "coordinator"), which may name a kind of position.
+_AGENT_NOUN = re.compile(r"(ist|yst|er|or|ant|ent|ian|ary|ive)s?$")
+
+
 def _singular(word: str) -> str:
     """A folded Spanish word without its plural ending ("creditos" → "credito", "oficinas" → "oficina")."""
     if word.endswith("es") and len(word) > 4 and word[-3] not in "aeiou":
@@ -202,6 +206,9 @@ class Catalog:
         # Compiled once: every question is matched against every alias and position name.
         self._alias_patterns = [(_whole_words(alias), unit, m) for alias, unit, m in self.unit_aliases]
         self._position_patterns = [(_whole_words(key), name) for key, name in self.positions]
+        # The first words of the position titles ("coordinador", "analista"), by stem and cognate key.
+        firsts = {tokens(key)[0] for key, _name in self.positions if tokens(key)}
+        self._titles = {(stem(t), _cognate(t)) for t in firsts}
         # A manual named by its code, or by its gerencia's short name where a manual is meant.
         self._manual_patterns = [(_whole_words(fold(m.code)), m) for m in manuals if m.code]
         self._manual_patterns += _short_name_patterns(manuals)
@@ -408,6 +415,17 @@ class Catalog:
         """Position titles the text gives that a change history quotes, in force or not ("When was the Técnico
         de Ventas job eliminated?"): from a position word, the longest run of words a history quotes (folded)."""
         return self.history_names(text, manual, starts=_POSITION_WORDS)
+
+    def says_a_title(self, words: Sequence[str]) -> bool:
+        """Whether a word names a kind of position as a noun: a position title's first word, in the singular
+        or plural ("analistas"), or its English cognate noun ("archivist", "technicians"); not a verb
+        ("promotes" is no "Promotor")."""
+        for w in words:
+            s, c = stem(w), _cognate(w)
+            noun = bool(_AGENT_NOUN.search(w))
+            if any(s == ts or (noun and c is not None and c == tc) for ts, tc in self._titles):
+                return True
+        return False
 
     def names_former(self, text: str) -> bool:
         """Whether a text names a unit or position only a change history knows ("el Área de Proyección
