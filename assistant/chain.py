@@ -194,7 +194,7 @@ def condense(
         return _swap_manual(previous_user[-1], named[0], catalog)
     if then:
         return _with_version(question, then)  # "which manual lost validity then?" after "… versión 2?"
-    version = _previous_version(folded, history) or _focus_version(folded, words, history)
+    version = _adjacent_version(folded, history) or _focus_version(folded, words, history)
     if version:
         # "who prepared it?", "and in the next version?" after a change-history answer: that version (or the
         # one beside it), of the manual the answer was from.
@@ -429,7 +429,7 @@ def _version_pointed(folded: str, history: History) -> str | None:
     return shown.pop() if len(shown) == 1 else None
 
 
-def _previous_version(folded: str, history: History) -> str | None:
+def _adjacent_version(folded: str, history: History) -> str | None:
     """The version before (or after) the one the last answer was about ("¿y la versión anterior a esa?",
     "and what happened to it in the next version?")."""
     step = -1 if _PREVIOUS_VERSION.search(folded) else 1 if _NEXT_VERSION.search(folded) else 0

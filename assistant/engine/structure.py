@@ -530,8 +530,7 @@ def _listed_positions(
 def _positions_of_kind(engine: GroundedEngine, a: Query, unit: Unit) -> list[str]:
     """ "¿Qué coordinadores hay en el Área de Ventas?", "any assistants there?": the unit's positions (or its
     sub-units') whose title word is what the question asks about, when nothing else is asked."""
-    kin = [unit] if unit.positions else [k for k in engine.catalog.children(unit) if k.positions]
-    held = list(dict.fromkeys(p for u in kin for p in u.positions))
+    held = list(dict.fromkeys(p for u in _charted(engine, unit) for p in u.positions))
     asked = [t for t in a.leftover if not is_structural(t)]
     if not held or not asked or _FUNCTIONS.search(a.q) or _OBJECTIVE.search(a.q) or _who_does(a.q):
         return []
@@ -545,6 +544,11 @@ def _positions_of_kind(engine: GroundedEngine, a: Query, unit: Unit) -> list[str
     return [p for p in held if any(title_is(t, p) for t in asked)]
 
 
+def _charted(engine: GroundedEngine, unit: Unit) -> list[Unit]:
+    """The unit whose chart lists positions, or else its sub-units that have one (a group: "Agencias")."""
+    return [unit] if unit.positions else [k for k in engine.catalog.children(unit) if k.positions]
+
+
 def _who_does(q: str) -> bool:
     """ "who coordinates selling them?", "¿quién coordina…?": a verb after "who" asks for a duty's holder, not
     for the positions of a kind ("who are the coordinators?")."""
@@ -556,7 +560,7 @@ def _who_does(q: str) -> bool:
 def _kind_of_positions(
     engine: GroundedEngine, lang: Lang, unit: Unit, manual: Manual, positions: list[str]
 ) -> Draft:
-    kin = [unit] if unit.positions else [k for k in engine.catalog.children(unit) if k.positions]
+    kin = _charted(engine, unit)
     total = len({p for u in kin for p in u.positions})
     label = unit_label(engine.catalog, unit)
     if unit.head:
