@@ -206,6 +206,12 @@ class Catalog:
         # Compiled once: every question is matched against every alias and position name.
         self._alias_patterns = [(_whole_words(alias), unit, m) for alias, unit, m in self.unit_aliases]
         self._position_patterns = [(_whole_words(key), name) for key, name in self.positions]
+        # Each title's content-word stems, for titles of two words or more (`find_positions_by_words`).
+        worded = [
+            ({stem(t) for t in tokens(key) if t not in STOP_ES and len(t) > 2}, name)
+            for key, name in self.positions
+        ]
+        self._position_words = [(frozenset(w), name) for w, name in worded if len(w) >= 2]
         # The first words of the position titles ("coordinador", "analista"), by stem and cognate key.
         firsts = {tokens(key)[0] for key, _name in self.positions if tokens(key)}
         self._titles = {(stem(t), _cognate(t)) for t in firsts}
@@ -451,9 +457,8 @@ class Catalog:
         plus its glossary words names "Coordinador de Control de Calidad"."""
         have = {stem(t) for t in tokens(text)}
         found = []
-        for key, name in self.positions:
-            words = {stem(t) for t in tokens(key) if t not in STOP_ES and len(t) > 2}
-            if len(words) >= 2 and words <= have:
+        for words, name in self._position_words:
+            if words <= have:
                 found.append((len(words), name))
         found.sort(key=lambda x: -x[0])
         return [name for n, name in found if n == found[0][0]][:1] if found else []
