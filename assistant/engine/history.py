@@ -48,7 +48,9 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
             if m.code not in have and any(h.version == int(number.group(1)) for h in m.history)
         ]
     # Each manual whose history answers says so; an ambiguous question gets one short item per manual.
-    found = per_manual([d for m in manuals if (d := _history_for(engine, m, a, lang, hits))], lang)
+    # A unit or position only a history names, asked about: answered by the history that names it, none other.
+    former = engine.catalog.names_former(a.q)
+    found = per_manual([d for m in manuals if (d := _history_for(engine, m, a, lang, hits, former))], lang)
     if found is not None and _WHY.search(a.q):
         # "¿Por qué eliminaron el puesto?": a change table records what changed, never why. Say so, and show
         # what it records, without claiming an answer.
@@ -56,7 +58,9 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
     return found
 
 
-def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: list[Hit]) -> Draft | None:
+def _history_for(
+    engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: list[Hit], former: bool
+) -> Draft | None:
     if not _asks_history(engine, a, hits):
         return None
     q = a.q
@@ -100,7 +104,7 @@ def _history_for(engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: 
         # Several versions served, nothing named: "what changed / which functions moved?" is about the
         # newest change, which the served versions also show.
         entries = [max(m.history, key=lambda h: h.version)]
-    if not entries and not keys and engine.catalog.names_former(q):
+    if not entries and not keys and former:
         return None  # the unit or position asked about is another manual's: this history does not name it
     if not entries:
         entries = _history_matches(engine, m, keys, q, hits)

@@ -152,13 +152,6 @@ def _read_tokens(original: str, fixed: str) -> list[str]:
     return corrected if len(corrected) == len(toks) else toks
 
 
-def _without_units(folded: str, mentions: list[_Mention]) -> str:
-    """The folded question with the units it names blanked out."""
-    for m in sorted((m for m in mentions if m.start >= 0), key=lambda m: -m.start):
-        folded = folded[: m.start] + " " * (m.end - m.start) + folded[m.end :]
-    return folded
-
-
 def _positions_in_other_words(
     catalog: Catalog, glossary: Glossary | None, fixed: str, expansion: str
 ) -> list[str]:
@@ -166,7 +159,7 @@ def _positions_in_other_words(
     of its words must be in the question itself, and its title word ("Coordinador") must be said or translated
     as such: "controlar" in the expansion of "control" names no "Administrador". The words of a unit the
     question names are not the position's ("does the Sucursal Paseo have a credit promoter?")."""
-    rest = _without_units(fixed, catalog.find_units(fixed))
+    rest = catalog.mask_names(fixed)
     own = {stem(t) for t in tokens(rest)}
     said = set(tokens(rest)) | set(tokens(expansion))
     return [
