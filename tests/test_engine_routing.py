@@ -116,3 +116,38 @@ def test_quantities_tools_requirements_and_names_are_what_no_mof_holds(engine, q
 def test_a_position_moving_between_units_is_a_history_question(engine, question):
     d = engine.answer(question, "es", [])
     assert d.answered and any(c.section == "modificaciones" for c in d.citations)
+
+
+@pytest.fixture(scope="module")
+def administracion() -> GroundedEngine:
+    path = ROOT / "evals" / "manuals" / "direccion-administracion" / "manual.txt"
+    return grounded_engine([parse_document(load_file(path))])
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "¿Quién autoriza los traslados del personal?",
+        "who autoriza los traslados, ascensos y permisos del personal?",
+    ],
+)
+def test_a_history_word_a_duty_line_uses_with_the_question_is_the_duty(administracion, question):
+    # "Autorizar los movimientos de personal, como traslados, ascensos, permisos y licencias.": "traslados" is
+    # the duty's object here, not a change-history cue.
+    a = administracion.analyse(question, question, "")
+    assert a.duty_cues == {"traslados"}
+    assert _names(administracion, question) == DEFAULT
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "¿Quién tramita los traslados de fondos?",  # no duty line says "traslados" with "fondos"
+        "¿Quién autorizó los traslados de la versión 2?",  # a version asks the past, whatever the words
+        "¿Qué unidades se trasladaron en 2012?",  # not a "who …?" question
+    ],
+)
+def test_a_history_word_without_a_duty_beside_it_still_asks_the_history(administracion, question):
+    a = administracion.analyse(question, question, "")
+    assert a.duty_cues == frozenset()
+    assert _names(administracion, question) == list(HISTORY_FIRST)

@@ -192,3 +192,14 @@ def test_a_gerencias_possessive_names_its_manual():
     catalog = Catalog(fixture_manuals())
     assert [m.gerencia for m in catalog.find_manuals("and Legal's?")] == ["Gerencia Legal"]
     assert catalog.find_manuals("the loan's terms") == []
+
+
+def test_a_change_history_word_that_a_duty_line_uses_is_answered_as_the_duty(multi_assistant):
+    # "traslados" is a change-history cue ("traslado del puesto …") and the object of an Administración duty.
+    admin = _manual(multi_assistant, ADMIN)
+    lines = [(u.name, f.text) for u in admin.units for f in u.functions if "traslados" in fold(f.text)]
+    assert lines
+    answer = multi_assistant.ask("who autoriza los traslados del personal?")
+    assert answer.answered
+    assert all(c.section != "modificaciones" for c in answer.citations)
+    assert (answer.citations[0].unit, answer.citations[0].quote) in lines

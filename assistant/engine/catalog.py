@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from assistant.cues import cue_words
@@ -164,6 +164,17 @@ def _acronyms(unit: Unit, manual: Manual) -> set[str]:
     return {fold(c) for c in candidates if len(c) >= 3 and fold(c) in written}
 
 
+def _stems_by_word(lines: Iterable[str]) -> dict[str, list[frozenset[str]]]:
+    """Each word of the (folded) lines → the content-word stems of each line that holds it."""
+    index: dict[str, list[frozenset[str]]] = {}
+    for line in lines:
+        words = tokens(line)
+        stems = frozenset(stem(t) for t in words if t not in STOP_ES and len(t) > 3)
+        for t in set(words):
+            index.setdefault(t, []).append(stems)
+    return index
+
+
 class Catalog:
     """Units and positions of the served manuals, with the aliases a question may use for them.
 
@@ -229,6 +240,15 @@ class Catalog:
                 continue
             for f in u.functions:
                 self.duties.setdefault(fold(f.text), []).append((u, m, f))
+        # Each word of a duty line → the content-word stems of the lines that hold it (`duty_word`).
+        self._duty_stems = _stems_by_word(self.duties)
+
+    def duty_word(self, word: str, others: set[str]) -> bool:
+        """Whether a duty line uses ``word`` beside another of the question's stems: "traslados" in "who
+        autoriza los traslados del personal?" is the object of a duty ("Autorizar los movimientos de personal,
+        como traslados…"), not a change-history cue."""
+        own = stem(word)
+        return any((stems - {own}) & others for stems in self._duty_stems.get(word, []))
 
     @staticmethod
     def _aliases(unit: Unit) -> set[str]:

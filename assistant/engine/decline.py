@@ -14,11 +14,10 @@ from assistant.engine.query import (
     _DETERMINERS,
     _FUNCTIONS,
     _HEAD,
-    _HISTORY,
-    _HISTORY_STRONG,
     _POSITIONS,
     _RESPONSIBILITY,
     Query,
+    history_cue,
 )
 from assistant.models import Hit
 from assistant.phrases import say
@@ -90,7 +89,7 @@ def _unknown_unit(engine: GroundedEngine, a: Query) -> str | None:
     text = a.q.split(" || ")[0]
     # A unit the change history names is known to it when the history is asked ("¿Qué pasó con la Unidad de
     # Gestión de Garantías?"), not when its functions are ("What are the functions of the Gerencia Financiera?").
-    asks_history = bool(_HISTORY.search(text) or _HISTORY_STRONG.search(text))
+    asks_history = history_cue(a, text)
     history_names = engine.catalog.history_names(text)
     known_to_history = " ".join(history_names) if asks_history else ""
     # A unit only a change history names, asked about itself as if it were in force ("What are the functions

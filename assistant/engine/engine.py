@@ -15,7 +15,7 @@ from assistant.engine import document, duties, history, structure
 from assistant.engine.catalog import Catalog
 from assistant.engine.common import Draft, Lang
 from assistant.engine.decline import ScopeTopic, out_of_scope
-from assistant.engine.query import _HISTORY_STRONG, _VERSION_NUM, FollowUp, Query, analyse
+from assistant.engine.query import _VERSION_NUM, FollowUp, Query, analyse, strong_history
 from assistant.models import Hit, Manual
 from assistant.phrases import say
 from assistant.retrieve import Glossary
@@ -38,7 +38,7 @@ HISTORY_FIRST = ("history", "document", "structure", "duties")
 
 def routes_for(query: Query) -> list[tuple[str, Answerer]]:
     """The answerers to ask for this question, in order."""
-    if _HISTORY_STRONG.search(query.q) or _VERSION_NUM.search(query.q):
+    if strong_history(query) or _VERSION_NUM.search(query.q):
         by_name = dict(ROUTES)
         return [(name, by_name[name]) for name in HISTORY_FIRST]
     return list(ROUTES)

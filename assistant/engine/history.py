@@ -22,8 +22,11 @@ from assistant.engine.query import (
     _RECODE,
     _RESPONSIBILITY,
     _VERSION_NUM,
+    _YEAR,
     CHANGE_KINDS,
     Query,
+    history_cue,
+    strong_history,
 )
 from assistant.models import Citation, HistoryEntry, Hit, Manual
 from assistant.phrases import say
@@ -137,18 +140,18 @@ def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
         return False  # "¿Quién se encargaba del cobro según la versión 10?" asks about that version's content
     if number and _META_PREPARED.search(q):
         return False  # "who was the analyst for that change (version 3)?": the document answerer's row
-    cue = _HISTORY.search(q) or _HISTORY_STRONG.search(q)
-    dated = number or _HISTORY_STRONG.search(q) or re.search(r"\b(19|20)\d\d\b", q)
+    cue = history_cue(a)
+    dated = number or strong_history(a) or _YEAR.search(q)
     if _COUNT.search(q) and _GROUP_WORDS.search(q) and not dated:
         return False  # "how many work groups is the gerencia split into?" counts today's structure
     if _COUNT.search(q) and _META_VERSIONS.search(q) and not number:
         return False  # "how many versions has it had?" is the document answerer's count
     if cue and not dated and _RESPONSIBILITY.search(q):
-        said = {m.group(0) for m in _HISTORY.finditer(q)}
+        said = {m.group(0) for m in _HISTORY.finditer(q)} - a.duty_cues
         if said <= _WHEN_WORDS:
             return False  # "who appraises the vehicles before they are sold?": a duty's time, not the past
     top_is_history = bool(hits) and hits[0].chunk.section == "modificaciones"
-    if number or _HISTORY_STRONG.search(q):
+    if number or strong_history(a):
         return True
     if not cue:
         # "when did it get its own organigrama?" (Sucursal Paseo): a unit's or position's dates are its history.

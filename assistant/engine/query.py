@@ -4,6 +4,7 @@ intent cues (data/cues.json) the answerers route on.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -13,7 +14,7 @@ from assistant.engine.common import MONTHS_EN
 from assistant.models import Manual
 from assistant.retrieve import Glossary
 from assistant.template import template
-from assistant.text import fold, lexical_terms, stem, tokens
+from assistant.text import STOP_ES, fold, lexical_terms, stem, tokens
 
 # Intent cues, matched on accent-folded, lower-case text.
 _RESPONSIBILITY = cue("responsibility")
@@ -50,6 +51,7 @@ _HISTORY_STRONG = cue("history_strong")
 _LATEST = cue("latest")
 _CHANGE_WORDS = cue("change_words")
 _VERSION_NUM = cue("version_num")
+_YEAR = re.compile(r"\b(19|20)\d\d\b")
 _ABOUT_MANUAL = cue("about_manual")
 _META_CODE = cue("meta_code")
 _META_EFFECTIVE = cue("meta_effective")
@@ -99,6 +101,8 @@ class Query:
     scoped: bool = False  # the question itself narrowed `manuals`
     expansion: str = ""  # the question's glossary translation (EN↔ES), as retrieval used it
     follow_up: FollowUp | None = None  # set when the question leans on the previous answer's topic
+    # Change-history cue words the question uses as a duty's words ("who autoriza los traslados del personal?").
+    duty_cues: frozenset[str] = frozenset()
 
 
 def _names_a_time(word: str) -> bool:
@@ -254,6 +258,7 @@ def analyse(
             if m.unit.parent is None or m.start < 0 or m.in_expansion or _LOCATIVE.search(before[: m.start])
         ]
     manuals, scoped = resolve_scope(catalog, fixed, strong, positions)
+    duty_cues = _duty_cues(catalog, q, expansion)
     if scoped and len(manuals) < len(catalog.manuals):
         # Inside a named gerencia, another gerencia's unit name is only topic words ("activos extraordinarios").
         units = [m for m in units if m.manual in manuals] or [m for m in strong if m.manual in manuals]
@@ -267,7 +272,36 @@ def analyse(
         manuals=manuals,
         scoped=scoped,
         expansion=expansion,
+        duty_cues=duty_cues,
     )
+
+
+def _duty_cues(catalog: Catalog, q: str, expansion: str) -> frozenset[str]:
+    """The change-history cue words of a present-day "who …?" question that a duty line uses beside another
+    of its words: the duty's object ("traslados", "modificadas"), not the manual's past. A question that names
+    a version or a year asks the past whatever its words."""
+    if not _RESPONSIBILITY.search(q) or _VERSION_NUM.search(q) or _YEAR.search(q):
+        return frozenset()
+    said = {m.group(0) for c in (_HISTORY, _HISTORY_STRONG) for m in c.finditer(q) if " " not in m.group(0)}
+    words = {t for t in tokens(f"{q} {fold(expansion)}") if t not in STOP_ES and len(t) > 3}
+    found = set()
+    for word in said:
+        others = {stem(t) for t in words if t != word and not _HISTORY.fullmatch(t)}
+        if catalog.duty_word(word, others):
+            found.add(word)
+    return frozenset(found)
+
+
+def strong_history(a: Query, text: str | None = None) -> bool:
+    """Whether the question (or ``text``, a part of it) is strongly about the change history, not only
+    through a duty's words."""
+    return any(m.group(0) not in a.duty_cues for m in _HISTORY_STRONG.finditer(a.q if text is None else text))
+
+
+def history_cue(a: Query, text: str | None = None) -> bool:
+    """Whether the question (or ``text``) has a change-history cue, not only through a duty's words."""
+    found = _HISTORY.finditer(a.q if text is None else text)
+    return strong_history(a, text) or any(m.group(0) not in a.duty_cues for m in found)
 
 
 def _says(position: str, glossary: Glossary | None) -> Callable[[str], bool]:
