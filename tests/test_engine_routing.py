@@ -151,3 +151,21 @@ def test_a_history_word_without_a_duty_beside_it_still_asks_the_history(administ
     a = administracion.analyse(question, question, "")
     assert a.duty_cues == frozenset()
     assert _names(administracion, question) == list(HISTORY_FIRST)
+
+
+@pytest.mark.parametrize(
+    "question, asks",
+    [
+        # Present-day "who …?" whose only history word is the object of an unknown duty: no history speaks of it.
+        ("¿Quién aprueba las modificaciones presupuestarias de la Gerencia?", False),
+        # The history itself, a unit or position named outright, a name only the history knows, or a version.
+        ("¿Qué unidades fueron eliminadas según el historial de cambios?", True),
+        ("who was removed from the Área de Ventas?", True),
+        ("¿Quién reemplazó al Asistente Comercial?", True),
+        ("¿Quién aprobó las modificaciones de la versión 7?", True),
+    ],
+)
+def test_a_who_question_is_a_history_question_only_if_a_history_speaks_of_it(engine, question, asks):
+    from assistant.engine.history import _asks_history
+
+    assert _asks_history(engine, engine.analyse(question, question, ""), []) is asks

@@ -164,14 +164,19 @@ def _acronyms(unit: Unit, manual: Manual) -> set[str]:
     return {fold(c) for c in candidates if len(c) >= 3 and fold(c) in written}
 
 
+def _word_key(word: str) -> str:
+    """A word's first six letters: "traslado" and "trasladen" alike, which the stemmer keeps apart."""
+    return word[:6]
+
+
 def _stems_by_word(lines: Iterable[str]) -> dict[str, list[frozenset[str]]]:
-    """Each word of the (folded) lines → the content-word stems of each line that holds it."""
+    """Each word of the (folded) lines, by `_word_key` → the content-word stems of each line that holds it."""
     index: dict[str, list[frozenset[str]]] = {}
     for line in lines:
         words = tokens(line)
         stems = frozenset(stem(t) for t in words if t not in STOP_ES and len(t) > 3)
-        for t in set(words):
-            index.setdefault(t, []).append(stems)
+        for key in {_word_key(t) for t in words}:
+            index.setdefault(key, []).append(stems)
     return index
 
 
@@ -187,6 +192,7 @@ class Catalog:
         self._by_key = {(m.id, u.name): (u, m) for u, m in self.units}
         self._manual_of = {id(u): m for u, m in self.units}
         self._history_texts: dict[str, str] = {}
+        self._history_stems: frozenset[str] | None = None
         self.unit_aliases: list[tuple[str, Unit, Manual]] = []
         # "la gerencia", "the Director": the first word of a top unit's name or of its head's title names it
         # when no other served manual's top unit shares that word.
@@ -244,11 +250,13 @@ class Catalog:
         self._duty_stems = _stems_by_word(self.duties)
 
     def duty_word(self, word: str, others: set[str]) -> bool:
-        """Whether a duty line uses ``word`` beside another of the question's stems: "traslados" in "who
-        autoriza los traslados del personal?" is the object of a duty ("Autorizar los movimientos de personal,
-        como traslados…"), not a change-history cue."""
-        own = stem(word)
-        return any((stems - {own}) & others for stems in self._duty_stems.get(word, []))
+        """Whether a duty line uses ``word`` (or a word of its family) beside another of the question's stems:
+        "traslados" in "who autoriza los traslados del personal?" is the object of a duty ("Autorizar los
+        movimientos de personal, como traslados…"), not a change-history cue."""
+        key = _word_key(word)
+        return any(
+            {s for s in stems if not s.startswith(key)} & others for stems in self._duty_stems.get(key, [])
+        )
 
     @staticmethod
     def _aliases(unit: Unit) -> set[str]:
@@ -411,6 +419,14 @@ class Catalog:
                 " ".join(c for h in manual.history for c in h.changes)
             )
         return found
+
+    def history_stems(self) -> frozenset[str]:
+        """The stems of every word the served manuals' change histories use (computed once)."""
+        if self._history_stems is None:
+            self._history_stems = frozenset(
+                stem(t) for m in self.manuals for t in tokens(self._history_text(m))
+            )
+        return self._history_stems
 
     def history_names(
         self, text: str, manual: Manual | None = None, starts: frozenset[str] | None = None

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from assistant.cues import cue, cue_words
 from assistant.diff import summarise
+from assistant.engine.catalog import named_outright
 from assistant.engine.common import Draft, Lang, _cite, _date, manual_name, per_manual
 from assistant.engine.query import (
     _ABOUT_MANUAL,
@@ -30,7 +31,7 @@ from assistant.engine.query import (
 )
 from assistant.models import Citation, HistoryEntry, Hit, Manual
 from assistant.phrases import say
-from assistant.text import fold, lexical_terms
+from assistant.text import fold, lexical_terms, stem
 from assistant.versions import Catalogue
 
 if TYPE_CHECKING:
@@ -151,6 +152,11 @@ def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
         if said <= _WHEN_WORDS:
             return False  # "who appraises the vehicles before they are sold?": a duty's time, not the past
     top_is_history = bool(hits) and hits[0].chunk.section == "modificaciones"
+    asks_who = _RESPONSIBILITY.search(q) and not number and not _YEAR.search(q)
+    if asks_who and strong_history(a) and not _in_history(engine, a):
+        return (
+            False  # "¿Quién aprueba las modificaciones presupuestarias?": a duty, of which no history speaks
+        )
     if number or strong_history(a):
         return True
     if not cue:
@@ -164,6 +170,28 @@ def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
         or engine.catalog.history_names(q)
         or engine.catalog.history_positions(q)
     )
+
+
+# Words that name the change history itself ("según el historial", "in which version").
+_HISTORY_NAMED = cue("history_named")
+
+
+def _in_history(engine: GroundedEngine, a: Query) -> bool:
+    """Whether a change history speaks of what the question names or asks: the history itself, the manual, a
+    unit or position named outright, a name only a history knows, or a topic word besides the history cues."""
+    q = a.q
+    # Named in the question itself, by more than a kind word ("la Gerencia" says whose a duty is).
+    named = [
+        m
+        for m in named_outright(a.units)
+        if m.start >= 0 and not m.in_expansion and " " in q[m.start : m.end]
+    ]
+    if a.positions or named or _ABOUT_MANUAL.search(q) or _HISTORY_NAMED.search(q):
+        return True
+    if engine.catalog.history_names(q) or engine.catalog.history_positions(q):
+        return True
+    cues = {stem(w) for c in (_HISTORY, _HISTORY_STRONG) for m in c.finditer(q) for w in m.group(0).split()}
+    return bool((set(a.leftover) - cues) & engine.catalog.history_stems())
 
 
 _NEWS = frozenset(cue_words("news_words"))

@@ -286,7 +286,7 @@ def _duty_cues(catalog: Catalog, q: str, expansion: str) -> frozenset[str]:
     words = {t for t in tokens(f"{q} {fold(expansion)}") if t not in STOP_ES and len(t) > 3}
     found = set()
     for word in said:
-        others = {stem(t) for t in words if t != word and not _HISTORY.fullmatch(t)}
+        others = {stem(t) for t in words if t[:6] != word[:6] and not _HISTORY.fullmatch(t)}
         if catalog.duty_word(word, others):
             found.add(word)
     return frozenset(found)
