@@ -265,6 +265,13 @@ def _answered_elsewhere(question: Question, response: Response) -> bool:
     return all(code and code != question.manual for code in codes)
 
 
+def _duty_from_history(question: Question, response: Response) -> bool:
+    """A duty question answered with change-history lines only: a version's changes that happen to name the
+    expected unit do not say that it holds the duty."""
+    sections = {str(c.get("section") or "") for c in response.citations}
+    return question.kind == "function" and sections == {"modificaciones"}
+
+
 def score_question(question: Question, response: Response, references: Sequence[str]) -> dict[str, Any]:
     """The per-question record written to OUT.json: the response plus every flag the metrics read."""
     texts = [s.retrieved for s in response.sources]
@@ -300,7 +307,7 @@ def score_question(question: Question, response: Response, references: Sequence[
             ndcg_at_5=ndcg_at_k(rels, 5),
             evidence_at_1000=evidence_within(texts, question.evidence),
             missing_must=missing,
-            correct=response.answered and not missing,
+            correct=response.answered and not missing and not _duty_from_history(question, response),
         )
     else:
         rels = [False] * len(texts)

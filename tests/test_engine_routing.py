@@ -162,6 +162,7 @@ def test_a_history_word_without_a_duty_beside_it_still_asks_the_history(administ
         ("¿Qué unidades fueron eliminadas según el historial de cambios?", True),
         ("who was removed from the Área de Ventas?", True),
         ("¿Quién reemplazó al Asistente Comercial?", True),
+        ("¿Quién dirigía el Área de Ventas antes del cambio?", True),
         ("¿Quién aprobó las modificaciones de la versión 7?", True),
     ],
 )
@@ -169,3 +170,12 @@ def test_a_who_question_is_a_history_question_only_if_a_history_speaks_of_it(eng
     from assistant.engine.history import _asks_history
 
     assert _asks_history(engine, engine.analyse(question, question, ""), []) is asks
+
+
+def test_a_unit_named_only_in_translation_does_not_make_a_duty_a_history_question(engine):
+    from assistant.engine.history import _asks_history
+
+    question = "At the customer service management level, who proposes amendments to the Fund's law?"
+    a = engine.analyse(question, question, "gerencia de servicio al cliente proponer reformas ley fondo")
+    assert a.units  # the gerencia, named in the glossary's translation
+    assert _asks_history(engine, a, []) is False

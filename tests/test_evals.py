@@ -151,6 +151,21 @@ def test_citation_validity_is_verbatim_up_to_whitespace() -> None:
     assert aggregate([record])["citation_validity"] == 0.5
 
 
+def test_a_duty_answered_with_change_history_lines_only_is_wrong_whatever_units_it_names() -> None:
+    history = [
+        {"unit": None, "section": "modificaciones", "quote": "Creación del Área de Activos Extraordinarios"}
+    ]
+    duty = [
+        *history,
+        {"unit": "Área de Activos Extraordinarios", "section": "funciones", "quote": "Controlar"},
+    ]
+    answer = "Versión 3: Creación del Área de Activos Extraordinarios"
+    assert not score_question(_q(), Response(answer, True, citations=history), [])["correct"]
+    assert score_question(_q(), Response(answer, True, citations=duty), [])["correct"]
+    # A question about the history itself is answered from it.
+    assert score_question(_q(kind="history"), Response(answer, True, citations=history), [])["correct"]
+
+
 def test_unit_precision_counts_right_answers_that_name_an_unlisted_unit() -> None:
     q = _q(units=("Área de Ventas",))
     only = [{"unit": "Area de ventas", "quote": "x"}]

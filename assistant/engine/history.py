@@ -151,6 +151,8 @@ def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
         said = {m.group(0) for m in _HISTORY.finditer(q)} - a.duty_cues
         if said <= _WHEN_WORDS:
             return False  # "who appraises the vehicles before they are sold?": a duty's time, not the past
+        if not _in_history(engine, a):
+            return False  # "who proposes amendments to the Fund's law?": a duty, of which no history speaks
     top_is_history = bool(hits) and hits[0].chunk.section == "modificaciones"
     asks_who = _RESPONSIBILITY.search(q) and not number and not _YEAR.search(q)
     if asks_who and strong_history(a) and not _in_history(engine, a):
