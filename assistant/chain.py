@@ -531,6 +531,9 @@ class Assistant:
                 engine.search_in_unit = lambda q, unit, manual: self.retriever.search(
                     q, k=8, unit=unit or None, mode=self.retrieval_mode, manual=manual
                 )
+                engine.search_duties = lambda q, manuals: self.retriever.search(
+                    q, k=8, section="funciones", mode=self.retrieval_mode, manual=manuals
+                )
                 engine.support_scorer = getattr(self, "_support_scorer", None)
                 if len(self._engines) >= _MAX_ENGINES:
                     self._engines.pop(next(iter(self._engines)))  # the oldest; `grounded` is kept apart

@@ -240,6 +240,15 @@ def test_questions_the_manual_does_not_cover_are_declined_briefly(real_assistant
     assert "«" not in answer.answer  # no quoted duty dressed up as an answer
 
 
+def test_a_duty_question_whose_hits_are_change_histories_is_declined_with_the_closest_duty(real_assistant):
+    # "modificaciones" draws the change-history chunks; the pointer is still a function line, not "the history".
+    answer = real_assistant.ask("¿Quién aprueba las modificaciones presupuestarias de la Gerencia?")
+
+    assert not answer.answered
+    assert [c.section for c in answer.citations] == ["funciones"]
+    assert answer.citations[0].quote in answer.answer
+
+
 @pytest.mark.parametrize(("message", "language"), [("thanks for your help!", "en"), ("muchas gracias", "es")])
 def test_thanks_get_a_friendly_word_not_a_unit(real_assistant, message, language):
     answer = real_assistant.ask(message)

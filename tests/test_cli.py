@@ -103,6 +103,27 @@ def test_python_dash_m_assistant_runs_inspect():
     assert json.loads(proc.stdout)["effective_date"] == "2016-03-15"
 
 
+def test_output_piped_into_a_reader_that_leaves_early_ends_quietly():
+    # `python -m assistant inspect … --json | head -1`: no traceback when the reader has closed the pipe.
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "assistant", "inspect", str(MANUAL_FILE), "--json"],
+            cwd=REPO_ROOT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141
+    assert proc.stderr == ""
+
+
 # --- search and ask over the real index
 
 

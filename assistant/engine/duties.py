@@ -79,7 +79,7 @@ def _who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) 
     if not duties:
         if a.units and not leftover_topic(a.leftover):
             return functions(engine, lang, a.units[0].unit, a.units[0].manual)
-        return decline(lang, hits)
+        return _closest_duty(engine, a, lang, hits, scorer) or decline(lang, hits)
     best = duties[0]
     # A unit named as a place ("at management level", "in an agency") rather than as the topic of the duty
     # ("activos extraordinarios" inside a Ventas function) steers the choice among near-equal lines.
@@ -450,6 +450,23 @@ def _known_anywhere(engine: GroundedEngine, topic: str) -> bool:
     conversation carried) whose words only another gerencia uses is no chit-chat."""
     scorer = engine.support_scorer
     return scorer is not None and scorer.known_share(scorer.terms(topic)) > 0.0
+
+
+def _closest_duty(
+    engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit], scorer: SupportScorer | None
+) -> Draft | None:
+    """A "who …?" question whose hits hold no duty line ("¿Quién aprueba las modificaciones presupuestarias?"
+    draws the change histories): declined, pointing at the closest function line rather than at the history.
+    Never an answer: a line the question's own retrieval did not rank is no evidence that it covers it."""
+    if scorer is None or engine.search_duties is None:
+        return None
+    found = engine.search_duties(a.text, [m.id for m in a.manuals or engine.catalog.manuals])
+    if not found:
+        return None
+    topic, scored = support_candidates(engine, a, found, found[:1], scorer)
+    if not scored:
+        return None
+    return _uncovered(engine, lang, found, topic, scored[0], max(scored, key=lambda s: s.support))
 
 
 def _uncovered(

@@ -60,6 +60,9 @@ class GroundedEngine:
         self.scope = scope or []
         # Set by the chain: searches one unit's chunks, for questions that name the unit as a place.
         self.search_in_unit: Callable[[str, str, str], list[Hit]] | None = None
+        # Set by the chain: searches the function lines of the given manuals, for a "who …?" question whose
+        # hits hold no duty line ("¿Quién aprueba las modificaciones presupuestarias?" finds change histories).
+        self.search_duties: Callable[[str, list[str]], list[Hit]] | None = None
         # Every served manual, all versions (set by the chain): the previous version of a manual is found here
         # to compute what changed.
         self.archive: list[Manual] = list(manuals)
