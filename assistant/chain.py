@@ -27,7 +27,7 @@ from assistant.cues import cue, cue_vocabulary, cue_words
 from assistant.embed import get_embedder
 from assistant.engine import Catalog, Draft, GroundedEngine, load_scope
 from assistant.engine.catalog import _Mention, named_outright, short_name
-from assistant.engine.query import _COUNT, _HISTORY_STRONG, CHANGE_KINDS, FollowUp
+from assistant.engine.query import _COUNT, _HISTORY_STRONG, CHANGE_KINDS, FollowUp, owners_asked
 from assistant.errors import AssistantError, StoreUnavailableError
 from assistant.models import Answer, Hit, Manual
 from assistant.phrases import say
@@ -737,7 +737,10 @@ class Assistant:
         if not catalog.many or not text:
             return set()
         named = {m.code for m in catalog.find_manuals(text)}
-        named |= {f.manual.code for f in named_outright(catalog.find_units(text)) if f.unit.parent is None}
+        units = catalog.find_units(text)
+        named |= {f.manual.code for f in named_outright(units) if f.unit.parent is None}
+        # "¿La Sección X pertenece a la Gerencia Legal?": the unit's own manual is named too.
+        named |= {f.manual.code for f in owners_asked(fold(text), units, [])}
         if not named:
             named = {
                 f.manual.code for f in catalog.find_units_by_words(text, expansion) if f.unit.parent is None

@@ -179,3 +179,22 @@ def test_a_unit_named_only_in_translation_does_not_make_a_duty_a_history_questio
     a = engine.analyse(question, question, "gerencia de servicio al cliente proponer reformas ley fondo")
     assert a.units  # the gerencia, named in the glossary's translation
     assert _asks_history(engine, a, []) is False
+
+
+def test_a_unit_asked_to_belong_to_another_gerencia_is_looked_for_in_every_manual():
+    from tests.fakes_ui import grounded_engine as engine_of
+
+    paths = [
+        ROOT / "evals" / "manuals" / n / "manual.txt"
+        for n in ("gerencia-creditos", "direccion-administracion")
+    ]
+    credit, admin = (parse_document(load_file(p)) for p in paths)
+    engine = engine_of([credit, admin])
+    unit = next(u for u in credit.units if u.parent is not None)
+    question = f"¿La {unit.name} pertenece a la {admin.gerencia}?"
+    a = engine.analyse(question, question, "")
+    assert [m.unit.name for m in a.units] == [unit.name]
+    assert not a.scoped
+    # Asked of a duty, the gerencia named is where to look: the other gerencia's unit is only topic words.
+    duty = f"¿Quién en la {admin.gerencia} coordina con la {unit.name}?"
+    assert engine.analyse(duty, duty, "").scoped

@@ -203,3 +203,14 @@ def test_a_change_history_word_that_a_duty_line_uses_is_answered_as_the_duty(mul
     assert answer.answered
     assert all(c.section != "modificaciones" for c in answer.citations)
     assert (answer.citations[0].unit, answer.citations[0].quote) in lines
+
+
+def test_asking_whether_a_unit_belongs_to_another_gerencia_names_its_own(multi_assistant):
+    # The gerencia named is the owner asked about, not where to look for the unit.
+    credit, admin = _manual(multi_assistant, CREDIT), _manual(multi_assistant, ADMIN)
+    unit = next(u for u in credit.units if u.parent is not None and u.parent != credit.units[0].name)
+    assert all(u.name != unit.name for u in admin.units)
+    answer = multi_assistant.ask(f"¿La {unit.name} pertenece a la {admin.gerencia}?")
+    assert answer.answered
+    assert _codes(answer) == {CREDIT}
+    assert credit.gerencia in answer.answer and unit.name in answer.answer

@@ -260,8 +260,7 @@ def analyse(
     manuals, scoped = resolve_scope(catalog, fixed, strong, positions)
     duty_cues = _duty_cues(catalog, q, expansion)
     if scoped and len(manuals) < len(catalog.manuals):
-        # Inside a named gerencia, another gerencia's unit name is only topic words ("activos extraordinarios").
-        units = [m for m in units if m.manual in manuals] or [m for m in strong if m.manual in manuals]
+        units, manuals, scoped = _in_scope(catalog, q, units, strong, manuals)
     return Query(
         q=q,
         units=units,
@@ -274,6 +273,29 @@ def analyse(
         expansion=expansion,
         duty_cues=duty_cues,
     )
+
+
+def _in_scope(
+    catalog: Catalog, q: str, units: list[_Mention], strong: list[_Mention], manuals: list[Manual]
+) -> tuple[list[_Mention], list[Manual], bool]:
+    """The units, manuals and scoping of a question that names a gerencia (or another manual's unit)."""
+    elsewhere = owners_asked(q, units, manuals)
+    if elsewhere:
+        return elsewhere, list(catalog.manuals), False
+    # Inside a named gerencia, another gerencia's unit name is only topic words ("activos extraordinarios").
+    return (
+        [m for m in units if m.manual in manuals] or [m for m in strong if m.manual in manuals],
+        manuals,
+        True,
+    )
+
+
+def owners_asked(q: str, units: list[_Mention], manuals: list[Manual]) -> list[_Mention]:
+    """ "¿La Sección de Escrituración pertenece a la Gerencia Legal?": the gerencia named is the owner asked
+    about, not where to look; the units of other manuals the question names outright are its subject."""
+    if not _BELONGS.search(q):
+        return []
+    return [m for m in named_outright(units) if m.manual not in manuals and m.unit.parent is not None]
 
 
 def _duty_cues(catalog: Catalog, q: str, expansion: str) -> frozenset[str]:
