@@ -493,3 +493,19 @@ def test_some_office_is_no_unit_name(engine):
 
     q = "if some office needs a certificacion extractada of a property from the registry, who requests it?"
     assert _unknown_unit(engine, engine.analyse(q, q, "")) is None
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Which positions make up the Gerente's own office staff?",
+        "what positions are in the manager’s office?",
+    ],
+)
+def test_an_english_possessive_is_no_unit_name(engine, question):
+    from assistant.engine.decline import _unknown_unit
+
+    # The "s" of "Gerente's" made "s own office" an unknown unit.
+    assert _unknown_unit(engine, engine.analyse(question, question, "gerente oficina")) is None
+    other = "Who heads the finance department?"
+    assert _unknown_unit(engine, engine.analyse(other, other, "")) is not None

@@ -79,6 +79,9 @@ def _position_spans(engine: GroundedEngine, text: str) -> list[tuple[int, int]]:
     return spans
 
 
+_POSSESSIVE = re.compile(r"['’]s\b")
+
+
 def _unknown_unit(engine: GroundedEngine, a: Query) -> str | None:
     """A unit-like phrase ("the finance department", "Gerencia de Finanzas") the manuals do not have."""
     patterns = [
@@ -86,7 +89,8 @@ def _unknown_unit(engine: GroundedEngine, a: Query) -> str | None:
         r"([a-z]+(?: [a-z]+)?)",
         r"\b(?:the )?((?:[a-z]+ )?[a-z]+) (department|division|unit|office|management|team|agency|branch)\b",
     ]
-    text = a.q.split(" || ")[0]
+    # "the Gerente's own office": an English possessive's "s" is no word of a unit name.
+    text = _POSSESSIVE.sub("", a.q.split(" || ")[0])
     # A unit the change history names is known to it when the history is asked ("¿Qué pasó con la Unidad de
     # Gestión de Garantías?"), not when its functions are ("What are the functions of the Gerencia Financiera?").
     asks_history = history_cue(a, text)
