@@ -182,14 +182,12 @@ def test_a_unit_named_only_in_translation_does_not_make_a_duty_a_history_questio
 
 
 def test_a_unit_asked_to_belong_to_another_gerencia_is_looked_for_in_every_manual():
-    from tests.fakes_ui import grounded_engine as engine_of
-
     paths = [
         ROOT / "evals" / "manuals" / n / "manual.txt"
         for n in ("gerencia-creditos", "direccion-administracion")
     ]
     credit, admin = (parse_document(load_file(p)) for p in paths)
-    engine = engine_of([credit, admin])
+    engine = grounded_engine([credit, admin])
     unit = next(u for u in credit.units if u.parent is not None)
     question = f"¿La {unit.name} pertenece a la {admin.gerencia}?"
     a = engine.analyse(question, question, "")

@@ -164,18 +164,18 @@ def _acronyms(unit: Unit, manual: Manual) -> set[str]:
     return {fold(c) for c in candidates if len(c) >= 3 and fold(c) in written}
 
 
-def _word_key(word: str) -> str:
+def word_family(word: str) -> str:
     """A word's first six letters: "traslado" and "trasladen" alike, which the stemmer keeps apart."""
     return word[:6]
 
 
 def _stems_by_word(lines: Iterable[str]) -> dict[str, list[frozenset[str]]]:
-    """Each word of the (folded) lines, by `_word_key` → the content-word stems of each line that holds it."""
+    """Each word of the (folded) lines, by `word_family` → the content-word stems of each line that holds it."""
     index: dict[str, list[frozenset[str]]] = {}
     for line in lines:
         words = tokens(line)
         stems = frozenset(stem(t) for t in words if t not in STOP_ES and len(t) > 3)
-        for key in {_word_key(t) for t in words}:
+        for key in {word_family(t) for t in words}:
             index.setdefault(key, []).append(stems)
     return index
 
@@ -253,7 +253,7 @@ class Catalog:
         """Whether a duty line uses ``word`` (or a word of its family) beside another of the question's stems:
         "traslados" in "who autoriza los traslados del personal?" is the object of a duty ("Autorizar los
         movimientos de personal, como traslados…"), not a change-history cue."""
-        key = _word_key(word)
+        key = word_family(word)
         return any(
             {s for s in stems if not s.startswith(key)} & others for stems in self._duty_stems.get(key, [])
         )

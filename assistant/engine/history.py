@@ -151,14 +151,17 @@ def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
         said = {m.group(0) for m in _HISTORY.finditer(q)} - a.duty_cues
         if said <= _WHEN_WORDS:
             return False  # "who appraises the vehicles before they are sold?": a duty's time, not the past
-        if not _in_history(engine, a):
-            return False  # "who proposes amendments to the Fund's law?": a duty, of which no history speaks
+    if (
+        cue
+        and _RESPONSIBILITY.search(q)
+        and not number
+        and not _YEAR.search(q)
+        and not _in_history(engine, a)
+    ):
+        # "¿Quién aprueba las modificaciones presupuestarias?", "who proposes amendments to the Fund's law?":
+        # a present-day duty, of which no history speaks.
+        return False
     top_is_history = bool(hits) and hits[0].chunk.section == "modificaciones"
-    asks_who = _RESPONSIBILITY.search(q) and not number and not _YEAR.search(q)
-    if asks_who and strong_history(a) and not _in_history(engine, a):
-        return (
-            False  # "¿Quién aprueba las modificaciones presupuestarias?": a duty, of which no history speaks
-        )
     if number or strong_history(a):
         return True
     if not cue:

@@ -9,7 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from assistant.cues import cue, cue_words
-from assistant.engine.catalog import Catalog, _cognate, _Mention, _whole_words, named_outright, unit_initials
+from assistant.engine.catalog import (
+    Catalog,
+    _cognate,
+    _Mention,
+    _whole_words,
+    named_outright,
+    unit_initials,
+    word_family,
+)
 from assistant.engine.common import MONTHS_EN
 from assistant.models import Manual
 from assistant.retrieve import Glossary
@@ -308,7 +316,7 @@ def _duty_cues(catalog: Catalog, q: str, expansion: str) -> frozenset[str]:
     words = {t for t in tokens(f"{q} {fold(expansion)}") if t not in STOP_ES and len(t) > 3}
     found = set()
     for word in said:
-        others = {stem(t) for t in words if t[:6] != word[:6] and not _HISTORY.fullmatch(t)}
+        others = {stem(t) for t in words if word_family(t) != word_family(word) and not _HISTORY.fullmatch(t)}
         if catalog.duty_word(word, others):
             found.add(word)
     return frozenset(found)
