@@ -96,6 +96,10 @@ _PREVIOUS_VERSION = cue("previous_version")  # "¿y la versión anterior a esa?"
 _NEXT_VERSION = cue("next_version")  # "and in the next version?"
 # "¿qué cambió en esa versión?"
 _THAT_VERSION = re.compile(r"\b(esa|esta|that|this|dicha) (version|revision)\b")
+# A version defined by what it did ("the version that removed it", "la versión que la eliminó").
+_VERSION_THAT = re.compile(
+    r"\b(?:version|revision) (?:that|which|que|in which|en (?:la )?que)\b(?P<clause>.*)"
+)
 # What a follow-up may ask of the version the conversation is on: its changes, author, date, validity.
 _VERSION_FACT = re.compile(
     "|".join([cue("history").pattern, cue("meta_prepared").pattern, cue("meta_effective").pattern])
@@ -462,6 +466,10 @@ def _focus_version(folded: str, words: list[str], history: History) -> str | Non
     if _ABOUT_UNIT_NOUN.search(folded):
         return None  # "¿y cuándo se había incorporado esa área?": that unit's past, not that version's
     last = history[-1][1]
+    made = _VERSION_THAT.search(folded)
+    kinds = [k for k in CHANGE_KINDS if made and k.search(made.group("clause"))]
+    if kinds and not any(k.search(fold(last)) for k in kinds):
+        return None  # "who prepared the version that removed it?" after its creation: another version
     shown = {a or b for a, b in _VERSION_SHOWN.findall(last)}
     if not shown and _THAT_VERSION.search(folded):
         # "¿qué cambió en esa versión?" after "La versión vigente es la **6**" (not "when was it first created?")

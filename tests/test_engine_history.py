@@ -493,3 +493,79 @@ def test_a_former_position_is_answered_only_by_the_history_that_names_it(others)
     d = engine.answer(question, "es", [])
     assert d.answered and legal.gerencia in d.text
     assert all(m.gerencia not in d.text for m in others if m is not legal)
+
+
+def test_who_prepared_the_version_that_made_a_change_names_that_rows_analyst(versions):
+    v10, _v11 = versions
+    name, _added, removed = _abolished_unit(v10)
+    row = _row(v10, removed)
+    assert row is not None and row.prepared_by
+    for asked, lang, said in [
+        (f"who prepared the version that eliminated the {name}?", "en", "Prepared by"),
+        (f"¿quién elaboró la versión que eliminó el {name}?", "es", "Elaborada por"),
+    ]:
+        d = _engine([v10]).answer(asked, lang, [])
+        assert d.answered and "**Versi" in d.text and f" {removed}** (" in d.text
+        assert f"{said}: **{row.prepared_by}**" in d.text
+        assert any(c.quote == row.prepared_by for c in d.citations)
+
+
+def test_a_position_named_analyst_does_not_ask_who_prepared_the_version(others):
+    import re
+
+    with_analyst = [
+        (m, p)
+        for m in others
+        for p in sorted(
+            {p for h in m.history for c in h.changes for p in re.findall(r"Analista [\w ]+?(?=[.,:]| y )", c)}
+        )
+    ]
+    assert with_analyst, "no fixture manual's history names an Analista position"
+    m, post = with_analyst[0]
+    d = _engine([m]).answer(f"When was the {post} position created?", "en", [])
+    assert d.answered and post in d.text
+    assert "prepared" not in d.text.lower()  # neither an analyst nor "the history does not say who"
+
+
+def test_the_version_that_made_another_change_is_not_the_one_the_last_answer_showed(versions):
+    from assistant.chain import condense
+    from assistant.engine import Catalog
+
+    v10, _v11 = versions
+    name, added, _removed = _abolished_unit(v10)
+    bot = f"According to the change history …:\n**Version {added}** (…):\n- «Creación del {name}.»"
+    history = [(f"When was the {name} created?", bot)]
+    removed_by = condense("who prepared the version that removed it?", history, Catalog([v10]))
+    assert f"version {added}" not in removed_by
+    assert condense("who prepared the version that created it?", history, Catalog([v10])).endswith(
+        f"(version {added})"
+    )
+    # What else that version did is still asked of it: the change word asks, it does not pick the version.
+    assert condense("and what was removed in that version?", history, Catalog([v10])).endswith(
+        f"(version {added})"
+    )
+
+
+def test_when_a_unit_was_raised_to_another_kind_is_the_change_that_raised_it(others):
+    import re
+
+    raised = [
+        (m, h, found.group(1))
+        for m in others
+        for h in m.history
+        for c in h.changes
+        if (found := re.search(r"Elevación del (Área de [\w ]+?) a Departamento", c))
+    ]
+    assert raised, "no fixture manual's history raises an área to a departamento"
+    engine = _engine(others)
+    for m, h, name in raised:
+        for asked, lang in [
+            (f"When was the {name} upgraded to a department?", "en"),
+            (f"¿Cuándo elevaron el {name} a departamento?", "es"),
+        ]:
+            d = engine.answer(asked, lang, [])
+            assert d.answered, asked
+            assert any(c.section == "modificaciones" and c.numeral == str(h.version) for c in d.citations), (
+                asked
+            )
+            assert m.gerencia in d.text

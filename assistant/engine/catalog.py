@@ -27,6 +27,8 @@ class _Mention:
 _UNIT_WORDS = template().unit_words
 _POSITION_WORDS = template().position_words
 _PUNCTUATION = "¿?¡!.,;:()"
+# Words that lead from one unit to another ("elevado de Área a Departamento", "upgraded to a department").
+_TO_WORDS = frozenset(["a", "al", "to", "into", "en"])
 # Words that join the parts of a unit's name ("Departamento de Contratación y Escrituración").
 _NAME_LINKS = frozenset(cue_words("name_links"))
 
@@ -444,7 +446,18 @@ class Catalog:
         for i, w in enumerate(words):
             if w.strip(_PUNCTUATION) not in first_words:
                 continue
-            for j in range(min(len(words), i + 7), i + 1, -1):
+            # "el Área de Contratos a Departamento …" names two units: a name ends before "a <unit word>".
+            end = next(
+                (
+                    k
+                    for k in range(i + 2, min(len(words), i + 7))
+                    if words[k] in _TO_WORDS
+                    and k + 1 < len(words)
+                    and words[k + 1].strip(_PUNCTUATION) in _UNIT_WORDS
+                ),
+                min(len(words), i + 7),
+            )
+            for j in range(end, i + 1, -1):
                 name = " ".join(words[i:j]).strip(_PUNCTUATION)
                 # A name cut short is not the one asked for: "unidad de gestion (de riesgos)".
                 cut = words[j - 1] in _NAME_LINKS or (j < len(words) and words[j] in ("de", "del"))

@@ -215,6 +215,7 @@ def _compose(
     cites: list[Citation] = []
     # "What's new in version 3?" asks for every change: "new" names no kind of change.
     kinds = [k for k in CHANGE_KINDS if any(x.group(0) not in _NEWS for x in k.finditer(fold(a.q)))]
+    who = _asks_preparer(a)
     for h in entries:
         changes = h.changes
         if keys and not number:
@@ -238,9 +239,25 @@ def _compose(
             lines.append(f"- «{c}»")
             if h.changes:
                 cites.append(_cite(m, None, "modificaciones", str(h.version), h.quote(c)))
+        if who:
+            # "who prepared the version that removed it?": the row's analyst, beside the change it made.
+            if h.prepared_by:
+                lines.append(say("history_prepared", lang, who=h.prepared_by))
+                cites.append(_cite(m, None, "modificaciones", str(h.version), h.prepared_by))
+            else:
+                lines.append(say("history_prepared_unknown", lang))
         lines += _computed_changes(engine, m, h.version, lang)
     lead = say("history_lead", lang, manual=manual_name(m))
     return Draft(lead + "\n" + "\n".join(lines), True, cites)
+
+
+def _asks_preparer(a: Query) -> bool:
+    """Whether the question asks who prepared a version ("who was the analyst on the version that created
+    it?"), a position's name aside ("when was the Analista de Crédito created?" does not)."""
+    rest = a.q
+    for p in sorted((fold(x) for x in a.positions), key=len, reverse=True):
+        rest = rest.replace(p, " ")
+    return bool(_META_PREPARED.search(rest))
 
 
 def _computed_changes(engine: GroundedEngine, m: Manual, version: int, lang: Lang) -> list[str]:

@@ -70,7 +70,7 @@ _PAST = cue("past")
 # The words before a unit named as where something is done ("en la", "at an").
 _LOCATIVE = cue("locative")
 # Each kind of change, as a question asks it and as a history line says it ("added" ~ "incorporación").
-CHANGE_KINDS = tuple(cue(f"kind_{k}") for k in ("created", "removed", "renamed", "moved", "split"))
+CHANGE_KINDS = tuple(cue(f"kind_{k}") for k in ("created", "removed", "renamed", "moved", "split", "raised"))
 # "¿Qué puesto se encarga de …?": a position, where the manual assigns duties to units.
 _WHICH_POSITION = cue("which_position")
 # A change history entry that gave the manual a new code ("Recodificación del instrumento 901 231 905 por …").
