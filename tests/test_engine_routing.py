@@ -91,11 +91,18 @@ def test_out_of_scope_declines_before_any_answerer(engine, monkeypatch):
         ("¿Qué requisitos necesita un constructor para registrarse?", True),
         ("¿Cómo se llama la persona que ocupa el cargo de Jefe Área de Ventas?", True),
         ("What is the name of the person who holds the Jefe Área de Ventas position?", True),
+        # Opinions and amounts: no manual holds a judgement of itself or what a post earns per sale.
+        ("in your opinion, was it a good idea to create the Área de Servicios en Línea?", True),
+        ("¿Fue buena idea eliminar el Área de Proyección Social?", True),
+        ("¿Qué opinas del Área de Ventas?", True),
+        ("how much commission does a Promotor de Créditos get per sale?", True),
         # Counts the manual does hold: positions, units, groups, versions.
         ("¿Cuántos puestos tiene el Área de Ventas?", False),
         ("How many working groups does the Gerencia have?", False),
         ("How many versions has the manual had?", False),
         ("¿Quién informa sobre los trámites y requisitos?", False),  # who handles it: the manual may say
+        ("Who decides whether a new área is a good idea?", False),  # a duty, not an opinion asked of us
+        ("¿Cuál es el objetivo del Área de Ventas?", False),
     ],
 )
 def test_quantities_tools_requirements_and_names_are_what_no_mof_holds(engine, question, declined):
