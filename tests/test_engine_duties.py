@@ -189,6 +189,29 @@ def test_a_unit_named_as_the_other_party_of_a_duty_does_not_narrow_the_gerencias
     assert about_it.scoped
 
 
+def test_a_unit_described_in_other_words_as_the_other_party_does_not_narrow_the_gerencias(engine):
+    """ "… hands them over to the repossessed assets area" describes the Área de Activos Extraordinarios as
+    whom a duty is done for: every gerencia may hold the duty. "In the repossessed assets area, who …?" and
+    "… of the repossessed assets area" still look in its gerencia."""
+
+    def analysed(question: str):
+        expansion = engine.glossary.expand(question) if engine.glossary else ""
+        return engine.analyse(question, question, expansion)
+
+    unit = "Área de Activos Extraordinarios"
+    for question, narrowed in [
+        ("Which unit auctions seized houses and hands them over to the repossessed assets area?", False),
+        ("¿Quién le entrega los inmuebles embargados al área de activos extraordinarios?", False),
+        ("In the repossessed assets area, who keeps the appraisals up to date?", True),
+        ("Who keeps the appraisals of the repossessed assets area up to date?", True),
+    ]:
+        a = analysed(question)
+        assert any(m.unit.name == unit for m in a.units), question
+        assert a.scoped is narrowed, question
+        if narrowed:
+            assert {m.gerencia for m in a.manuals} == {"Gerencia de Servicio al Cliente"}
+
+
 def test_a_position_named_through_the_glossary_needs_its_title_word(engine):
     """ "the quality control coordinator" names Coordinador de Control de Calidad; "el control de los
     contratos" names no "Administrador de Contratos" although "control" translates to "administrar"."""

@@ -69,6 +69,8 @@ _META_VERSION = cue("meta_version")
 _PAST = cue("past")
 # The words before a unit named as where something is done ("en la", "at an").
 _LOCATIVE = cue("locative")
+# Words before the unit a duty is done to or with ("… and hands them over to the", "coordina con el").
+_OTHER_PARTY = cue("other_party")
 # Each kind of change, as a question asks it and as a history line says it ("added" ~ "incorporación").
 CHANGE_KINDS = tuple(cue(f"kind_{k}") for k in ("created", "removed", "renamed", "moved", "split", "raised"))
 # "¿Qué puesto se encarga de …?": a position, where the manual assigns duties to units.
@@ -263,7 +265,10 @@ def analyse(
         strong = [
             m
             for m in strong
-            if m.unit.parent is None or m.start < 0 or m.in_expansion or _LOCATIVE.search(before[: m.start])
+            if m.unit.parent is None
+            or m.in_expansion
+            or (m.start < 0 and not _other_party(m, toks, spans))
+            or (m.start >= 0 and _LOCATIVE.search(before[: m.start]))
         ]
     manuals, scoped = resolve_scope(catalog, fixed, strong, positions)
     duty_cues = _duty_cues(catalog, q, expansion)
@@ -296,6 +301,19 @@ def _in_scope(
         manuals,
         True,
     )
+
+
+def _other_party(m: _Mention, toks: list[str], spans: list[tuple[int, int, str]]) -> bool:
+    """Whether a unit a question describes in its own words is the party a duty is done to or with ("Which
+    unit auctions seized houses and hands them over to the repossessed assets area?"), not where it is done:
+    the words before the first that says (or translates to) a word of its name end with "to the", "al"…"""
+    kinds = template().unit_words
+    name = {t for t in tokens(m.unit.name) if t not in STOP_ES and t not in kinds and len(t) > 2}
+    stems = {stem(t) for t in name}
+    cognates = {c for t in name if (c := _cognate(t))}
+    at = [k for k, w in enumerate(toks) if stem(w) in stems or (_cognate(w) or "") in cognates]
+    at += [i for i, _j, add in spans if set(tokens(add)) & name]
+    return bool(at) and bool(_OTHER_PARTY.search(" ".join(toks[: min(at)]) + " "))
 
 
 def owners_asked(q: str, units: list[_Mention], manuals: list[Manual]) -> list[_Mention]:
