@@ -96,6 +96,8 @@ def test_out_of_scope_declines_before_any_answerer(engine, monkeypatch):
         ("¿Fue buena idea eliminar el Área de Proyección Social?", True),
         ("¿Qué opinas del Área de Ventas?", True),
         ("how much commission does a Promotor de Créditos get per sale?", True),
+        ("which antivirus does the Fondo use on its computers?", True),
+        ("What code did this manual use before it was recoded?", False),  # its history says
         # Counts the manual does hold: positions, units, groups, versions.
         ("¿Cuántos puestos tiene el Área de Ventas?", False),
         ("How many working groups does the Gerencia have?", False),
