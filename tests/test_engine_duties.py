@@ -201,7 +201,7 @@ def test_a_unit_described_in_other_words_as_the_other_party_does_not_narrow_the_
     unit = "Área de Activos Extraordinarios"
     for question, narrowed in [
         ("Which unit auctions seized houses and hands them over to the repossessed assets area?", False),
-        ("¿Quién le entrega los inmuebles embargados al área de activos extraordinarios?", False),
+        ("¿Quién le entrega los inmuebles embargados al área de bienes adjudicados?", False),
         ("In the repossessed assets area, who keeps the appraisals up to date?", True),
         ("Who keeps the appraisals of the repossessed assets area up to date?", True),
     ]:

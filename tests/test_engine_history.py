@@ -525,6 +525,14 @@ def test_a_position_named_analyst_does_not_ask_who_prepared_the_version(others):
     d = _engine([m]).answer(f"When was the {post} position created?", "en", [])
     assert d.answered and post in d.text
     assert "prepared" not in d.text.lower()  # neither an analyst nor "the history does not say who"
+    # Nor a title in lower case, nor a duty's verb in a relative clause.
+    unit = next(u.name for u in m.units if u.parent is not None)
+    for asked in [
+        f"¿Cuándo se crearon los puestos de {post.split()[0].lower()} en la {m.gerencia}?",
+        f"¿Cuándo se creó la {unit}, que elabora los informes?",
+    ]:
+        d = _engine([m]).answer(asked, "es", [])
+        assert "Elaborada por" not in d.text and "no indica quién" not in d.text, asked
 
 
 def test_the_version_that_made_another_change_is_not_the_one_the_last_answer_showed(versions):
@@ -561,6 +569,7 @@ def test_when_a_unit_was_raised_to_another_kind_is_the_change_that_raised_it(oth
     for m, h, name in raised:
         for asked, lang in [
             (f"When was the {name} upgraded to a department?", "en"),
+            (f"When was the {name} raised to a department?", "en"),
             (f"¿Cuándo elevaron el {name} a departamento?", "es"),
         ]:
             d = engine.answer(asked, lang, [])
@@ -569,3 +578,11 @@ def test_when_a_unit_was_raised_to_another_kind_is_the_change_that_raised_it(oth
                 asked
             )
             assert m.gerencia in d.text
+
+
+def test_elevados_as_high_is_no_history_word(versions):
+    v10, _v11 = versions
+    d = _engine([v10]).answer(
+        "¿Qué funciones tiene el Área de Ventas para clientes con montos elevados?", "es", []
+    )
+    assert not any(c.section == "modificaciones" for c in d.citations)

@@ -98,6 +98,7 @@ def test_out_of_scope_declines_before_any_answerer(engine, monkeypatch):
         ("how much commission does a Promotor de Créditos get per sale?", True),
         ("which antivirus does the Fondo use on its computers?", True),
         ("What code did this manual use before it was recoded?", False),  # its history says
+        ("how much authority does the Jefe Área de Ventas have?", False),  # no amount of money
         # Counts the manual does hold: positions, units, groups, versions.
         ("¿Cuántos puestos tiene el Área de Ventas?", False),
         ("How many working groups does the Gerencia have?", False),

@@ -509,3 +509,20 @@ def test_an_english_possessive_is_no_unit_name(engine, question):
     assert _unknown_unit(engine, engine.analyse(question, question, "gerente oficina")) is None
     other = "Who heads the finance department?"
     assert _unknown_unit(engine, engine.analyse(other, other, "")) is not None
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Who reports to the Área de Seguros de Deuda y Daños?",
+        "¿Quiénes dependen del Área de Seguros de Deuda y Daños?",
+        "and which positions report directly to the Área de Seguros de Deuda y Daños?",
+    ],
+)
+def test_who_reports_to_a_unit_lists_those_below_it_not_its_own_boss(engine, manuals, question):
+    unit, _manual = _unit(manuals, "Área de Seguros de Deuda y Daños")
+    d = engine.answer(question, "es" if question.startswith("¿") else "en", [])
+    assert d.answered and all(f"- {p}" in d.text for p in unit.positions)
+    assert f"**{unit.parent}**" not in d.text  # not "the Jefe … reports to the Gerencia de Créditos"
+    own = engine.answer("Who does the Área de Seguros de Deuda y Daños report to?", "en", [])
+    assert f"reports to the **{unit.parent}**" in own.text

@@ -239,25 +239,28 @@ def _compose(
             lines.append(f"- «{c}»")
             if h.changes:
                 cites.append(_cite(m, None, "modificaciones", str(h.version), h.quote(c)))
-        if who:
+        if who and h.prepared_by:
             # "who prepared the version that removed it?": the row's analyst, beside the change it made.
-            if h.prepared_by:
-                lines.append(say("history_prepared", lang, who=h.prepared_by))
-                cites.append(_cite(m, None, "modificaciones", str(h.version), h.prepared_by))
-            else:
-                lines.append(say("history_prepared_unknown", lang))
+            lines.append(say("history_prepared", lang, who=h.prepared_by))
+            cites.append(_cite(m, None, "modificaciones", str(h.version), h.prepared_by))
         lines += _computed_changes(engine, m, h.version, lang)
+    if who and not any(h.prepared_by for h in entries):
+        lines.append(say("history_prepared_unknown", lang))
     lead = say("history_lead", lang, manual=manual_name(m))
     return Draft(lead + "\n" + "\n".join(lines), True, cites)
 
 
 def _asks_preparer(a: Query) -> bool:
     """Whether the question asks who prepared a version ("who was the analyst on the version that created
-    it?"), a position's name aside ("when was the Analista de Crédito created?" does not)."""
+    it?", "¿quién elaboró la versión que la eliminó?"), a position's name aside ("when was the Analista de
+    Crédito created?" does not) and a duty's verb too ("la sección, que redacta las escrituras")."""
     rest = a.q
     for p in sorted((fold(x) for x in a.positions), key=len, reverse=True):
         rest = rest.replace(p, " ")
-    return bool(_META_PREPARED.search(rest))
+    return bool(_ASKS_PREPARER.search(rest))
+
+
+_ASKS_PREPARER = cue("asks_preparer")
 
 
 def _computed_changes(engine: GroundedEngine, m: Manual, version: int, lang: Lang) -> list[str]:

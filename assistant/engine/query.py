@@ -306,14 +306,23 @@ def _in_scope(
 def _other_party(m: _Mention, toks: list[str], spans: list[tuple[int, int, str]]) -> bool:
     """Whether a unit a question describes in its own words is the party a duty is done to or with ("Which
     unit auctions seized houses and hands them over to the repossessed assets area?"), not where it is done:
-    the words before the first that says (or translates to) a word of its name end with "to the", "al"…"""
+    the words before a run of words that say (or translate to) words of its name end with "to the", "al"…"""
     kinds = template().unit_words
     name = {t for t in tokens(m.unit.name) if t not in STOP_ES and t not in kinds and len(t) > 2}
     stems = {stem(t) for t in name}
     cognates = {c for t in name if (c := _cognate(t))}
-    at = [k for k, w in enumerate(toks) if stem(w) in stems or (_cognate(w) or "") in cognates]
-    at += [i for i, _j, add in spans if set(tokens(add)) & name]
-    return bool(at) and bool(_OTHER_PARTY.search(" ".join(toks[: min(at)]) + " "))
+    said = {k for k, w in enumerate(toks) if stem(w) in stems or (_cognate(w) or "") in cognates}
+    said |= {k for i, j, add in spans if set(tokens(add)) & name for k in range(i, j)}
+    # Each run of such words is one description ("repossessed properties … the repossessed assets area").
+    starts = [k for k in sorted(said) if k - 1 not in said]
+    return any(_OTHER_PARTY.search(" ".join(toks[: _before_kind(toks, k, kinds)]) + " ") for k in starts)
+
+
+def _before_kind(toks: list[str], k: int, kinds: frozenset[str]) -> int:
+    """Where a unit's description starts once its kind word is counted in ("al área de | bienes adjudicados")."""
+    while k > 0 and (toks[k - 1] in kinds or toks[k - 1] in ("de", "del", "of")):
+        k -= 1
+    return k
 
 
 def owners_asked(q: str, units: list[_Mention], manuals: list[Manual]) -> list[_Mention]:

@@ -59,10 +59,9 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
     unit, manual = target.unit, target.manual
     if unit.parent is not None and _BELONGS.search(q) and not a.positions and not _POSITIONS.search(q):
         return _places(engine, lang, a, target)
-    if _POSITIONS.search(q) and _asks_reports(q) and not _FUNCTIONS.search(q):
-        return _positions(
-            engine, lang, [t.unit for t in a.units], manual
-        )  # "qué puestos dependen del Gerente"
+    if (_POSITIONS.search(q) or _REPORTS_TO_IT.search(q)) and _asks_reports(q) and not _FUNCTIONS.search(q):
+        # "qué puestos dependen del Gerente", "who reports to the repossessed assets area?": those below it.
+        return _positions(engine, lang, [t.unit for t in a.units], manual)
     if _asks_reports(q) and not _HEAD.search(q):
         return _unit_reports(engine, lang, unit, manual)
     if _HEAD.search(q) and not topic and not _lists_positions(engine, a):
@@ -186,6 +185,8 @@ def _asked_groups(engine: GroundedEngine, a: Query, lang: Lang, topic: bool) -> 
 
 
 _STANDS_FOR = cue("stands_for")
+# "Who reports to X?", "¿quiénes dependen de X?": those below X, not whom X reports to.
+_REPORTS_TO_IT = cue("reports_to_it")
 
 
 def _stands_for(engine: GroundedEngine, a: Query, lang: Lang) -> Draft | None:
