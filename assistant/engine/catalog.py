@@ -28,7 +28,7 @@ _UNIT_WORDS = template().unit_words
 _POSITION_WORDS = template().position_words
 _PUNCTUATION = "¿?¡!.,;:()"
 # Words that lead from one unit to another ("elevado de Área a Departamento", "upgraded to a department").
-_TO_WORDS = frozenset(["a", "al", "to", "into", "en"])
+_TO_WORDS = frozenset(cue_words("unit_to_unit"))
 # Words that join the parts of a unit's name ("Departamento de Contratación y Escrituración").
 _NAME_LINKS = frozenset(cue_words("name_links"))
 

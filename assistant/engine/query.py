@@ -320,9 +320,13 @@ def _other_party(m: _Mention, toks: list[str], spans: list[tuple[int, int, str]]
 
 def _before_kind(toks: list[str], k: int, kinds: frozenset[str]) -> int:
     """Where a unit's description starts once its kind word is counted in ("al área de | bienes adjudicados")."""
-    while k > 0 and (toks[k - 1] in kinds or toks[k - 1] in ("de", "del", "of")):
+    while k > 0 and (toks[k - 1] in kinds or toks[k - 1] in _DESCRIPTION_LINKS):
         k -= 1
     return k
+
+
+# The words between a unit's kind word and the words that describe it ("área de", "department of").
+_DESCRIPTION_LINKS = frozenset(cue_words("description_links"))
 
 
 def owners_asked(q: str, units: list[_Mention], manuals: list[Manual]) -> list[_Mention]:
