@@ -171,6 +171,11 @@ def condense(
         folded = f"{folded} || {fixed}" if fixed != folded else folded
     if units_now and not named_outright(units_now) and _determined_noun(folded):
         units_now = []  # "el manual de esa gerencia": a word several gerencias share, pointing back
+    pointed = _pointed_beside(folded, units_now, history, catalog)
+    if pointed:
+        # "¿y esa área siempre ha estado en la Gerencia de Créditos?": the area the conversation named, asked
+        # about beside the gerencia the question names.
+        return f"{question} ({pointed.unit.name})"
     previous_user = [u for u, _a in history if u.strip()]
     swapped = _swap_version(folded, previous_user) if _SWAP.search(folded) and len(words) <= 8 else None
     if swapped:
@@ -337,6 +342,21 @@ def _determined_noun(folded: str, unit_words_only: bool = False) -> str | None:
     for word, after in itertools.pairwise(words):
         if word in _DEMONSTRATIVES and after and after not in STOP_ES and after not in STOP_EN:
             return after if not unit_words_only or after in template().unit_words else None
+    return None
+
+
+def _pointed_beside(
+    folded: str, units_now: list[_Mention], history: History, catalog: Catalog
+) -> _Mention | None:
+    """The unit a demonstrative's unit word points back to ("esa área", "that section") when the question also
+    names units of its own that the word does not fit: the latest turn naming a unit it fits."""
+    noun = _determined_noun(folded, unit_words_only=True) if units_now else None
+    if not noun or any(catalog.mention_by_word(noun, m.unit.name) for m in units_now):
+        return None
+    for user, bot in reversed(history):
+        found = catalog.mention_by_word(noun, _pointing(bot, catalog)) or catalog.mention_by_word(noun, user)
+        if found:
+            return found
     return None
 
 

@@ -148,6 +148,24 @@ def test_which_position_says_when_no_title_names_the_topic(engine, manuals):
     assert d.answered and "ningún puesto lleva ese tema en su nombre" in d.text
 
 
+def test_asking_for_anyone_names_the_answering_units_positions_titled_for_the_topic(engine, manuals):
+    """ "Does it have anyone for X?" asks for a person: the answer adds the answering unit's positions named for
+    the topic, and adds nothing when no title names it (no "no position is named" on a plain duty question)."""
+    m = manuals[0]
+    unit = m.unit("Área de Atención al Cliente")
+    titled = [p for p in unit.positions if "Electrónicos" in p]
+    f = next(f for f in unit.functions if "electrónicos" in f.text)
+    hit = _hit(m, unit.name, f.numeral)
+    d = engine.answer("¿Hay alguien para los servicios electrónicos?", "es", [hit])
+    assert d.answered and titled and all(f"**{p}** ({unit.name})" in d.text for p in titled)
+    plain = engine.answer("¿Quién se encarga de los servicios electrónicos?", "es", [hit])
+    assert plain.answered and not any(p in plain.text for p in titled)
+    other = engine.answer(
+        "does anyone there develop the plan comercial?", "en", [_hit(m, "Área de Ventas", "ii")]
+    )
+    assert other.answered and "position" not in other.text
+
+
 def test_which_position_with_no_duty_line_names_the_positions_titled_for_it(engine, manuals):
     titled = [(p, u) for m in manuals for u in m.units for p in u.positions if "Ventanilla" in p]
     d = engine.answer("¿Qué puesto atiende la ventanilla?", "es", [])
@@ -338,6 +356,25 @@ def test_a_demonstrative_noun_points_at_a_unit_the_conversation_named(engine):
     history.append((vigente, "Según el *Manual … Gerencia Legal* (901 0907): Está vigente desde …"))
     after = condense("and what was its code before it was recoded?", history, engine.catalog)
     assert after.endswith("(manual Gerencia Legal)")
+
+
+def test_a_demonstrative_points_back_beside_a_unit_the_question_names(engine):
+    """ "¿y esa área siempre ha estado en la Gerencia de Créditos?": the question names a gerencia, and "esa área"
+    is still the area the conversation named; "esa área de la Gerencia Legal" naming an área itself borrows
+    nothing, nor does a unit word no earlier turn fits."""
+    from assistant.chain import condense
+
+    answer = (
+        "According to the manual, this is handled by **Área de Seguros de Deuda y Daños** (Gerencia de "
+        "Créditos) (headed by the Jefe Área de Seguros), function iv: > «Gestionar las indemnizaciones …»"
+    )
+    history = [("who handles the insurance compensation?", answer)]
+    asked = "¿y esa área siempre ha estado en la Gerencia de Créditos?"
+    assert condense(asked, history, engine.catalog) == f"{asked} (Área de Seguros de Deuda y Daños)"
+    named = "¿y esa Área de Litigios siempre ha estado en la Gerencia Legal?"
+    assert condense(named, history, engine.catalog) == named
+    unfit = "¿y esa sección siempre ha estado en la Gerencia de Créditos?"
+    assert condense(unfit, history, engine.catalog) == unfit
 
 
 def test_a_follow_up_with_a_topic_of_its_own_is_asked_anew(engine):

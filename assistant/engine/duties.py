@@ -12,6 +12,7 @@ from assistant.cues import cue_words
 from assistant.engine.catalog import _cognate, _Mention, _whole_words
 from assistant.engine.common import Draft, Lang, _cite, _quote_block, decline, unit_label
 from assistant.engine.query import (
+    _ASKS_PERSON,
     _GREETINGS,
     _LOCATIVE,
     _PLURAL_UNITS,
@@ -357,9 +358,15 @@ def _as_hit(hits: list[Hit], s: Scored) -> Hit:
 def _with_positions(
     engine: GroundedEngine, a: Query, lang: Lang, draft: Draft, kept: list[Hit], topic: str
 ) -> Draft:
-    """The answer, and for "which position …?" the positions named for the topic."""
+    """The answer, and for "which position …?" the positions named for the topic (for "does it have anyone for
+    …?", those of the answering units named for it, if any)."""
     if _WHICH_POSITION.search(a.q):
         draft.text += "\n\n" + _named_positions(engine, lang, kept, topic, _named_places(a))
+    elif _ASKS_PERSON.search(a.q):
+        units = [p for h in kept if (p := engine.catalog.unit(h.chunk.unit or "", h.chunk.manual_id))]
+        found = _titled_for(engine, units, topic, _named_places(a))
+        if found:
+            draft.text += "\n\n" + say("duties_positions_named", lang, positions=_shown(found))
     return draft
 
 
@@ -370,17 +377,24 @@ def _named_positions(
     answering units (or, failing them, of the same manuals) named for the topic, told as such."""
     units = [p for h in kept if (p := engine.catalog.unit(h.chunk.unit or "", h.chunk.manual_id))]
     manuals = {h.chunk.manual_id for h in kept}
-    # Titles are Spanish: the topic's glossary translation first ("credit recovery" → "créditos recuperación"),
-    # then its own words.
-    found: list[tuple[str, Unit, Manual]] = []
-    for words in (engine.glossary.expand(topic) if engine.glossary else "", topic):
-        found = found or titled_positions(units, words, places)
-        found = found or titled_positions(
-            [(u, m) for u, m in engine.catalog.units if m.id in manuals], words, places
-        )
+    found = _titled_for(engine, units, topic, places) or _titled_for(
+        engine, [(u, m) for u, m in engine.catalog.units if m.id in manuals], topic, places
+    )
     if not found:
         return say("duties_positions_not_named", lang)
     return say("duties_positions_named", lang, positions=_shown(found))
+
+
+def _titled_for(
+    engine: GroundedEngine, units: list[tuple[Unit, Manual]], topic: str, places: set[str]
+) -> list[tuple[str, Unit, Manual]]:
+    """The units' positions named for the topic: titles are Spanish, so the topic's glossary translation is
+    tried first ("credit recovery" → "créditos recuperación"), then its own words."""
+    for words in (engine.glossary.expand(topic) if engine.glossary else "", topic):
+        found = titled_positions(units, words, places)
+        if found:
+            return found
+    return []
 
 
 def titled_positions(

@@ -75,6 +75,8 @@ _OTHER_PARTY = cue("other_party")
 CHANGE_KINDS = tuple(cue(f"kind_{k}") for k in ("created", "removed", "renamed", "moved", "split", "raised"))
 # "¿Qué puesto se encarga de …?": a position, where the manual assigns duties to units.
 _WHICH_POSITION = cue("which_position")
+# "does that area have anyone for quality control?": a person, so a position, is asked for.
+_ASKS_PERSON = cue("asks_person")
 # A change history entry that gave the manual a new code ("Recodificación del instrumento 901 231 905 por …").
 _RECODE = cue("recode")
 _META_VERSIONS = cue("meta_versions")
