@@ -166,6 +166,18 @@ def test_asking_for_anyone_names_the_answering_units_positions_titled_for_the_to
     assert other.answered and "position" not in other.text
 
 
+def test_asking_whether_there_are_notaries_names_the_positions_titled_so(engine, manuals):
+    """ "¿Hay notarios en la Gerencia Legal?" with no duty line: the positions whose titles hold every word of the
+    topic, rank words too; a topic no title holds whole ("audite créditos") is still declined."""
+    legal = next(m for m in manuals if "Legal" in m.gerencia)
+    titled = [(p, u) for u in legal.units for p in u.positions if p.startswith("Notario")]
+    d = engine.answer("¿Hay notarios en la Gerencia Legal?", "es", [])
+    assert d.answered and titled and all(f"**{p}** ({u.name})" in d.text for p, u in titled)
+    assert {c.manual_code for c in d.citations} == {legal.code}
+    assert not engine.answer("¿Hay alguien que audite los créditos?", "es", []).answered
+    assert not engine.answer("¿Quién da fe de los notarios?", "es", []).answered  # no existence asked
+
+
 def test_which_position_with_no_duty_line_names_the_positions_titled_for_it(engine, manuals):
     titled = [(p, u) for m in manuals for u in m.units for p in u.positions if "Ventanilla" in p]
     d = engine.answer("¿Qué puesto atiende la ventanilla?", "es", [])

@@ -63,6 +63,9 @@ def who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -
     draft = _who_handles(engine, a, lang, hits)
     if not draft.answered and _WHICH_POSITION.search(a.q):
         return _positions_only(engine, a, lang) or draft
+    if not draft.answered and _ASKS_PERSON.search(a.q):
+        # "¿hay notarios en la Gerencia Legal?": no duty line, but positions whose titles say the whole topic.
+        return _positions_only(engine, a, lang, whole=True) or draft
     return draft
 
 
@@ -364,7 +367,8 @@ def _with_positions(
         draft.text += "\n\n" + _named_positions(engine, lang, kept, topic, _named_places(a))
     elif _ASKS_PERSON.search(a.q):
         units = [p for h in kept if (p := engine.catalog.unit(h.chunk.unit or "", h.chunk.manual_id))]
-        found = _titled_for(engine, units, topic, _named_places(a))
+        places = _named_places(a)
+        found = _titled_for(engine, units, topic, places) or _titled_for(engine, units, topic, places, True)
         if found:
             draft.text += "\n\n" + say("duties_positions_named", lang, positions=_shown(found))
     return draft
@@ -386,12 +390,16 @@ def _named_positions(
 
 
 def _titled_for(
-    engine: GroundedEngine, units: list[tuple[Unit, Manual]], topic: str, places: set[str]
+    engine: GroundedEngine,
+    units: list[tuple[Unit, Manual]],
+    topic: str,
+    places: set[str],
+    whole: bool = False,
 ) -> list[tuple[str, Unit, Manual]]:
     """The units' positions named for the topic: titles are Spanish, so the topic's glossary translation is
     tried first ("credit recovery" → "créditos recuperación"), then its own words."""
     for words in (engine.glossary.expand(topic) if engine.glossary else "", topic):
-        found = titled_positions(units, words, places)
+        found = titled_positions(units, words, places, whole)
         if found:
             return found
     return []
@@ -401,15 +409,24 @@ def titled_positions(
     units: list[tuple[Unit, Manual]],
     topic: str,
     places: Collection[str] = (),
+    whole: bool = False,
 ) -> list[tuple[str, Unit, Manual]]:
     """The positions whose titles are made of the topic's words ("Asistente Servicios Electrónicos" for
     "servicios electrónicos"): a title's own words (not its rank, "Asistente", nor its unit's name) all in the
-    topic, and at least half of the topic's words (without the words of the ``places`` it names)."""
+    topic, and at least half of the topic's words (without the words of the ``places`` it names). When
+    ``whole``, the titles holding every word of the topic, its rank words too ("¿hay notarios?" → the
+    Notario Coordinador and the Notario Institucional)."""
     generic, asked = _title_frame()
-    wanted = set(lexical_terms(topic)) - generic - asked - set(places)
+    wanted = set(lexical_terms(topic)) - asked - set(places)
+    if not whole:
+        wanted -= generic
     found = []
     for u, m in units:
         for p in u.positions:
+            if whole:
+                if wanted and wanted <= set(lexical_terms(p)):
+                    found.append((p, u, m))
+                continue
             own = set(lexical_terms(p)) - generic - set(lexical_terms(u.name))
             if own and own <= wanted and len(own) >= len(wanted) / 2:
                 found.append((p, u, m))
@@ -433,10 +450,14 @@ def _shown(found: list[tuple[str, Unit, Manual]]) -> str:
     return ", ".join(dict.fromkeys(f"**{p}** ({u.name})" for p, u, _m in found))
 
 
-def _positions_only(engine: GroundedEngine, a: Query, lang: Lang) -> Draft | None:
-    """ "¿Qué puesto atiende la ventanilla?" when no duty line covers it: the positions named for the topic."""
+def _positions_only(engine: GroundedEngine, a: Query, lang: Lang, whole: bool = False) -> Draft | None:
+    """ "¿Qué puesto atiende la ventanilla?" when no duty line covers it: the positions named for the topic
+    (``whole``: titled with every word of it)."""
     units = [(u, m) for u, m in engine.catalog.units if not a.manuals or m in a.manuals]
-    found = titled_positions(units, topic_phrase(engine, a), _named_places(a))
+    topic, places = topic_phrase(engine, a), _named_places(a)
+    found = (
+        _titled_for(engine, units, topic, places, whole) if whole else titled_positions(units, topic, places)
+    )
     if not found:
         return None
     cites = [_cite(m, u.name, "organigrama", None, p) for p, u, m in found]
