@@ -586,3 +586,42 @@ def test_elevados_as_high_is_no_history_word(versions):
         "¿Qué funciones tiene el Área de Ventas para clientes con montos elevados?", "es", []
     )
     assert not any(c.section == "modificaciones" for c in d.citations)
+
+
+def test_a_position_only_the_history_names_asked_about_as_if_in_force_gets_its_history(versions):
+    """ "¿Existe el puesto de X?", "is there an X?" for a position the version in force no longer has: the
+    answer says it is not in the structure in force and quotes the history rows naming it; asked with a
+    history cue ("when was it eliminated?"), the rows alone."""
+    from assistant.engine import Catalog
+
+    v10, _v11 = versions
+    current = {fold(p) for u in v10.units for p in u.positions}
+    quoted = " ".join(c for h in v10.history for c in h.changes)
+    gone = next(p for p in Catalog([v10]).history_positions(quoted) if p not in current)
+    title = next(
+        c[c.lower().find(gone) :][: len(gone)] for h in v10.history for c in h.changes if gone in fold(c)
+    )
+    rows = [h for h in v10.history if any(gone in fold(c) for c in h.changes)]
+    engine = _engine([v10])
+    for question, lang, lead in (
+        (f"¿Existe el puesto de {title}?", "es", "no figura en la estructura vigente"),
+        (f"is there a {title}?", "en", "is not in the structure in force"),
+    ):
+        d = engine.answer(question, lang, [])
+        assert d.answered and d.text.startswith(f"**{title}** {lead}")
+        assert all(f"**{'Versión' if lang == 'es' else 'Version'} {h.version}**" in d.text for h in rows)
+    cued = engine.answer(f"When was the {title} position eliminated?", "en", [])
+    assert cued.answered and "not in the structure in force" not in cued.text
+
+
+def test_a_name_the_structure_or_duty_lines_still_use_is_not_gone(versions, others):
+    """The "Comité de Créditos" a history names is no former unit: duty lines and the "Unidad de Secretaría del
+    Comité de Créditos" name it, so a question about that unit gets no "not in the structure in force" answer."""
+    from assistant.engine import Catalog
+
+    catalog = Catalog([versions[0], *others])
+    asked = "¿Quién dirige la Unidad de Secretaría del Comité de Créditos?"
+    assert catalog.history_names(asked) and catalog.gone(asked) == []
+    d = _engine([versions[0], *others]).answer(asked, "es", [])
+    assert "no figura en la estructura vigente" not in d.text
+    assert catalog.gone("¿Existe el puesto de Coordinador de Ventas?") == ["coordinador de ventas"]

@@ -195,6 +195,7 @@ class Catalog:
         self._manual_of = {id(u): m for u, m in self.units}
         self._history_texts: dict[str, str] = {}
         self._history_stems: frozenset[str] | None = None
+        self._in_force_text: str | None = None
         self.unit_aliases: list[tuple[str, Unit, Manual]] = []
         # "la gerencia", "the Director": the first word of a top unit's name or of its head's title names it
         # when no other served manual's top unit shares that word.
@@ -481,6 +482,20 @@ class Catalog:
             if any(s == ts or (noun and c is not None and c == tc) for ts, tc in self._titles):
                 return True
         return False
+
+    def gone(self, text: str) -> list[str]:
+        """The units and positions a text names that only a change history knows: in no served manual's
+        structure or duty lines ("el puesto de Coordinador de Ventas"; not the "Comité de Créditos" that duty
+        lines and the "Unidad de Secretaría del Comité de Créditos" name). Folded, positions first."""
+        if self._in_force_text is None:
+            parts = [
+                t
+                for u, _m in self.units
+                for t in (u.name, u.head or "", *u.positions, u.objective, *(f.text for f in u.functions))
+            ]
+            self._in_force_text = " || ".join(fold(t) for t in parts)
+        named = self.history_positions(text) + self.history_names(text)
+        return [n for n in dict.fromkeys(named) if n not in self._in_force_text]
 
     def names_former(self, text: str) -> bool:
         """Whether a text names a unit or position only a change history knows ("el Área de Proyección

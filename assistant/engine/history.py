@@ -59,7 +59,23 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
         # "¿Por qué eliminaron el puesto?": a change table records what changed, never why. Say so, and show
         # what it records, without claiming an answer.
         return Draft(say("history_no_reasons", lang) + "\n" + found.text, False, found.citations)
+    gone = _not_in_force(engine, a) if found is not None else None
+    if found is not None and gone:
+        found.text = say("history_not_in_force", lang, name=gone) + "\n" + found.text
     return found
+
+
+def _not_in_force(engine: GroundedEngine, a: Query) -> str | None:
+    """A unit or position only a change history knows, asked about as if it were in force ("¿Existe el puesto
+    de Coordinador de Ventas?", no history cue): its name, as the question writes it."""
+    if history_cue(a) or _WHEN_ASKED.search(a.q):
+        return None
+    gone = engine.catalog.gone(a.q)
+    if not gone:
+        return None
+    folded = fold(a.text)
+    at = folded.find(gone[0])
+    return a.text[at : at + len(gone[0])] if at >= 0 and len(folded) == len(a.text) else gone[0]
 
 
 def _history_for(
@@ -165,8 +181,10 @@ def _asks_history(engine: GroundedEngine, a: Query, hits: list[Hit]) -> bool:
     if number or strong_history(a):
         return True
     if not cue:
-        # "when did it get its own organigrama?" (Sucursal Paseo): a unit's or position's dates are its history.
-        return bool(_WHEN_ASKED.search(q) and (a.units or a.positions))
+        # "when did it get its own organigrama?" (Sucursal Paseo): a unit's or position's dates are its history;
+        # "¿Existe el puesto de Coordinador de Ventas?": of a name only a history knows, its history is all the
+        # manuals say.
+        return bool((_WHEN_ASKED.search(q) and (a.units or a.positions)) or engine.catalog.gone(q))
     return bool(
         top_is_history
         or a.positions
