@@ -526,3 +526,35 @@ def test_who_reports_to_a_unit_lists_those_below_it_not_its_own_boss(engine, man
     assert f"**{unit.parent}**" not in d.text  # not "the Jefe … reports to the Gerencia de Créditos"
     own = engine.answer("Who does the Área de Seguros de Deuda y Daños report to?", "en", [])
     assert f"reports to the **{unit.parent}**" in own.text
+
+
+@pytest.mark.parametrize(
+    ("question", "lang", "word"),
+    [
+        ("Which units are headed by a coordinator?", "en", "coordinator"),
+        ("¿Qué unidades están a cargo de un coordinador?", "es", "coordinador"),
+        ("which of them is headed by a notary?", "en", "notary"),
+    ],
+)
+def test_the_units_headed_by_a_rank_are_those_whose_heads_title_opens_with_it(
+    engine, manuals, question, lang, word
+):
+    """The rank word as the manual writes it or as its English cognate: every unit whose head's title opens
+    with it, per manual, each with its head; no other unit."""
+    from assistant.engine.catalog import _cognate
+
+    key = _cognate(word)
+    headed = [(u, m) for m in manuals for u in m.units if u.head and _cognate(fold(u.head).split()[0]) == key]
+    others = [u for m in manuals for u in m.units if u.head and all(u is not h for h, _m in headed)]
+    assert headed and others
+    d = engine.answer(question, lang, [])
+    assert d.answered
+    assert all(f"**{u.name}** — {u.head}" in d.text for u, _m in headed)
+    assert not any(f"**{u.name}** —" in d.text for u in others)
+    assert {(c.manual, c.unit) for c in d.citations} == {(m.id, u.name) for u, m in headed}
+
+
+def test_a_rank_no_head_holds_lists_no_units(engine):
+    """ "a cargo de un proceso": no head title opens with the word, so the structure does not answer it."""
+    d = engine.answer("¿Qué unidad está a cargo de un proceso de cobro judicial?", "es", [])
+    assert "a cargo de un puesto de" not in d.text

@@ -47,7 +47,11 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
         about = _about_position(engine, a, lang, topic)
         if about is not None:
             return about
-    groups = _asked_groups(engine, a, lang, topic) or _units_of_kind(engine, a, lang)
+    groups = (
+        _asked_groups(engine, a, lang, topic)
+        or _units_of_kind(engine, a, lang)
+        or _headed_by(engine, a, lang)
+    )
     if groups is not None:
         return groups
     if not a.units:
@@ -256,6 +260,37 @@ def _units_of_kind(engine: GroundedEngine, a: Query, lang: Lang) -> Draft | None
         drafts.append(Draft(lead + "\n" + "\n".join(rows), True, cites))
     if not drafts:
         return Draft(say("structure_units_of_kind_none", lang, kind=kind), False)
+    return per_manual(drafts, lang)
+
+
+_HEADED_BY = cue("headed_by")
+
+
+def _headed_by(engine: GroundedEngine, a: Query, lang: Lang) -> Draft | None:
+    """ "Which units are headed by a coordinator?", "¿qué unidades están a cargo de un coordinador?": the units
+    whose head's title opens with that rank word (as the manual writes it, or its English cognate), in each
+    manual asked about; None when no head title opens with it."""
+    found = _HEADED_BY.search(a.q)
+    if not found or _WHO.search(a.q):
+        return None
+    word = next(g for g in found.groups() if g)
+    keys = {word, _singular(word)}
+    cognate = _cognate(word)
+
+    def ranked(title: str) -> bool:
+        first = fold(title).split()[0]
+        return first in keys or (cognate is not None and _cognate(first) == cognate)
+
+    drafts = []
+    for m in a.manuals:
+        units = [u for u in m.units if u.head and ranked(u.head)]
+        if not units:
+            continue
+        rows = [f"- **{u.name}** — {u.head}" for u in units]
+        rank = units[0].head.split()[0] if units[0].head else word
+        lead = say("structure_headed_by", lang, gerencia=m.gerencia, code=m.code, rank=rank)
+        cites = [_cite(m, u.name, "organigrama", None, u.chart_quote()) for u in units]
+        drafts.append(Draft(lead + "\n" + "\n".join(rows), True, cites))
     return per_manual(drafts, lang)
 
 
