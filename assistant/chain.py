@@ -27,7 +27,15 @@ from assistant.cues import cue, cue_vocabulary, cue_words
 from assistant.embed import get_embedder
 from assistant.engine import Catalog, Draft, GroundedEngine, load_scope
 from assistant.engine.catalog import _Mention, named_outright, short_name
-from assistant.engine.query import _COUNT, _HISTORY_STRONG, CHANGE_KINDS, FollowUp, owners_asked
+from assistant.engine.query import (
+    _COUNT,
+    _HEAD,
+    _HISTORY_STRONG,
+    _POSITIONS,
+    CHANGE_KINDS,
+    FollowUp,
+    owners_asked,
+)
 from assistant.errors import AssistantError, StoreUnavailableError
 from assistant.models import Answer, Hit, Manual
 from assistant.phrases import say
@@ -83,6 +91,7 @@ _LATEST = cue("latest")  # "la última versión", "the current one": a version n
 _ASKS = re.compile(
     r"\b(who|whom|when|what|where|which|why|how|quien|quienes|cuando|cual|cuales|donde|como)\b"
 )
+_ASKS_ANY = re.compile(_ASKS.pattern.replace("quien|", "quien|que|"))  # "qué" too: "¿y a qué …?"
 _VERSION_REF = re.compile(r"\b(version|v\.?)\s*(\d+)\b")
 # A version an answer is about ("**Versión 9** (20 de mayo de 2015)", "Version 5 (December 19, 2011)").
 _VERSION_SHOWN = re.compile(
@@ -254,12 +263,9 @@ def _borrow(
             mentions = _named(catalog, bot)
             if mentions and _DUTY_ANSWER.search(bot):
                 return f"{question} ({mentions[0].unit.name})"
-        mentions = _named(catalog, user)
-        if mentions and mentions[0].unit.parent is None and _ABOUT_MANUAL.search(fold(user)):
-            # "and when was it first created?" after "¿En qué versión va el manual de la Gerencia de Créditos?"
-            return f"{question} (manual {mentions[0].unit.name})"
-        if mentions:
-            return f"{question} ({mentions[0].unit.name})"
+        of_user = _unit_asked_before(question, folded, own, user, catalog)
+        if of_user:
+            return of_user
         former = catalog.history_names(user)
         if former:
             return f"{question} ({former[0]})"  # a unit only the change history names
@@ -276,6 +282,30 @@ def _borrow(
         if mentions:
             return f"{question} ({mentions[0].unit.name})"
     return question
+
+
+def _unit_asked_before(question: str, folded: str, own: list[str], user: str, catalog: Catalog) -> str | None:
+    """The follow-up with the unit an earlier question named (its manual, or its positions, where asked)."""
+    mentions = _named(catalog, user)
+    if not mentions:
+        return None
+    if (
+        own
+        and _SWAP.search(folded)
+        and not _ASKS_ANY.search(folded)
+        and _POSITIONS.search(fold(user))
+        and not _HEAD.search(fold(user))
+        and catalog.titled_in(mentions[0].unit, own)
+    ):
+        # "¿y con servicios móviles?" after "Which positions in the Área de Ventas deal with notifications?":
+        # that unit's positions, for a new topic its position titles name (a follow-up asking something of its
+        # own, "¿y a qué subgerencia pertenece?", "¿y el objetivo?", asks that instead).
+        asked = "puestos" if detect_language(question) == "es" else "positions"
+        return f"{question} ({mentions[0].unit.name}, {asked})"
+    if mentions[0].unit.parent is None and _ABOUT_MANUAL.search(fold(user)):
+        # "and when was it first created?" after "¿En qué versión va el manual de la Gerencia de Créditos?"
+        return f"{question} (manual {mentions[0].unit.name})"
+    return f"{question} ({mentions[0].unit.name})"
 
 
 def _pointing(bot: str, catalog: Catalog) -> str:
@@ -348,11 +378,11 @@ def _determined_noun(folded: str, unit_words_only: bool = False) -> str | None:
 def _pointed_beside(
     folded: str, units_now: list[_Mention], history: History, catalog: Catalog
 ) -> _Mention | None:
-    """The unit a demonstrative's unit word points back to ("esa área", "that section") when the question also
-    names units of its own that the word does not fit: the latest turn naming a unit it fits."""
+    """The unit a demonstrative's unit word points back to ("esa área", "that section") when the question names
+    only gerencias besides: the latest turn naming a unit the word fits."""
     noun = _determined_noun(folded, unit_words_only=True) if units_now else None
-    if not noun or any(catalog.mention_by_word(noun, m.unit.name) for m in units_now):
-        return None
+    if not noun or any(m.unit.parent is not None for m in units_now):
+        return None  # "¿Y la Sección de Registro? ¿quién es el jefe de esa área?": the unit it names
     for user, bot in reversed(history):
         found = catalog.mention_by_word(noun, _pointing(bot, catalog)) or catalog.mention_by_word(noun, user)
         if found:

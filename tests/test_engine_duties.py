@@ -387,6 +387,37 @@ def test_a_demonstrative_points_back_beside_a_unit_the_question_names(engine):
     assert condense(named, history, engine.catalog) == named
     unfit = "¿y esa sección siempre ha estado en la Gerencia de Créditos?"
     assert condense(unfit, history, engine.catalog) == unfit
+    # A unit below the gerencia named in the question is what "esa área" loosely means.
+    loose = "¿Y la Sección de Registro? ¿quién es el jefe de esa área?"
+    assert condense(loose, history, engine.catalog) == loose
+
+
+def test_a_short_follow_up_to_a_positions_question_asks_that_units_positions_for_its_topic(engine):
+    """ "¿y con servicios móviles?" after "Which positions in the Área de Ventas deal with notifications?": the
+    same unit's positions, for the new topic; after a duty question it borrows the unit alone."""
+    from assistant.chain import condense
+
+    history = [("Which positions in the Área de Ventas deal with notifications?", "**Área de Ventas** (17 …")]
+    out = condense("¿y con servicios móviles?", history, engine.catalog)
+    assert out == "¿y con servicios móviles? (Área de Ventas, puestos)"
+    assert condense("and with servicios móviles?", history, engine.catalog).endswith(
+        "(Área de Ventas, positions)"
+    )
+    duty = [
+        ("¿Qué hace el Área de Ventas con las ferias?", "Según el manual, se encarga **Área de Ventas** …")
+    ]
+    assert condense("¿y con servicios móviles?", duty, engine.catalog).endswith("(Área de Ventas)")
+    # A follow-up asking something of its own, or whose words no title there holds, asks that of the same unit.
+    for own in (
+        "¿y a qué subgerencia pertenece?",
+        "and whom does that head report to?",
+        "¿y el objetivo?",
+        "¿y el jefe?",
+    ):
+        assert condense(own, history, engine.catalog) == f"{own} (Área de Ventas)"
+    # "a cargo" is no positions question.
+    head = [("¿Quién está a cargo del Área de Ventas?", "**Área de Ventas** (17 puestos, jefatura: …")]
+    assert not condense("¿y de las notificaciones?", head, engine.catalog).endswith("puestos)")
 
 
 def test_a_follow_up_with_a_topic_of_its_own_is_asked_anew(engine):

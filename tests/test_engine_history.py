@@ -625,3 +625,8 @@ def test_a_name_the_structure_or_duty_lines_still_use_is_not_gone(versions, othe
     d = _engine([versions[0], *others]).answer(asked, "es", [])
     assert "no figura en la estructura vigente" not in d.text
     assert catalog.gone("¿Existe el puesto de Coordinador de Ventas?") == ["coordinador de ventas"]
+    # A run the history quotes past a title in force, or a title in force spelt another way, is in force.
+    assert (
+        catalog.gone("¿Existe el puesto de Auxiliar de Ventanilla en el Área de Atención al Cliente?") == []
+    )
+    assert catalog.gone("¿Hay un gestor de recuperación administrativa en la Agencia San Miguel?") == []

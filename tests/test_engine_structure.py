@@ -554,7 +554,46 @@ def test_the_units_headed_by_a_rank_are_those_whose_heads_title_opens_with_it(
     assert {(c.manual, c.unit) for c in d.citations} == {(m.id, u.name) for u, m in headed}
 
 
-def test_a_rank_no_head_holds_lists_no_units(engine):
-    """ "a cargo de un proceso": no head title opens with the word, so the structure does not answer it."""
-    d = engine.answer("¿Qué unidad está a cargo de un proceso de cobro judicial?", "es", [])
-    assert "a cargo de un puesto de" not in d.text
+@pytest.mark.parametrize(
+    "question",
+    [
+        "¿Qué unidad está a cargo de un proceso de cobro judicial?",  # no head title opens with "proceso"
+        "¿El Área de Ventas está a cargo de un jefe?",  # asked of one unit
+        "Which tasks are supervised by the Jefe Área de Ventas?",  # a position, not a rank
+    ],
+)
+def test_a_rank_asked_of_one_unit_or_no_head_holds_lists_no_units(engine, question):
+    d = engine.answer(question, "es", [])
+    assert "a cargo de un puesto de" not in d.text and "headed by a " not in d.text
+
+
+@pytest.mark.parametrize(
+    ("question", "lang", "words"),
+    [
+        ("Which positions in the Área de Ventas deal with servicios móviles?", "en", ("Servicios Móviles",)),
+        (
+            "¿Qué puestos del Área de Ventas tienen que ver con control de calidad?",
+            "es",
+            ("Control de Calidad",),
+        ),
+    ],
+)
+def test_the_positions_of_a_unit_titled_for_the_topic_asked(engine, manuals, question, lang, words):
+    """A positions question with a topic: the unit's positions titled for it, out of all of them; with no title
+    named for it ("notifications" in English, no topic at all), every position."""
+    unit, _m = _unit(manuals, "Área de Ventas")
+    titled = [p for p in unit.positions if any(w in p for w in words)]
+    d = engine.answer(question, lang, [])
+    assert d.answered and titled and all(f"- {p}" in d.text for p in titled)
+    assert not any(f"- {p}" in d.text for p in unit.positions if p not in titled)
+    for every in (
+        "¿Qué puestos tiene el Área de Ventas?",
+        "Which positions in the Área de Ventas deal with clients?",
+    ):
+        assert all(f"- {p}" in engine.answer(every, "es", []).text for p in unit.positions)
+    # The words of the units it names are no topic, nor is their glossary translation ("Transporte" → vehicles).
+    transport, _m = _unit(manuals, "Unidad de Transporte")
+    d = engine.answer(
+        "¿Qué puestos hay en la Unidad de Transporte de la Dirección de Administración?", "es", []
+    )
+    assert all(f"- {p}" in d.text for p in transport.positions)

@@ -182,6 +182,10 @@ def _stems_by_word(lines: Iterable[str]) -> dict[str, list[frozenset[str]]]:
     return index
 
 
+def _content_stems(text: str) -> set[str]:
+    return {stem(t) for t in tokens(text) if t not in STOP_ES and len(t) > 1}
+
+
 class Catalog:
     """Units and positions of the served manuals, with the aliases a question may use for them.
 
@@ -196,6 +200,7 @@ class Catalog:
         self._history_texts: dict[str, str] = {}
         self._history_stems: frozenset[str] | None = None
         self._in_force_text: str | None = None
+        self._title_stems: list[set[str]] | None = None
         self.unit_aliases: list[tuple[str, Unit, Manual]] = []
         # "la gerencia", "the Director": the first word of a top unit's name or of its head's title names it
         # when no other served manual's top unit shares that word.
@@ -494,8 +499,32 @@ class Catalog:
                 for t in (u.name, u.head or "", *u.positions, u.objective, *(f.text for f in u.functions))
             ]
             self._in_force_text = " || ".join(fold(t) for t in parts)
+        if self._title_stems is None:
+            titles = [t for u, _m in self.units for t in (u.name, *u.positions)]
+            self._title_stems = [s for t in titles if len(s := _content_stems(t)) >= 2]
         named = self.history_positions(text) + self.history_names(text)
-        return [n for n in dict.fromkeys(named) if n not in self._in_force_text]
+        # A run the history quotes may go on past the title ("Auxiliar de Ventanilla en …") or spell it another
+        # way ("Gestor de Recuperación Administrativa"): it is in force if it holds a title in force, or one
+        # holds it.
+        return [
+            n
+            for n in dict.fromkeys(named)
+            if n not in self._in_force_text
+            and not any(t <= (s := _content_stems(n)) or s <= t for t in self._title_stems)
+        ]
+
+    def titled_in(self, unit: Unit, words: Sequence[str]) -> bool:
+        """Whether a position of the unit (or of its sub-units) is titled with the words ("servicios móviles":
+        the Supervisor de Servicios Móviles), not counting its rank word."""
+        wanted = {stem(w) for w in words}
+        kin = [unit] if unit.positions else self.children(unit)
+        for u in kin:
+            for p in u.positions:
+                own = _content_stems(p) - _content_stems(u.name)
+                rest = own - {stem(w) for w in tokens(p)[:1]}
+                if rest and rest <= wanted:
+                    return True
+        return False
 
     def names_former(self, text: str) -> bool:
         """Whether a text names a unit or position only a change history knows ("el Área de Proyección

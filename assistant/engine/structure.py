@@ -271,8 +271,8 @@ def _headed_by(engine: GroundedEngine, a: Query, lang: Lang) -> Draft | None:
     whose head's title opens with that rank word (as the manual writes it, or its English cognate), in each
     manual asked about; None when no head title opens with it."""
     found = _HEADED_BY.search(a.q)
-    if not found or _WHO.search(a.q):
-        return None
+    if not found or _WHO.search(a.q) or a.positions or any(m.unit.parent is not None for m in a.units):
+        return None  # "¿El Área de Ventas está a cargo de un jefe?" asks of one unit
     word = next(g for g in found.groups() if g)
     keys = {word, _singular(word)}
     cognate = _cognate(word)
@@ -558,6 +558,9 @@ def _listed_positions(
 ) -> Draft | None:
     """The positions a question asks a unit for: all of them, or those of one kind ("¿qué coordinadores hay?")."""
     if _lists_positions(engine, a):
+        titled = _titled_for_topic(engine, a, unit)
+        if titled:
+            return _kind_of_positions(engine, lang, unit, manual, titled)
         return _positions(engine, lang, [t.unit for t in _specific(engine, a.units, a.q) or a.units], manual)
     of_kind = _positions_of_kind(engine, a, unit)
     return _kind_of_positions(engine, lang, unit, manual, of_kind) if of_kind else None
@@ -578,6 +581,32 @@ def _positions_of_kind(engine: GroundedEngine, a: Query, unit: Unit) -> list[str
     if not all(any(title_is(t, p) for p in held) for t in asked):
         return []
     return [p for p in held if any(title_is(t, p) for t in asked)]
+
+
+def _titled_for_topic(engine: GroundedEngine, a: Query, unit: Unit) -> list[str]:
+    """ "Which positions in the Área de Ventas deal with servicios móviles?": the unit's positions (or its
+    sub-units') whose title's own words (not its rank nor its unit's name) are all topic words of the question,
+    and at least half of them; none when no title is named for the topic (then all are listed)."""
+    generic = {
+        stem(w) for w in [*template().position_words, *template().unit_words, *cue_words("position_nouns")]
+    }
+    named = {t for m in a.units for t in lexical_terms(m.unit.name)}
+    if not set(lexical_terms(a.q)) - generic - named:
+        return []  # no topic of its own: "¿Qué puestos hay en la Unidad de Transporte?"
+    # Titles are Spanish: the question's glossary translation first ("notifications" → "notificaciones").
+    for words in (a.expansion, a.q):
+        wanted = set(lexical_terms(words)) - generic - named
+        found = [
+            p
+            for u in _charted(engine, unit)
+            for p in u.positions
+            if (own := set(lexical_terms(p)) - generic - set(lexical_terms(u.name)))
+            and own <= wanted
+            and len(own) >= len(wanted) / 2
+        ]
+        if found:
+            return list(dict.fromkeys(found))
+    return []
 
 
 def _charted(engine: GroundedEngine, unit: Unit) -> list[Unit]:
