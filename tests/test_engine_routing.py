@@ -97,6 +97,13 @@ def test_out_of_scope_declines_before_any_answerer(engine, monkeypatch):
         ("¿Qué opinas del Área de Ventas?", True),
         ("how much commission does a Promotor de Créditos get per sale?", True),
         ("which antivirus does the Fondo use on its computers?", True),
+        ("¿con qué aseguradora tiene contratada la póliza colectiva el Fondo?", True),
+        ("which real estate companies do they work with currently?", True),
+        ("¿Qué unidad califica a las empresas constructoras?", False),  # who does it: the manual may say
+        ("Which units deal with the banks?", False),
+        ("¿Qué firmas se autentican en las escrituras?", False),  # signatures
+        ("¿Con qué empresas tiene relación comercial el Área de Ventas?", False),  # its duty line says
+        ("what firms are hired for remodeling work?", False),
         ("What code did this manual use before it was recoded?", False),  # its history says
         ("how much authority does the Jefe Área de Ventas have?", False),  # no amount of money
         # Counts the manual does hold: positions, units, groups, versions.
