@@ -91,7 +91,10 @@ _LATEST = cue("latest")  # "la última versión", "the current one": a version n
 _ASKS = re.compile(
     r"\b(who|whom|when|what|where|which|why|how|quien|quienes|cuando|cual|cuales|donde|como)\b"
 )
-_ASKS_ANY = re.compile(_ASKS.pattern.replace("quien|", "quien|que|"))  # "qué" too: "¿y a qué …?"
+# The same with "qué" ("¿y a qué subgerencia pertenece?"): a follow-up holding any of them asks its own question.
+_ASKS_ANY = re.compile(
+    r"\b(who|whom|when|what|where|which|why|how|quien|quienes|que|cuando|cual|cuales|donde|como)\b"
+)
 _VERSION_REF = re.compile(r"\b(version|v\.?)\s*(\d+)\b")
 # A version an answer is about ("**Versión 9** (20 de mayo de 2015)", "Version 5 (December 19, 2011)").
 _VERSION_SHOWN = re.compile(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 from assistant.cues import cue_words
 from assistant.models import Function, Manual, Unit
 from assistant.template import template
-from assistant.text import STOP_ES, fold, stem, tokens
+from assistant.text import STOP_ES, fold, lexical_terms, stem, tokens
 
 _GENERIC_PREFIXES = tuple(cue_words("generic_prefixes"))
 
@@ -182,8 +183,40 @@ def _stems_by_word(lines: Iterable[str]) -> dict[str, list[frozenset[str]]]:
     return index
 
 
-def _content_stems(text: str) -> set[str]:
-    return {stem(t) for t in tokens(text) if t not in STOP_ES and len(t) > 1}
+def titled_positions(
+    units: list[tuple[Unit, Manual]],
+    topic: str,
+    places: Collection[str] = (),
+    whole: bool = False,
+) -> list[tuple[str, Unit, Manual]]:
+    """The positions whose titles are made of the topic's words ("Asistente Servicios Electrónicos" for
+    "servicios electrónicos"): a title's own words (not its rank, "Asistente", nor its unit's name) all in the
+    topic, and at least half of the topic's words (without the words of the ``places`` it names). When
+    ``whole``, the titles holding every word of the topic, its rank words too ("¿hay notarios?" → the
+    Notario Coordinador and the Notario Institucional)."""
+    generic, asked = title_frame()
+    wanted = set(lexical_terms(topic)) - asked - set(places)
+    if not whole:
+        wanted -= generic
+    found = []
+    for u, m in units:
+        for p in u.positions:
+            if whole:
+                if wanted and wanted <= set(lexical_terms(p)):
+                    found.append((p, u, m))
+                continue
+            own = set(lexical_terms(p)) - generic - set(lexical_terms(u.name))
+            if own and own <= wanted and len(own) >= len(wanted) / 2:
+                found.append((p, u, m))
+    return found
+
+
+@lru_cache(maxsize=1)
+def title_frame() -> tuple[frozenset[str], frozenset[str]]:
+    """Stems that say what a position or unit is, not what it does (the template's rank and unit words,
+    "Asistente", "Área"), and those a question asks for a position with ("puesto", "position")."""
+    generic = frozenset(stem(w) for w in [*template().position_words, *template().unit_words])
+    return generic, frozenset(stem(w) for w in cue_words("position_nouns"))
 
 
 class Catalog:
@@ -199,8 +232,6 @@ class Catalog:
         self._manual_of = {id(u): m for u, m in self.units}
         self._history_texts: dict[str, str] = {}
         self._history_stems: frozenset[str] | None = None
-        self._in_force_text: str | None = None
-        self._title_stems: list[set[str]] | None = None
         self.unit_aliases: list[tuple[str, Unit, Manual]] = []
         # "la gerencia", "the Director": the first word of a top unit's name or of its head's title names it
         # when no other served manual's top unit shares that word.
@@ -488,20 +519,26 @@ class Catalog:
                 return True
         return False
 
+    @cached_property
+    def _in_force_text(self) -> str:
+        """Every served unit's name, head, positions, objective and duty lines, folded, in one string."""
+        parts = [
+            t
+            for u, _m in self.units
+            for t in (u.name, u.head or "", *u.positions, u.objective, *(f.text for f in u.functions))
+        ]
+        return " || ".join(fold(t) for t in parts)
+
+    @cached_property
+    def _title_stems(self) -> list[set[str]]:
+        """The stems of every served unit name and position title of two words or more."""
+        titles = [t for u, _m in self.units for t in (u.name, *u.positions)]
+        return [s for t in titles if len(s := set(lexical_terms(t))) >= 2]
+
     def gone(self, text: str) -> list[str]:
         """The units and positions a text names that only a change history knows: in no served manual's
         structure or duty lines ("el puesto de Coordinador de Ventas"; not the "Comité de Créditos" that duty
         lines and the "Unidad de Secretaría del Comité de Créditos" name). Folded, positions first."""
-        if self._in_force_text is None:
-            parts = [
-                t
-                for u, _m in self.units
-                for t in (u.name, u.head or "", *u.positions, u.objective, *(f.text for f in u.functions))
-            ]
-            self._in_force_text = " || ".join(fold(t) for t in parts)
-        if self._title_stems is None:
-            titles = [t for u, _m in self.units for t in (u.name, *u.positions)]
-            self._title_stems = [s for t in titles if len(s := _content_stems(t)) >= 2]
         named = self.history_positions(text) + self.history_names(text)
         # A run the history quotes may go on past the title ("Auxiliar de Ventanilla en …") or spell it another
         # way ("Gestor de Recuperación Administrativa"): it is in force if it holds a title in force, or one
@@ -510,21 +547,14 @@ class Catalog:
             n
             for n in dict.fromkeys(named)
             if n not in self._in_force_text
-            and not any(t <= (s := _content_stems(n)) or s <= t for t in self._title_stems)
+            and not any(t <= (s := set(lexical_terms(n))) or s <= t for t in self._title_stems)
         ]
 
     def titled_in(self, unit: Unit, words: Sequence[str]) -> bool:
         """Whether a position of the unit (or of its sub-units) is titled with the words ("servicios móviles":
-        the Supervisor de Servicios Móviles), not counting its rank word."""
-        wanted = {stem(w) for w in words}
+        the Supervisor de Servicios Móviles)."""
         kin = [unit] if unit.positions else self.children(unit)
-        for u in kin:
-            for p in u.positions:
-                own = _content_stems(p) - _content_stems(u.name)
-                rest = own - {stem(w) for w in tokens(p)[:1]}
-                if rest and rest <= wanted:
-                    return True
-        return False
+        return bool(titled_positions([(u, self._manual_of[id(u)]) for u in kin], " ".join(words)))
 
     def names_former(self, text: str) -> bool:
         """Whether a text names a unit or position only a change history knows ("el Área de Proyección

@@ -5,11 +5,9 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Collection
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from assistant.cues import cue_words
-from assistant.engine.catalog import _cognate, _Mention, _whole_words
+from assistant.engine.catalog import _cognate, _Mention, _whole_words, titled_positions
 from assistant.engine.common import Draft, Lang, _cite, _quote_block, decline, unit_label
 from assistant.engine.query import (
     _ASKS_PERSON,
@@ -27,7 +25,6 @@ from assistant.engine.structure import functions
 from assistant.models import Chunk, Citation, Hit, Manual, Unit
 from assistant.phrases import say
 from assistant.support import POLITE, Scored, SupportScorer
-from assistant.template import template
 from assistant.text import STOP_EN, STOP_ES, fold, lexical_terms, stem, stem_variants, tokens
 
 if TYPE_CHECKING:
@@ -366,7 +363,7 @@ def _with_positions(
     if _WHICH_POSITION.search(a.q):
         draft.text += "\n\n" + _named_positions(engine, lang, kept, topic, _named_places(a))
     elif _ASKS_PERSON.search(a.q):
-        units = [p for h in kept if (p := engine.catalog.unit(h.chunk.unit or "", h.chunk.manual_id))]
+        units = _answering_units(engine, kept)
         places = _named_places(a)
         found = _titled_for(engine, units, topic, places) or _titled_for(engine, units, topic, places, True)
         if found:
@@ -379,7 +376,7 @@ def _named_positions(
 ) -> str:
     """ "Which position handles X?" after a duty answer: a MOF assigns duties to units; the positions of the
     answering units (or, failing them, of the same manuals) named for the topic, told as such."""
-    units = [p for h in kept if (p := engine.catalog.unit(h.chunk.unit or "", h.chunk.manual_id))]
+    units = _answering_units(engine, kept)
     manuals = {h.chunk.manual_id for h in kept}
     found = _titled_for(engine, units, topic, places) or _titled_for(
         engine, [(u, m) for u, m in engine.catalog.units if m.id in manuals], topic, places
@@ -387,6 +384,11 @@ def _named_positions(
     if not found:
         return say("duties_positions_not_named", lang)
     return say("duties_positions_named", lang, positions=_shown(found))
+
+
+def _answering_units(engine: GroundedEngine, kept: list[Hit]) -> list[tuple[Unit, Manual]]:
+    """The units (with their manuals) whose lines an answer quotes."""
+    return [p for h in kept if (p := engine.catalog.unit(h.chunk.unit or "", h.chunk.manual_id))]
 
 
 def _titled_for(
@@ -403,42 +405,6 @@ def _titled_for(
         if found:
             return found
     return []
-
-
-def titled_positions(
-    units: list[tuple[Unit, Manual]],
-    topic: str,
-    places: Collection[str] = (),
-    whole: bool = False,
-) -> list[tuple[str, Unit, Manual]]:
-    """The positions whose titles are made of the topic's words ("Asistente Servicios Electrónicos" for
-    "servicios electrónicos"): a title's own words (not its rank, "Asistente", nor its unit's name) all in the
-    topic, and at least half of the topic's words (without the words of the ``places`` it names). When
-    ``whole``, the titles holding every word of the topic, its rank words too ("¿hay notarios?" → the
-    Notario Coordinador and the Notario Institucional)."""
-    generic, asked = _title_frame()
-    wanted = set(lexical_terms(topic)) - asked - set(places)
-    if not whole:
-        wanted -= generic
-    found = []
-    for u, m in units:
-        for p in u.positions:
-            if whole:
-                if wanted and wanted <= set(lexical_terms(p)):
-                    found.append((p, u, m))
-                continue
-            own = set(lexical_terms(p)) - generic - set(lexical_terms(u.name))
-            if own and own <= wanted and len(own) >= len(wanted) / 2:
-                found.append((p, u, m))
-    return found
-
-
-@lru_cache(maxsize=1)
-def _title_frame() -> tuple[frozenset[str], frozenset[str]]:
-    """Stems that say what a position or unit is, not what it does (the template's rank and unit words,
-    "Asistente", "Área"), and those a question asks for a position with ("puesto", "position")."""
-    generic = frozenset(stem(w) for w in [*template().position_words, *template().unit_words])
-    return generic, frozenset(stem(w) for w in cue_words("position_nouns"))
 
 
 def _named_places(a: Query) -> set[str]:

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Draft | None:
     """A question the change history answers, for each manual whose history has it; None otherwise."""
+    if not _asks_history(engine, a, hits):
+        return None
     manuals = [m for m in a.manuals if m.history]
     number = _VERSION_NUM.search(a.q)
     if number and not a.scoped:
@@ -81,8 +83,6 @@ def _not_in_force(engine: GroundedEngine, a: Query) -> str | None:
 def _history_for(
     engine: GroundedEngine, m: Manual, a: Query, lang: Lang, hits: list[Hit], former: bool
 ) -> Draft | None:
-    if not _asks_history(engine, a, hits):
-        return None
     q = a.q
     number = _VERSION_NUM.search(q)
     entries: list[HistoryEntry] = []

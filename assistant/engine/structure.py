@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from assistant.cues import cue, cue_words
-from assistant.engine.catalog import _cognate, _Mention, _singular
+from assistant.engine.catalog import _cognate, _Mention, _singular, title_frame, titled_positions
 from assistant.engine.common import Draft, Lang, _and, _cite, _quote_block, decline, per_manual, unit_label
 from assistant.engine.query import (
     _BELONGS,
@@ -287,7 +287,7 @@ def _headed_by(engine: GroundedEngine, a: Query, lang: Lang) -> Draft | None:
         if not units:
             continue
         rows = [f"- **{u.name}** — {u.head}" for u in units]
-        rank = units[0].head.split()[0] if units[0].head else word
+        rank = (units[0].head or word).split()[0]
         lead = say("structure_headed_by", lang, gerencia=m.gerencia, code=m.code, rank=rank)
         cites = [_cite(m, u.name, "organigrama", None, u.chart_quote()) for u in units]
         drafts.append(Draft(lead + "\n" + "\n".join(rows), True, cites))
@@ -558,7 +558,7 @@ def _listed_positions(
 ) -> Draft | None:
     """The positions a question asks a unit for: all of them, or those of one kind ("¿qué coordinadores hay?")."""
     if _lists_positions(engine, a):
-        titled = _titled_for_topic(engine, a, unit)
+        titled = _titled_for_topic(engine, a, unit, manual)
         if titled:
             return _kind_of_positions(engine, lang, unit, manual, titled)
         return _positions(engine, lang, [t.unit for t in _specific(engine, a.units, a.q) or a.units], manual)
@@ -583,29 +583,20 @@ def _positions_of_kind(engine: GroundedEngine, a: Query, unit: Unit) -> list[str
     return [p for p in held if any(title_is(t, p) for t in asked)]
 
 
-def _titled_for_topic(engine: GroundedEngine, a: Query, unit: Unit) -> list[str]:
+def _titled_for_topic(engine: GroundedEngine, a: Query, unit: Unit, manual: Manual) -> list[str]:
     """ "Which positions in the Área de Ventas deal with servicios móviles?": the unit's positions (or its
-    sub-units') whose title's own words (not its rank nor its unit's name) are all topic words of the question,
-    and at least half of them; none when no title is named for the topic (then all are listed)."""
-    generic = {
-        stem(w) for w in [*template().position_words, *template().unit_words, *cue_words("position_nouns")]
-    }
+    sub-units') named for the question's topic (`titled_positions`); none when no title is named for it (then
+    all are listed)."""
+    generic, asked = title_frame()
     named = {t for m in a.units for t in lexical_terms(m.unit.name)}
-    if not set(lexical_terms(a.q)) - generic - named:
+    if not set(lexical_terms(a.q)) - generic - asked - named:
         return []  # no topic of its own: "¿Qué puestos hay en la Unidad de Transporte?"
+    charted = [(u, manual) for u in _charted(engine, unit)]
     # Titles are Spanish: the question's glossary translation first ("notifications" → "notificaciones").
     for words in (a.expansion, a.q):
-        wanted = set(lexical_terms(words)) - generic - named
-        found = [
-            p
-            for u in _charted(engine, unit)
-            for p in u.positions
-            if (own := set(lexical_terms(p)) - generic - set(lexical_terms(u.name)))
-            and own <= wanted
-            and len(own) >= len(wanted) / 2
-        ]
+        found = titled_positions(charted, words, named)
         if found:
-            return list(dict.fromkeys(found))
+            return list(dict.fromkeys(p for p, _u, _m in found))
     return []
 
 
