@@ -771,7 +771,7 @@ class Assistant:
         )
         # "What changed in version 3 of the Créditos manual?": the version of that manual, not every manual's
         # version 3.
-        named = self._named_codes(corrected or query, expansion)
+        named = self._named_codes(corrected or query)
         candidates = [m for m in candidates if m.code in named] or candidates
         # Present tense: the versions in force; a named version or date: the version(s) it points to.
         resolution = resolve(
@@ -791,7 +791,7 @@ class Assistant:
             "scope": scope,
         }
 
-    def _named_codes(self, text: str, expansion: str) -> set[str]:
+    def _named_codes(self, text: str) -> set[str]:
         """The codes of the manuals a question names: by code, by its gerencia's name (in Spanish or in
         translated words) or short name where a manual is meant; none when it names several or none."""
         catalog = self.grounded.catalog
@@ -804,7 +804,9 @@ class Assistant:
         named |= {f.manual.code for f in owners_asked(fold(text), units, [])}
         if not named:
             named = {
-                f.manual.code for f in catalog.find_units_by_words(text, expansion) if f.unit.parent is None
+                f.manual.code
+                for f in catalog.find_units_by_words(text, self.glossary.match_spans(text))
+                if f.unit.parent is None
             }
         return named if len(named) == 1 else set()
 

@@ -214,3 +214,43 @@ def test_asking_whether_a_unit_belongs_to_another_gerencia_names_its_own(multi_a
     assert answer.answered
     assert _codes(answer) == {CREDIT}
     assert credit.gerencia in answer.answer and unit.name in answer.answer
+
+
+@pytest.fixture(scope="module")
+def served_engine():
+    from tests.fakes_ui import grounded_engine, real_manuals
+
+    return grounded_engine(real_manuals())
+
+
+def _scope_of(engine, question: str) -> set[str]:
+    expansion = engine.glossary.expand(question)
+    a = engine.analyse(question, question, expansion)
+    return {m.gerencia for m in a.manuals} if a.scoped else set()
+
+
+def test_a_gerencia_named_in_other_words_needs_its_words_side_by_side(served_engine):
+    # "directo" and "Administrativo" share stems with "Dirección de Administración", but far apart inside
+    # another name (a position) they name no gerencia: the question is about the position.
+    question = "who's the jefe directo del Asistente Administrativo en el Exterior?"
+    catalog, glossary = served_engine.catalog, served_engine.glossary
+    assert catalog.find_units_by_words(question, glossary.match_spans(question)) == []
+    assert _scope_of(served_engine, question) != {"Dirección de Administración"}
+    # Side by side, translated or not, the words still name it.
+    for named, unit in [
+        ("who heads the credit management?", "Gerencia de Créditos"),
+        ("what does the payroll unit do?", "Unidad de Planillas"),
+        ("what does the management of credit do?", "Gerencia de Créditos"),
+    ]:
+        found = catalog.find_units_by_words(named, glossary.match_spans(named))
+        assert [m.unit.name for m in found] == [unit], named
+
+
+def test_a_translated_verb_is_no_gerencias_kind_word(served_engine):
+    # "directs" translates to "dirección", the kind word that alone names the one Dirección served; in a
+    # translation it names nothing, so the agency's duty is looked for in every manual.
+    question = "who directs and supervises the day-to-day operational and admin work of an agency?"
+    assert "direccion" in served_engine.catalog.kind_aliases
+    assert _scope_of(served_engine, question) != {"Dirección de Administración"}
+    # Written by the user, the kind word still names it.
+    assert _scope_of(served_engine, "¿Qué funciones tiene la Dirección?") == {"Dirección de Administración"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from functools import cached_property, lru_cache
 from assistant.cues import cue_words
 from assistant.models import Function, Manual, Unit
 from assistant.template import template
-from assistant.text import STOP_ES, fold, lexical_terms, stem, tokens
+from assistant.text import STOP_EN, STOP_ES, fold, lexical_terms, stem, tokens
 
 _GENERIC_PREFIXES = tuple(cue_words("generic_prefixes"))
 
@@ -219,6 +220,42 @@ def title_frame() -> tuple[frozenset[str], frozenset[str]]:
     return generic, frozenset(stem(w) for w in cue_words("position_nouns"))
 
 
+class _WordsAt:
+    """Where a text says each word: by its own words' stems or English cognates, or word for word (singular or
+    plural) in the glossary's translation of the words at that place ("guidance" → "orientación" does not name
+    the Oficina Regional de Oriente)."""
+
+    def __init__(self, text: str, spans: Sequence[tuple[int, int, str]]) -> None:
+        self.words = tokens(text)
+        self.have = [{stem(t)} for t in self.words]
+        for i, j, add in spans:
+            for k in range(max(0, i), min(j, len(self.words))):
+                self.have[k] |= {w for t in tokens(add) for w in (t, _singular(t))}
+        self.cognates = [_cognate(t) for t in self.words]
+
+    def at(self, word: str) -> list[int]:
+        """The places that say ``word``."""
+        keys = {stem(word), word, _singular(word)}
+        cognate = _cognate(word)
+        return [
+            k
+            for k, have in enumerate(self.have)
+            if keys & have or (cognate is not None and self.cognates[k] == cognate)
+        ]
+
+    def together(self, words: Sequence[str]) -> bool:
+        """Whether some place of each word lies in one run with only stop words between them."""
+        places = [self.at(w) for w in words]
+        said = {k for ks in places for k in ks}
+        for combo in itertools.islice(itertools.product(*places), 64):
+            a, b = min(combo), max(combo)
+            if all(
+                k in said or self.words[k] in STOP_ES or self.words[k] in STOP_EN for k in range(a, b + 1)
+            ):
+                return True
+        return False
+
+
 class Catalog:
     """Units and positions of the served manuals, with the aliases a question may use for them.
 
@@ -240,6 +277,8 @@ class Catalog:
             if u.parent is None:
                 for word in {fold(u.name).split(" ")[0], fold(u.head or "").split(" ")[0]} - {""}:
                     generic.setdefault(word, []).append((u, m))
+        # Only in the question's own words: a glossary translation of "who directs …?" ("dirección") names none.
+        self.kind_aliases = frozenset(generic)
         for word, owners in generic.items():
             # Shared by several gerencias ("el Gerente"), the word names each of them: answers are per manual.
             for owner in owners:
@@ -363,16 +402,16 @@ class Catalog:
                 return m
         return None
 
-    def find_units_by_words(self, text: str, expansion: str) -> list[_Mention]:
-        """Units every word of whose name is in the text or its glossary translation: "the credit management"
-        → Gerencia de Créditos, "payroll unit" → Unidad de Planillas; an English cognate counts as the word
-        ("the technical evaluation section"). Failing that, the one unit below the top whose kind word and first
-        word after it are there: "the archive unit" → Unidad de Archivo Institucional; or the one whose name of
-        three words or more after its kind word is all there: "the credit committee secretariat"."""
-        # The question's own words count by stem or cognate; its glossary translation only word for word
-        # (singular or plural): "guidance" → "orientación" does not name the Oficina Regional de Oriente.
-        have = {stem(t) for t in tokens(text)} | {w for t in tokens(expansion) for w in (t, _singular(t))}
-        cognates = {c for t in tokens(text) if (c := _cognate(t))}
+    def find_units_by_words(self, text: str, spans: Sequence[tuple[int, int, str]]) -> list[_Mention]:
+        """Units every word of whose name is in the text or its glossary translation, side by side: "the credit
+        management" → Gerencia de Créditos, "payroll unit" → Unidad de Planillas; an English cognate counts as
+        the word ("the technical evaluation section"). Failing that, the one unit below the top whose kind word
+        and first word after it are there: "the archive unit" → Unidad de Archivo Institucional; or the one
+        whose name of three words or more after its kind word is all there: "the credit committee secretariat".
+        ``spans`` are the glossary's (first token, end token, translation) for ``text``. The words must stand
+        together, with nothing but stop words between them: "el jefe directo del Asistente Administrativo"
+        does not name the Dirección de Administración."""
+        found = _WordsAt(text, spans)
         full: list[tuple[int, Unit, Manual]] = []
         near: list[tuple[Unit, Manual]] = []
         kindless: list[tuple[Unit, Manual]] = []
@@ -386,20 +425,19 @@ class Catalog:
             words = [t for t in tokens(name) if t not in STOP_ES and len(t) > 2]
             if len(words) < 2:
                 continue
-            missing = [
-                w
-                for w in words
-                if stem(w) not in have
-                and w not in have
-                and _singular(w) not in have
-                and _cognate(w) not in cognates
-            ]
+            missing = [w for w in words if not found.at(w)]
             if not missing:
-                full.append((len({stem(w) for w in words}), u, m))
+                if found.together(words):
+                    full.append((len({stem(w) for w in words}), u, m))
             elif u.parent is not None and words[0] not in missing and words[1] not in missing:
-                near.append((u, m))
+                if found.together(words[:2]):
+                    near.append((u, m))
             elif (
-                missing == [words[0]] and words[0] in _UNIT_WORDS and len(words) >= 4 and u.parent is not None
+                missing == [words[0]]
+                and words[0] in _UNIT_WORDS
+                and len(words) >= 4
+                and u.parent is not None
+                and found.together(words[1:])
             ):
                 kindless.append((u, m))
         if full:

@@ -210,13 +210,14 @@ def analyse(
     # Only a word several gerencias share ("which gerencia does the insurance area belong to?"): the unit named
     # in other words, if any, is the one asked about.
     shared_only = bool(units) and not outright
-    by_words = catalog.find_units_by_words(fixed, expansion) if shared_only and expansion else []
+    fixed_spans = glossary.match_spans(fixed) if glossary else []
+    by_words = catalog.find_units_by_words(fixed, fixed_spans) if shared_only and expansion else []
     if by_words:
         units = by_words
     explicit = bool(units) and not by_words
     spans = glossary.match_spans(original) if glossary else []
     if not units and expansion:
-        units = _units_by_meaning(catalog, fixed, expansion)
+        units = _units_by_meaning(catalog, fixed, fixed_spans, expansion)
     if explicit:
         # Keep the most specific mention: "la agencia de San Miguel" is Agencia San Miguel, not Agencias.
         units = [
@@ -257,7 +258,7 @@ def analyse(
         # A gerencia named in other words ("the credit management") scopes the question too.
         strong = strong + [
             m
-            for m in catalog.find_units_by_words(fixed, expansion)
+            for m in catalog.find_units_by_words(fixed, fixed_spans)
             if m.unit.parent is None and all(o.unit is not m.unit for o in strong)
         ]
     if _RESPONSIBILITY.search(q):
@@ -387,14 +388,20 @@ def _close_together(position: str, text: str, glossary: Glossary | None) -> bool
     return len(at) < 2 or at[-1] - at[0] < len(tokens(position)) + 2
 
 
-def _units_by_meaning(catalog: Catalog, fixed: str, expansion: str) -> list[_Mention]:
+def _units_by_meaning(
+    catalog: Catalog, fixed: str, spans: list[tuple[int, int, str]], expansion: str
+) -> list[_Mention]:
     """Units a question names in other words: "the sales area" names Área de Ventas through the glossary
     ("sales" -> "ventas"); "the credit management" names Gerencia de Créditos when every word of the name is
     there, translated. A phrase the glossary translates into another manual's unit name ("regional office" →
     Agencia) is as much a candidate as a unit its own words name: both are kept when they differ in manual."""
-    units = catalog.find_units_by_words(fixed, expansion)
+    units = catalog.find_units_by_words(fixed, spans)
     named = {m.manual.id for m in units}
-    others = [m for m in catalog.find_units(expansion) if m.manual.id not in named]
+    others = [
+        m
+        for m in catalog.find_units(expansion)
+        if m.manual.id not in named and fold(expansion)[m.start : m.end] not in catalog.kind_aliases
+    ]
     if named and all(m.unit.parent is not None for m in units):
         return units + [_Mention(m.unit, m.manual, -1, -1) for m in others if m.unit.parent is not None]
     return units or [replace(m, in_expansion=True) for m in others]
