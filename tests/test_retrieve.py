@@ -233,6 +233,29 @@ def test_glossary_matches_inflected_english_words_through_stemming(real_glossary
     assert "desalojo" in real_glossary.expand("who handles evictions")
 
 
+@pytest.mark.parametrize(
+    ("question", "absent"),
+    [
+        # Matching is by English stem: an entry must not catch an everyday word that stems alike.
+        ("what is 17 times 23?", "oportuno"),  # not "timely"
+        ("who forecasts the cash flow for the coming months?", "mensual"),  # not "monthly"
+        ("who audits employers that do not pay?", "laboral"),  # not "employment"
+        ("who analyses the loan applications?", "solicitantes"),  # not "applicants"
+        ("which rules apply to suppliers?", "dictamen"),  # not "ruling"
+    ],
+)
+def test_glossary_entries_do_not_catch_words_that_only_stem_alike(real_glossary, question, absent):
+    assert absent not in real_glossary.expand(question)
+
+
+def test_glossary_translates_the_manuals_nouns(real_glossary):
+    # The manuals' own nouns that no entry translated: furniture, disbursements, legal opinions, guidelines.
+    assert "mobiliario" in real_glossary.expand("who keeps the furniture inventory?")
+    assert "desembolso" in real_glossary.expand("who requests the disbursement of approved loans?")
+    assert "dictamen" in real_glossary.expand("who gives the legal opinion?")
+    assert "lineamientos" in real_glossary.expand("who sets the guidelines?")
+
+
 def test_glossary_adds_nothing_to_a_question_without_known_terms(real_glossary):
     assert real_glossary.expand("zzz qqq") == ""
 
