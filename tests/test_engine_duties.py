@@ -466,3 +466,30 @@ def test_which_position_in_english_finds_the_title_through_the_glossary(engine, 
     english = _named_positions(engine, "en", kept, "credit recovery", set())
     assert f"**{title}**" in english
     assert "no position is named" in _named_positions(engine, "en", kept, "weather forecast", set())
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "At management level, who promotes what the Fund offers to the market?",
+        "A nivel de gerencia, ¿quién promueve los productos que el Fondo ofrece al mercado?",
+    ],
+)
+def test_at_the_gerencias_level_its_own_line_answers_alone(engine, manuals, question):
+    from assistant.engine.duties import topic_phrase
+
+    m = manuals[0]
+    top = next(u for u in m.units if u.parent is None)
+    sales = m.unit("Área de Ventas")
+    own = next(f for f in top.functions if fold(f.text).startswith("promover los productos"))
+    other = next(f for f in sales.functions if "promocion" in fold(f.text))
+    first = Hit(chunk=_hit(m, sales.name, other.numeral).chunk, score=0.95, dense=0.9, lexical=0.5)
+    hits = [first, _hit(m, top.name, own.numeral)]
+    d = engine.answer(question, "en", hits)
+    assert d.answered and [c.unit for c in d.citations] == [top.name]
+    # "at management level" says where, not what.
+    a = engine.analyse(question, question, engine.glossary.expand(question))
+    assert not {"level", "nivel", "management"} & set(tokens(topic_phrase(engine, a)))
+    # Without the level, the first retrieved line leads as before.
+    d = engine.answer("Who promotes what the Fund offers to the market?", "en", hits)
+    assert d.citations[0].unit == sales.name

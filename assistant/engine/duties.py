@@ -15,6 +15,7 @@ from assistant.engine.query import (
     _LOCATIVE,
     _PLURAL_UNITS,
     _QUESTION_WORDS,
+    _TOP_LEVEL,
     _VERSION_NUM,
     _WHICH_POSITION,
     FollowUp,
@@ -91,6 +92,10 @@ def _who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) 
         and not _names_gerencia(m)
         and _as_place(a, m)
     }
+    exact = bool(_TOP_LEVEL.search(fold(a.text)))
+    if exact:
+        # "a nivel de gerencia", "at management level": the place is the gerencia itself, not its units.
+        places = {(m.id, u.name) for u, m in engine.catalog.tops(a.manuals)}
     if places and engine.search_in_unit is not None:
         for manual_id, place in sorted(places):
             found = engine.search_in_unit(a.text, place, manual_id)
@@ -98,12 +103,13 @@ def _who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) 
             duties += [h for h in found if _is_duty(h.chunk) and h.chunk.id not in known]
     if places:
         located = sorted(
-            (h for h in duties if _in_places(h.chunk, places)),
+            (h for h in duties if _in_places(h.chunk, places, exact)),
             key=lambda h: -h.score,
         )
         if located and located[0].score >= best.score - engine.settings.place_margin:
             best = located[0]
-            duties = [best] + [h for h in duties if h is not best]
+            # At the gerencia's level, its own lines only: its units' lines are another level's answer.
+            duties = located if exact else [best] + [h for h in duties if h is not best]
     plural = bool(_PLURAL_UNITS.search(a.q))
     group = [best]
     best_terms = set(lexical_terms(best.chunk.quote))
@@ -128,7 +134,7 @@ def _who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) 
     if scorer is None:
         draft = _compose_duties(engine, lang, _with_twins(engine, group))
         return _with_positions(engine, a, lang, draft, group, topic_phrase(engine, a))
-    return _judged(engine, a, lang, hits, group, scorer, places)
+    return _judged(engine, a, lang, hits, group, scorer, places, exact)
 
 
 def _as_place(a: Query, m: _Mention) -> bool:
@@ -157,6 +163,8 @@ def topic_phrase(engine: GroundedEngine, a: Query, vocabulary: frozenset[str] = 
     text = a.text
     # "según la versión 10" says when, never what: the version a question names is no topic.
     folded = _VERSION_NUM.sub(lambda m: " " * len(m.group(0)), fold(text))
+    # "a nivel de gerencia" says where, never what.
+    folded = _TOP_LEVEL.sub(lambda m: " " * len(m.group(0)), folded)
     same = len(folded) == len(text)
     spans = [(m.start, m.end) for m in engine.catalog.find_units(folded)]
     for p in engine.catalog.find_positions(folded):
@@ -238,6 +246,7 @@ def _judged(
     group: list[Hit],
     scorer: SupportScorer,
     places: set[tuple[str, str]] | None = None,
+    exact: bool = False,
 ) -> Draft:
     """Answer with the group when its lead line covers the topic; else say no unit is assigned it."""
     topic, scored = support_candidates(engine, a, hits, group, scorer)
@@ -253,7 +262,7 @@ def _judged(
         group, scored = _other_manuals_lead(hits, group, scored, threshold)
         lead = scored[0]
     if lead.support >= threshold:
-        group, scored = _better_lead(engine, hits, group, scored, places or ())
+        group, scored = _better_lead(engine, hits, group, scored, places or (), exact)
         led = _follow_up_lead(engine, a, hits, group, scored)
         if led is None:
             return _uncovered(engine, lang, hits, topic, scored[0], scored[0])
@@ -332,19 +341,24 @@ def _better_lead(
     group: list[Hit],
     scored: list[Scored],
     places: Collection[tuple[str, str]] = (),
+    exact: bool = False,
 ) -> tuple[list[Hit], list[Scored]]:
     """The group and its scores, led instead by the candidate line whose support beats the lead's by the
     switch margin (a line just below in the retrieval order that covers the topic far better). A lead in the
     place the question names ("At the regional offices, who …?") gives way only to a line of that place."""
-    placed = _in_places(scored[0].chunk, places)
-    best = max((s for s in scored if not placed or _in_places(s.chunk, places)), key=lambda s: s.support)
+    placed = _in_places(scored[0].chunk, places, exact)
+    best = max(
+        (s for s in scored if not placed or _in_places(s.chunk, places, exact)), key=lambda s: s.support
+    )
     if best.support < scored[0].support + engine.settings.support_switch_margin:
         return group, scored
     return [_as_hit(hits, best)], [best, *(s for s in scored if s is not best)]
 
 
-def _in_places(chunk: Chunk, places: Collection[tuple[str, str]]) -> bool:
-    return (chunk.manual_id, chunk.unit) in places or (chunk.manual_id, chunk.parent) in places
+def _in_places(chunk: Chunk, places: Collection[tuple[str, str]], exact: bool = False) -> bool:
+    """Whether a line is a place's own, or (unless ``exact``) one of the units right below it."""
+    own = (chunk.manual_id, chunk.unit) in places
+    return own or (not exact and (chunk.manual_id, chunk.parent) in places)
 
 
 def _as_hit(hits: list[Hit], s: Scored) -> Hit:

@@ -69,6 +69,8 @@ _META_VERSION = cue("meta_version")
 _PAST = cue("past")
 # The words before a unit named as where something is done ("en la", "at an").
 _LOCATIVE = cue("locative")
+# "a nivel de gerencia", "at management level": the gerencia's own lines, not those of its units.
+_TOP_LEVEL = cue("top_level")
 # Words before the unit a duty is done to or with ("… and hands them over to the", "coordina con el").
 _OTHER_PARTY = cue("other_party")
 # Each kind of change, as a question asks it and as a history line says it ("added" ~ "incorporación").
