@@ -132,3 +132,47 @@ def test_a_gerencias_short_name_names_its_manual_where_a_manual_is_meant(engine,
     assert d.answered and {c.manual for c in d.citations} == {creditos.id}
     # The same word as an everyday word names no manual.
     assert engine.catalog.find_manuals("¿Quién aprueba los créditos hipotecarios?") == []
+
+
+def test_which_manual_is_the_most_recent_lists_the_manuals_by_date(engine, manuals):
+    newest_first = sorted(manuals, key=lambda m: m.effective_date, reverse=True)
+    d = engine.answer("¿Cuál es el manual más reciente?", "es", [])
+    assert d.answered
+    places = [d.text.index(f"**{m.gerencia}** ({m.code})") for m in newest_first]
+    assert places == sorted(places)  # the version in force's date orders them
+    assert f"El más reciente es el de **{newest_first[0].gerencia}**" in d.text
+    # Created: the title block's date, else version 1's row in the change history.
+    born = {m.id: m.created_date or next(h.date for h in m.history if h.version == 1) for m in manuals}
+    oldest = min(manuals, key=lambda m: born[m.id])
+    assert f"el de **{oldest.gerencia}**." in d.text
+    assert {c.manual for c in d.citations} == {m.id for m in manuals}
+    d = engine.answer("which manual is the oldest?", "en", [])
+    assert f"the oldest by creation, that of the **{oldest.gerencia}**" in d.text
+
+
+def test_two_named_manuals_are_compared_alone(engine, manuals):
+    d = engine.answer("¿el manual de Legal es más nuevo que el de Créditos?", "es", [])
+    assert d.answered
+    assert {c.gerencia for c in d.citations} == {"Gerencia Legal", "Gerencia de Créditos"}
+
+
+def test_the_latest_version_is_no_comparison_of_manuals(engine, manuals):
+    d = engine.answer("what is the latest version of the manual?", "en", [])
+    assert d.answered and "most recent first" not in d.text
+    assert all(f"**{m.version}**" in d.text for m in manuals)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Does the manual say anything about attention to older adults?",
+        "According to the manual, who serves older customers?",
+        "According to the manual who handles the oldest pending requests?",
+        "¿Qué cambió en la versión más reciente del manual?",
+        "¿Quién autorizó el manual más reciente?",
+        "¿Cuál es el objetivo del manual más reciente?",
+    ],
+)
+def test_other_questions_with_an_age_word_are_no_comparison_of_manuals(engine, question):
+    d = engine.answer(question, "es", [])
+    assert d is None or ("más reciente al más antiguo" not in d.text and "most recent first" not in d.text)

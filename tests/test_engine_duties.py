@@ -493,3 +493,14 @@ def test_at_the_gerencias_level_its_own_line_answers_alone(engine, manuals, ques
     # Without the level, the first retrieved line leads as before.
     d = engine.answer("Who promotes what the Fund offers to the market?", "en", hits)
     assert d.citations[0].unit == sales.name
+
+
+def test_a_level_word_without_a_gerencia_is_no_level_and_a_named_gerencia_leaves_the_topic(engine):
+    from assistant.engine.duties import topic_phrase
+    from assistant.engine.query import _TOP_LEVEL
+
+    # "a nivel de jefatura" is the level of any unit's chief, not the gerencia's.
+    assert not _TOP_LEVEL.search(fold("¿Quién recibe las solicitudes de crédito a nivel de jefatura?"))
+    question = "¿Quién autoriza los desembolsos a nivel de la Gerencia de Créditos?"
+    a = engine.analyse(question, question, engine.glossary.expand(question))
+    assert tokens(topic_phrase(engine, a)) == ["autoriza", "desembolsos"]

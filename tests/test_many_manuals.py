@@ -246,11 +246,21 @@ def test_a_gerencia_named_in_other_words_needs_its_words_side_by_side(served_eng
         assert [m.unit.name for m in found] == [unit], named
 
 
-def test_a_translated_verb_is_no_gerencias_kind_word(served_engine):
-    # "directs" translates to "dirección", the kind word that alone names the one Dirección served; in a
-    # translation it names nothing, so the agency's duty is looked for in every manual.
+def test_a_name_found_in_other_words_may_hold_its_other_words_between(served_engine):
+    # "contracting" (contrataciones) stands between "procurement" and "unit": it is the name's own word.
+    catalog, glossary = served_engine.catalog, served_engine.glossary
+    question = "What does the Procurement and Contracting Unit do?"
+    found = catalog.find_units_by_words(question, glossary.match_spans(question))
+    assert [m.unit.name for m in found] == ["Unidad de Adquisiciones y Contrataciones Institucional"]
+
+
+def test_the_verb_direct_names_no_direccion_and_the_noun_manager_still_names_the_gerencias(served_engine):
+    # "directs" stems like "direction", which the glossary no longer reads as "dirección"; "manager" and
+    # "management" still name the gerencias (the kind word "gerencia" names each served one).
     question = "who directs and supervises the day-to-day operational and admin work of an agency?"
-    assert "direccion" in served_engine.catalog.kind_aliases
     assert _scope_of(served_engine, question) != {"Dirección de Administración"}
+    for question in ["What is the objective of the management?", "Who does the manager report to?"]:
+        a = served_engine.analyse(question, question, served_engine.glossary.expand(question))
+        assert a.units and all(m.unit.parent is None for m in a.units), question
     # Written by the user, the kind word still names it.
     assert _scope_of(served_engine, "¿Qué funciones tiene la Dirección?") == {"Dirección de Administración"}

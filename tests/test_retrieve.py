@@ -242,6 +242,7 @@ def test_glossary_matches_inflected_english_words_through_stemming(real_glossary
         ("who audits employers that do not pay?", "laboral"),  # not "employment"
         ("who analyses the loan applications?", "solicitantes"),  # not "applicants"
         ("which rules apply to suppliers?", "dictamen"),  # not "ruling"
+        ("who awards the contracts?", "otorgar"),  # a contract is awarded (adjudicar), a loan granted
     ],
 )
 def test_glossary_entries_do_not_catch_words_that_only_stem_alike(real_glossary, question, absent):
@@ -254,6 +255,11 @@ def test_glossary_translates_the_manuals_nouns(real_glossary):
     assert "desembolso" in real_glossary.expand("who requests the disbursement of approved loans?")
     assert "dictamen" in real_glossary.expand("who gives the legal opinion?")
     assert "lineamientos" in real_glossary.expand("who sets the guidelines?")
+    # "directs" is the verb "dirigir", not the Dirección it would otherwise name.
+    assert "dirigir" in real_glossary.expand("who directs the agencies?").split()
+    assert "dirección" not in real_glossary.expand("who directs the agencies?").split()
+    # A longer phrase keeps the words of the shorter one it takes over: insurance policies are "seguros" too.
+    assert {"pólizas", "seguros"} <= set(real_glossary.expand("who handles the insurance policies?").split())
 
 
 def test_glossary_adds_nothing_to_a_question_without_known_terms(real_glossary):

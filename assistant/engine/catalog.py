@@ -243,10 +243,11 @@ class _WordsAt:
             if keys & have or (cognate is not None and self.cognates[k] == cognate)
         ]
 
-    def together(self, words: Sequence[str]) -> bool:
-        """Whether some place of each word lies in one run with only stop words between them."""
+    def together(self, words: Sequence[str], name: Sequence[str] = ()) -> bool:
+        """Whether some place of each word lies in one run with only stop words, or other words of the same
+        ``name``, between them ("Procurement and Contracting Unit")."""
         places = [self.at(w) for w in words]
-        said = {k for ks in places for k in ks}
+        said = {k for w in (*words, *name) for k in self.at(w)}
         for combo in itertools.islice(itertools.product(*places), 64):
             a, b = min(combo), max(combo)
             if all(
@@ -277,8 +278,6 @@ class Catalog:
             if u.parent is None:
                 for word in {fold(u.name).split(" ")[0], fold(u.head or "").split(" ")[0]} - {""}:
                     generic.setdefault(word, []).append((u, m))
-        # Only in the question's own words: a glossary translation of "who directs …?" ("dirección") names none.
-        self.kind_aliases = frozenset(generic)
         for word, owners in generic.items():
             # Shared by several gerencias ("el Gerente"), the word names each of them: answers are per manual.
             for owner in owners:
@@ -430,14 +429,14 @@ class Catalog:
                 if found.together(words):
                     full.append((len({stem(w) for w in words}), u, m))
             elif u.parent is not None and words[0] not in missing and words[1] not in missing:
-                if found.together(words[:2]):
+                if found.together(words[:2], words):
                     near.append((u, m))
             elif (
                 missing == [words[0]]
                 and words[0] in _UNIT_WORDS
                 and len(words) >= 4
                 and u.parent is not None
-                and found.together(words[1:])
+                and found.together(words[1:], words)
             ):
                 kindless.append((u, m))
         if full:

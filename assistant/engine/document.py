@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 from assistant.chunk import spanish_date
+from assistant.cues import cue_words
 from assistant.engine.common import Draft, Lang, _and, _cite, _date, _quote_block, manual_name, per_manual
 from assistant.engine.query import (
     _ABOUT_MANUAL,
     _CHANGE_WORDS,
     _COUNT,
     _LATEST,
+    _MANUAL_AGE,
     _META_AUTH,
     _META_CODE,
     _META_CREATED,
@@ -33,6 +36,8 @@ from assistant.versions import named_versions
 if TYPE_CHECKING:
     from assistant.engine.engine import GroundedEngine
 
+_NEWS_WORDS = frozenset(cue_words("news_words"))
+
 
 def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Draft | None:
     """A question about the manual itself, answered for each manual it is about; None for anything else."""
@@ -42,6 +47,11 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
         return None  # a question about a unit, not about a manual
     if engine.catalog.names_former(a.q):
         return None  # a former unit's or position's past, not the manual's
+    if _MANUAL_AGE.search(a.q) and not _LATEST.search(a.q) and not _asks_more(a.q):
+        # Two manuals the question names, else every manual served.
+        compared = _by_age(a.manuals if a.scoped and len(a.manuals) > 1 else engine.catalog.manuals, lang)
+        if compared is not None:
+            return compared
     return per_manual([d for m in a.manuals if (d := _meta_for(m, a.q, lang))], lang)
 
 
@@ -118,6 +128,51 @@ def _meta_for(m: Manual, q: str, lang: Lang) -> Draft | None:
         return None
     lead = say("document_lead", lang, title=m.title, code=m.code)
     return Draft(lead + " " + " ".join(parts), True, cites)
+
+
+def _asks_more(q: str) -> bool:
+    """Whether a question about the newest or oldest manual asks something else of it (who authorised it, its
+    objective, what changed) or asks who does something ("according to the manual, who handles the oldest
+    requests?"): then it is not asking which manual is newer."""
+    changed = any(m.group(0) not in _NEWS_WORDS for m in _CHANGE_WORDS.finditer(q))
+    asked = (_META_AUTH, _OBJECTIVE, _META_PREPARED, _META_REVIEWED, _META_CODE, _META_OWNER, _RESPONSIBILITY)
+    return changed or any(p.search(q) for p in asked)
+
+
+def _by_age(manuals: list[Manual], lang: Lang) -> Draft | None:
+    """The manuals listed most recent first by the date of their version in force, each with its creation
+    date; None unless two or more gerencias' manuals have that date."""
+    latest: dict[str, Manual] = {}
+    for m in manuals:
+        if m.effective_date is not None and (m.code not in latest or m.version > latest[m.code].version):
+            latest[m.code] = m
+    dated = sorted(latest.values(), key=lambda m: m.effective_date or dt.date.min, reverse=True)
+    if len(dated) < 2:
+        return None
+    lines = []
+    for m in dated:
+        line = say(
+            "document_age_line", lang,
+            gerencia=m.gerencia, code=m.code, version=m.version, effective=_date(m.effective_date, lang),
+        )  # fmt: skip
+        created = _created(m)
+        lines.append(
+            line + (say("document_age_created", lang, date=_date(created, lang)) if created else ".")
+        )
+    born = [(c, m) for m in dated if (c := _created(m)) is not None]
+    oldest = min(born, key=lambda cm: cm[0])[1] if born else dated[-1]
+    summary = say("document_age_summary", lang, newest=dated[0].gerencia, oldest=oldest.gerencia)
+    text = "\n".join([say("document_age_lead", lang), *lines, "", summary])
+    cites = [
+        _cite(m, None, "documento", None, spanish_date(m.effective_date)) for m in dated if m.effective_date
+    ]
+    return Draft(text, True, cites)
+
+
+def _created(m: Manual) -> dt.date | None:
+    """When a manual was created: its title block's date, else the date of version 1 in its change history."""
+    first = [h.date for h in m.history if h.version == 1 and h.date is not None]
+    return m.created_date or (first[0] if first else None)
 
 
 def _prepared(m: Manual, q: str, lang: Lang, about: bool) -> tuple[str, list[Citation]] | None:

@@ -83,8 +83,8 @@ def _who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) 
             return functions(engine, lang, a.units[0].unit, a.units[0].manual)
         return _closest_duty(engine, a, lang, hits, scorer) or decline(lang, hits)
     best = duties[0]
-    # A unit named as a place ("at management level", "in an agency") rather than as the topic of the duty
-    # ("activos extraordinarios" inside a Ventas function) steers the choice among near-equal lines.
+    # A unit named as a place ("in an agency") rather than as the topic of the duty ("activos extraordinarios"
+    # inside a Ventas function) steers the choice among near-equal lines.
     places = {
         (m.manual.id, m.unit.name)
         for m in a.units
@@ -92,10 +92,28 @@ def _who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) 
         and not _names_gerencia(m)
         and _as_place(a, m)
     }
-    exact = bool(_TOP_LEVEL.search(fold(a.text)))
-    if exact:
-        # "a nivel de gerencia", "at management level": the place is the gerencia itself, not its units.
-        places = {(m.id, u.name) for u, m in engine.catalog.tops(a.manuals)}
+    if _TOP_LEVEL.search(fold(a.text)):
+        # "a nivel de gerencia", "at management level": the place is the gerencia itself, not its units; when
+        # none of its own lines covers the topic, the question is answered as if it had not said so.
+        tops = {(m.id, u.name) for u, m in engine.catalog.tops(a.manuals)}
+        draft = _answer_in(engine, a, lang, hits, list(duties), tops, scorer, exact=True)
+        if draft.answered or scorer is None:
+            return draft
+    return _answer_in(engine, a, lang, hits, duties, places, scorer)
+
+
+def _answer_in(
+    engine: GroundedEngine,
+    a: Query,
+    lang: Lang,
+    hits: list[Hit],
+    duties: list[Hit],
+    places: set[tuple[str, str]],
+    scorer: SupportScorer | None,
+    exact: bool = False,
+) -> Draft:
+    """The answer from the duty lines, preferring those of the places (``exact``: their own lines only)."""
+    best = duties[0]
     if places and engine.search_in_unit is not None:
         for manual_id, place in sorted(places):
             found = engine.search_in_unit(a.text, place, manual_id)
@@ -110,10 +128,22 @@ def _who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) 
             best = located[0]
             # At the gerencia's level, its own lines only: its units' lines are another level's answer.
             duties = located if exact else [best] + [h for h in duties if h is not best]
+    group = _group(engine, a, best, duties)
+    if scorer is None:
+        draft = _compose_duties(engine, lang, _with_twins(engine, group))
+        return _with_positions(engine, a, lang, draft, group, topic_phrase(engine, a))
+    return _judged(engine, a, lang, hits, group, scorer, places, exact)
+
+
+def _group(engine: GroundedEngine, a: Query, best: Hit, duties: list[Hit]) -> list[Hit]:
+    """The lead line and the lines quoted beside it: near-equal lines, the same duty in other words, other
+    units for a "which units" question."""
     plural = bool(_PLURAL_UNITS.search(a.q))
     group = [best]
     best_terms = set(lexical_terms(best.chunk.quote))
-    for h in duties[1:]:
+    for h in duties:
+        if h is best:
+            continue
         same_unit = h.chunk.unit == best.chunk.unit
         terms = set(lexical_terms(h.chunk.quote))
         overlap = len(terms & best_terms) / max(1, len(terms | best_terms))
@@ -131,10 +161,7 @@ def _who_handles(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) 
             group.append(h)
         if len(group) >= engine.settings.max_quotes:
             break
-    if scorer is None:
-        draft = _compose_duties(engine, lang, _with_twins(engine, group))
-        return _with_positions(engine, a, lang, draft, group, topic_phrase(engine, a))
-    return _judged(engine, a, lang, hits, group, scorer, places, exact)
+    return group
 
 
 def _as_place(a: Query, m: _Mention) -> bool:
@@ -163,8 +190,6 @@ def topic_phrase(engine: GroundedEngine, a: Query, vocabulary: frozenset[str] = 
     text = a.text
     # "según la versión 10" says when, never what: the version a question names is no topic.
     folded = _VERSION_NUM.sub(lambda m: " " * len(m.group(0)), fold(text))
-    # "a nivel de gerencia" says where, never what.
-    folded = _TOP_LEVEL.sub(lambda m: " " * len(m.group(0)), folded)
     same = len(folded) == len(text)
     spans = [(m.start, m.end) for m in engine.catalog.find_units(folded)]
     for p in engine.catalog.find_positions(folded):
@@ -183,6 +208,8 @@ def topic_phrase(engine: GroundedEngine, a: Query, vocabulary: frozenset[str] = 
         # the follow-up is asked, not what it asks for.
         own = len(fold(a.follow_up.text))
         scope |= {(m.start, m.end) for m in engine.catalog.find_units(folded) if m.start >= own}
+    # "a nivel de gerencia" says where, never what.
+    scope |= {(m.start(), m.end()) for m in _TOP_LEVEL.finditer(folded)}
     scope_words = _scope_words(engine, a)
     kept: list[str] = []
     for m in re.finditer(r"[a-z0-9ñ]+", folded):

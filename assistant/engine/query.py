@@ -61,6 +61,8 @@ _CHANGE_WORDS = cue("change_words")
 _VERSION_NUM = cue("version_num")
 _YEAR = re.compile(r"\b(19|20)\d\d\b")
 _ABOUT_MANUAL = cue("about_manual")
+# "¿Cuál es el manual más reciente?", "is Legal's manual older than Créditos'?": the manuals compared by date.
+_MANUAL_AGE = cue("manual_age")
 _META_CODE = cue("meta_code")
 _META_EFFECTIVE = cue("meta_effective")
 _META_AUTH = cue("meta_auth")
@@ -399,11 +401,7 @@ def _units_by_meaning(
     Agencia) is as much a candidate as a unit its own words name: both are kept when they differ in manual."""
     units = catalog.find_units_by_words(fixed, spans)
     named = {m.manual.id for m in units}
-    others = [
-        m
-        for m in catalog.find_units(expansion)
-        if m.manual.id not in named and fold(expansion)[m.start : m.end] not in catalog.kind_aliases
-    ]
+    others = [m for m in catalog.find_units(expansion) if m.manual.id not in named]
     if named and all(m.unit.parent is not None for m in units):
         return units + [_Mention(m.unit, m.manual, -1, -1) for m in others if m.unit.parent is not None]
     return units or [replace(m, in_expansion=True) for m in others]
