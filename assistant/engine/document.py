@@ -144,8 +144,11 @@ def _by_age(manuals: list[Manual], lang: Lang) -> Draft | None:
     date; None unless two or more gerencias' manuals have that date."""
     latest: dict[str, Manual] = {}
     for m in manuals:
-        if m.effective_date is not None and (m.code not in latest or m.version > latest[m.code].version):
-            latest[m.code] = m
+        key = m.code or m.id
+        if m.effective_date is not None and (
+            key not in latest or (m.version or 0) > (latest[key].version or 0)
+        ):
+            latest[key] = m
     dated = sorted(latest.values(), key=lambda m: m.effective_date or dt.date.min, reverse=True)
     if len(dated) < 2:
         return None
