@@ -247,7 +247,7 @@ class _WordsAt:
         """Whether some place of each word lies in one run with only stop words, or other words of the same
         ``name``, between them ("Procurement and Contracting Unit")."""
         places = [self.at(w) for w in words]
-        said = {k for w in (*words, *name) for k in self.at(w)}
+        said = {k for ks in places for k in ks} | {k for w in name if w not in words for k in self.at(w)}
         for combo in itertools.islice(itertools.product(*places), 64):
             a, b = min(combo), max(combo)
             if all(

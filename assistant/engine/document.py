@@ -31,7 +31,7 @@ from assistant.engine.query import (
 )
 from assistant.models import Citation, Hit, Manual
 from assistant.phrases import say
-from assistant.versions import named_versions
+from assistant.versions import by_code, named_versions
 
 if TYPE_CHECKING:
     from assistant.engine.engine import GroundedEngine
@@ -142,14 +142,12 @@ def _asks_more(q: str) -> bool:
 def _by_age(manuals: list[Manual], lang: Lang) -> Draft | None:
     """The manuals listed most recent first by the date of their version in force, each with its creation
     date; None unless two or more gerencias' manuals have that date."""
-    latest: dict[str, Manual] = {}
-    for m in manuals:
-        key = m.code or m.id
-        if m.effective_date is not None and (
-            key not in latest or (m.version or 0) > (latest[key].version or 0)
-        ):
-            latest[key] = m
-    dated = sorted(latest.values(), key=lambda m: m.effective_date or dt.date.min, reverse=True)
+    newest = [versions[-1] for versions in by_code(manuals).values()]  # each code's latest version
+    dated = sorted(
+        (m for m in newest if m.effective_date is not None),
+        key=lambda m: m.effective_date or dt.date.min,
+        reverse=True,
+    )
     if len(dated) < 2:
         return None
     lines = []
