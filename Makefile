@@ -55,6 +55,8 @@ eval-heldout: index          ## the held-out question set (never used for tuning
 eval-calibration: index      ## refusal curve on the calibration dev half; issue #13's gate on the held-out half
 	$(PY) -m evals.run --questions evals/calibration/dev.jsonl --out evals/out/calibration-dev.json --no-compare
 	$(PY) -m evals.run --questions evals/calibration/dev2.jsonl --out evals/out/calibration-dev2.json --no-compare
+	$(PY) -m evals.run --questions evals/calibration/dev3-manuals.jsonl --corpus corpus $(wildcard evals/manuals/*/manual.txt) \
+	  --out evals/out/calibration-dev3-manuals.json --no-compare
 	$(PY) -m evals.run --questions evals/calibration/heldout.jsonl --out evals/out/calibration-heldout.json --no-compare --gate calibration
 
 eval-conversations: index    ## multi-turn conversations (each turn asked with the earlier ones as history)
@@ -70,6 +72,8 @@ eval-conversations: index    ## multi-turn conversations (each turn asked with t
 	  --out evals/out/conversations-dev4-manuals.json
 	$(PY) -m evals.run --conversations evals/conversations/dev5-manuals.jsonl --corpus corpus $(wildcard evals/manuals/*/manual.txt) \
 	  --out evals/out/conversations-dev5-manuals.json
+	$(PY) -m evals.run --conversations evals/conversations/dev6-manuals.jsonl --corpus corpus $(wildcard evals/manuals/*/manual.txt) \
+	  --out evals/out/conversations-dev6-manuals.json
 
 eval-manuals: model          ## each extra manual alone, then every manual together (temporary indexes)
 	for d in evals/manuals/*/ evals/heldout_manual/*/; do n=$$(basename $$d); \
