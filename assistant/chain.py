@@ -135,7 +135,10 @@ _KIND_NOUNS = (
 _ABOUT_UNIT = re.compile(
     rf"\b(that|this|esa|esta|dicha) ({_KIND_NOUNS})\b|"
     r"\b(positions?|puestos?|cargos|heads?|dirige|jefe|jefa|objective|objetivo|reports? to|reporta|"
-    r"depend\w*|pertenec\w*|belongs?|encabeza\w*|lidera\w*|leads?|runs?|in charge|a cargo)\b"
+    r"depend\w*|pertenec\w*|belongs?|encabeza\w*|lidera\w*|leads?|runs?|in charge|a cargo|"
+    r"(?:which|what|how many|que|cuales|cuantas) (?:sub-?)?(?:units|unidades) (?:does it|do they|has it|have they|"
+    r"tiene|tienen)|under (?:it|them)|bajo (?:su|ella|el)|(?:does|do) (?:it|they|(?:that|this) \w+) have (?:a|an|any)|"
+    r"tienen? (?:un|una|algun|alguna))\b"
 )
 # A demonstrative before a unit's or a position's noun ("esa área", "that position"): about that unit or post.
 _ABOUT_UNIT_NOUN = re.compile(
@@ -193,10 +196,11 @@ def condense(
     if swapped:
         return swapped
     if (units_now or positions_now) and _SWAP.search(folded) and len(words) <= 8 and previous_user:
-        # "¿y San Miguel?" after "¿Qué puestos tiene Santa Ana?": same question, other unit.
+        # "¿y San Miguel?" after "¿Qué puestos tiene Santa Ana?": same question, other unit ("¿y cuál es el
+        # objetivo de la Dirección?" asks its own question of the unit it names).
         last = previous_user[-1]
         old = catalog.find_units(last)
-        if old and units_now:
+        if old and units_now and not _asks_own_of(folded, words, units_now):
             m = old[0]
             return f"{last[: m.start]}{units_now[0].unit.name}{last[m.end :]}"
         if units_now and _SAME.search(folded):
@@ -209,10 +213,9 @@ def condense(
         return _with_version(question, then)
     if units_now or positions_now:
         return question
-    named = catalog.find_manuals(question)
-    if len(named) == 1 and _SWAP.search(folded) and len(words) <= 8 and previous_user:
-        # "¿y la de Créditos?" after "how many units does the legal one have?": same question, other manual.
-        return _swap_manual(previous_user[-1], named[0], catalog)
+    moved = _moved(question, folded, words, history, catalog)
+    if moved:
+        return moved
     if then:
         return _with_version(question, then)  # "which manual lost validity then?" after "… versión 2?"
     version = _adjacent_version(folded, history) or _focus_version(folded, words, history)
@@ -221,7 +224,7 @@ def condense(
         # one beside it), of the manual the answer was from.
         named = catalog.find_manuals(history[-1][1]) if catalog.many else []
         return _with_version(question, version, f", manual {named[0].gerencia}" if len(named) == 1 else "")
-    if not (_FOLLOW_UP.search(folded) or len(words) <= 6):
+    if not _leans_back(folded, words):
         return question
     return _borrow(question, folded, words, list(history), catalog)
 
@@ -442,6 +445,73 @@ def _antecedent(phrases: list[list[str]], pronoun: str) -> list[str]:
     plural = pronoun in _PLURAL_PRONOUNS
     agreeing = [p for p in phrases if p[0].endswith("s") == plural]
     return (agreeing or phrases)[-1]
+
+
+def _leans_back(folded: str, words: list[str]) -> bool:
+    """Whether a follow-up naming nothing may lean on the conversation: a pronoun or "and …", a demonstrative
+    before a unit's noun ("which department does that section report to?"), or a few words only."""
+    return bool(_FOLLOW_UP.search(folded) or _ABOUT_UNIT_NOUN.search(folded)) or len(words) <= 6
+
+
+def _moved(question: str, folded: str, words: list[str], history: History, catalog: Catalog) -> str | None:
+    """A follow-up that moves the talk to another gerencia's manual (None when it does not): "¿y en Legal?" or
+    "¿y la de Créditos?" is the previous question (as it was resolved) asked of that gerencia; "and in
+    Créditos, who reviews …?" its own question, asked in that manual; "¿y el de Legal en qué versión va?" its
+    own question about that manual."""
+    turns = [(k, u) for k, (u, _a) in enumerate(history) if u.strip()]
+    if not turns:
+        return None
+    k, last = turns[-1]
+    moved = catalog.swapped_to(question)
+    if moved:
+        manual, rest = moved
+        if rest:
+            own = question[len(question) - len(rest) :] if len(fold(question)) == len(question) else rest
+            return f"{own} (manual {manual.gerencia})"
+        return _swap_manual(condense(last, history[:k], catalog), manual, catalog)
+    named = catalog.find_manuals(question)
+    if len(named) != 1 or not _SWAP.search(folded) or len(words) > 8:
+        return None
+    if _asks_own(folded, words, named[0]):
+        return question
+    return _swap_manual(condense(last, history[:k], catalog), named[0], catalog)
+
+
+# Phrases that only shape a swap ("¿y qué tal San Miguel?", "¿y qué me dices de la de Legal?"): no question of
+# its own.
+_SWAP_SHAPE = re.compile(
+    r"\b(?:que tal|que pasa con|que me dices de|que hay de|que onda con|what about|how about)\b"
+)
+
+
+def _own_words(folded: str, words: list[str], name: set[str]) -> bool:
+    """Whether a follow-up asks a question of its own beside the name it gives: an interrogative and a word
+    that is neither a stop word, a shaping word nor the name's, once swap phrases ("qué tal") are set aside."""
+    rest = _SWAP_SHAPE.sub(" ", folded)
+    shaped = set(tokens(folded)) - set(tokens(rest))
+    own = [
+        w
+        for w in words
+        if w not in STOP_ES
+        and w not in STOP_EN
+        and w not in _SHAPE
+        and w not in name
+        and w not in shaped
+        and not _ABOUT_MANUAL.match(w)
+    ]
+    return bool(own) and bool(_ASKS_ANY.search(rest))
+
+
+def _asks_own_of(folded: str, words: list[str], units: list[_Mention]) -> bool:
+    """Whether a follow-up naming a unit asks a question of its own about it ("¿y cuál es el objetivo de la
+    Dirección?"), rather than the previous question again ("¿y qué tal San Miguel?")."""
+    return _own_words(folded, words, {t for m in units for t in tokens(m.unit.name)})
+
+
+def _asks_own(folded: str, words: list[str], manual: Manual) -> bool:
+    """Whether a follow-up naming a manual asks a question of its own about it ("¿y el de Legal en qué versión
+    va?"), rather than the previous question again ("¿y la de Créditos?", "¿y qué me dices de la de Legal?")."""
+    return _own_words(folded, words, set(tokens(short_name(manual.gerencia) or manual.gerencia)))
 
 
 def _swap_manual(last: str, manual: Manual, catalog: Catalog) -> str:

@@ -356,6 +356,19 @@ class SupportScorer:
             default=0.0,
         )
 
+    def holds(self, topic: str) -> Callable[[str], set[str]]:
+        """For a topic, a function giving the topic's terms (their text) a line holds (stemmed, English words
+        through the glossary): what a line says of the question, to compare two lines."""
+        terms: list[Term] = []  # computed on the first call: most answers never compare lines this way
+
+        def held(quote: str) -> set[str]:
+            if not terms:
+                terms.extend(self.terms(topic))
+            line = content_stems(quote)
+            return {t.text for t in terms if self.found(t, line) > 0}
+
+        return held
+
     # --- scoring ---------------------------------------------------------------------------------
 
     def topic_vector(self, topic: str) -> np.ndarray | None:

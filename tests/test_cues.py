@@ -87,3 +87,23 @@ def test_when_asked_is_the_interrogative_not_the_conjunction(question, asks):
     from assistant.cues import cue
 
     assert bool(cue("when_asked").search(question)) is asks
+
+
+@pytest.mark.parametrize(
+    "question, asks",
+    [("who approves the fund's annual budget?", True),
+     ("¿quien autoriza los anticipos de salario?", True),
+     ("¿quien sanciona a un notario externo?", True),
+     ("¿que unidad decide que vehiculo se asigna a cada dependencia?", False),  # "decide" is often "does"
+     ("¿quien define el plan de capacitacion?", False),
+     ("las politicas que propone creditos, who gives them final approval?", True),
+     ("¿quien da el visto bueno tecnico a las compras?", False),  # a check, as often as an approval
+     ("ya me aprobaron el credito, who formalizes it?", False),
+     ("¿quien revisa los reglamentos antes de que se aprueben?", False),
+     ("¿quien resuelve las quejas de los clientes?", False),
+     ("who gives talks to the staff?", False)],
+)  # fmt: skip
+def test_a_decision_is_asked_by_its_verb_right_after_who(question, asks):
+    from assistant.cues import cue
+
+    assert bool(cue("asks_decision").search(question)) is asks

@@ -49,6 +49,17 @@ def test_a_named_gerencia_gets_only_its_manuals_version(engine, manuals):
     assert all(c.version == creditos.version and c.manual_code == creditos.code for c in d.citations)
 
 
+def test_the_version_and_the_creation_date_asked_together_are_both_answered(engine, manuals):
+    from assistant.chunk import spanish_date
+
+    seed = _by_gerencia(manuals, "Gerencia de Servicio al Cliente")
+    assert seed.created_date
+    question = "¿El manual de Servicio al Cliente en qué versión está, y cuál es su fecha de creación?"
+    d = engine.answer(question, "es", [])
+    assert d.answered and f"**{seed.version}**" in d.text
+    assert spanish_date(seed.created_date) in {c.quote for c in d.citations}
+
+
 @pytest.mark.parametrize(
     ("question", "lang"), [("¿Quién autorizó el manual?", "es"), ("Who authorised the manual?", "en")]
 )

@@ -286,6 +286,95 @@ def test_a_follow_up_naming_another_gerencias_short_name_swaps_the_manual(engine
     assert out == f"When did the {credit.gerencia}'s manual come into force?"
 
 
+def test_a_follow_up_moving_to_another_gerencia_asks_there(engine, manuals):
+    from assistant.chain import condense
+
+    credit = next(m for m in manuals if m.gerencia == "Gerencia de Créditos")
+    asked = f"In the {credit.gerencia}, who takes care of cancelling the mortgage of a paid-off loan?"
+    history = [(asked, "The manual does not assign …")]
+    # "¿y en Legal?": the previous question (answered or not), asked of that gerencia.
+    assert condense("¿y en Legal?", history, engine.catalog) == asked.replace(
+        credit.gerencia, "Gerencia Legal"
+    )
+    assert condense("and what about Legal?", history, engine.catalog).startswith("In the Gerencia Legal,")
+    # The previous question as it was resolved: "¿y en Legal?" after "¿y en Créditos?" is not "¿y en Créditos?".
+    history = [
+        (
+            "¿Qué versión tiene el manual de la Gerencia de Servicio al Cliente?",
+            "La versión vigente es la **10**.",
+        ),
+        ("¿y en Legal?", "La versión vigente es la **5**."),
+    ]
+    assert "Créditos" in condense("and what about Créditos?", history, engine.catalog)
+    assert "Legal" not in condense("and what about Créditos?", history, engine.catalog)
+    # With a question of its own, that question is asked there, not of the unit that answered before.
+    history = [
+        ("¿Quién revisa los reglamentos?", "Según el manual, se encarga **Área de Asesoría Jurídica** …")
+    ]
+    own = "and in Créditos, quién revisa los créditos con codeudor?"
+    assert (
+        condense(own, history, engine.catalog)
+        == "quién revisa los créditos con codeudor? (manual Gerencia de Créditos)"
+    )
+    own = "¿y en Legal quién elabora los contratos que salen de esos procesos?"
+    expected = "quién elabora los contratos que salen de esos procesos? (manual Gerencia Legal)"
+    assert condense(own, history, engine.catalog) == expected
+    # "en lo legal" is no gerencia.
+    assert engine.catalog.swapped_to("y en lo legal, ¿quién revisa los antecedentes registrales?") is None
+    # "créditos hipotecarios" is no gerencia: an everyday word after "y en" moves nothing.
+    assert engine.catalog.swapped_to("y en créditos hipotecarios quién firma?") is None
+    # A manual named with a question of its own keeps that question.
+    history = [("¿y quién lo autorizó? (manual Gerencia de Créditos)", "Lo autorizó el **Presidente** …")]
+    assert (
+        condense("¿y el de Legal en qué versión va?", history, engine.catalog)
+        == "¿y el de Legal en qué versión va?"
+    )
+
+
+def test_a_follow_up_naming_a_unit_with_its_own_question_keeps_it(engine):
+    from assistant.chain import condense
+
+    history = [("and which units report directly to the Dirección de Administración?", "The Dirección …")]
+    asked = "¿y cuál es el objetivo de la Dirección?"
+    assert condense(asked, history, engine.catalog) == asked
+    # A bare unit swaps it into the previous question.
+    history = [("¿Qué puestos tiene la Agencia Santa Ana?", "**Agencia Santa Ana** (13 puestos …)")]
+    assert condense("¿y San Miguel?", history, engine.catalog) == "¿Qué puestos tiene la Agencia San Miguel?"
+    # "qué tal", "qué pasa con" only shape the swap.
+    assert (
+        condense("¿y qué tal San Miguel?", history, engine.catalog)
+        == "¿Qué puestos tiene la Agencia San Miguel?"
+    )
+    assert "Sucursal Paseo" in condense("¿y qué pasa con la Sucursal Paseo?", history, engine.catalog)
+
+
+def test_a_follow_up_about_a_units_sub_units_or_posts_asks_of_the_unit_that_answered(engine):
+    from assistant.chain import condense
+
+    bot = "Según el manual, se encarga **Unidad de Transporte** (Dirección de Administración) …"
+    history = [("Chocaron un carro del Fondo, ¿a quién le toca reportar el accidente?", bot)]
+    for asked in [
+        "which units does it have under it?",
+        "esa unidad tiene un dispatcher, or just motoristas?",
+    ]:
+        assert condense(asked, history, engine.catalog) == f"{asked} (Unidad de Transporte)"
+    # A unit the follow-up names in its own words ("the payroll unit") is its own, not the one before.
+    asked = "who does the payroll unit reconcile its payment records with every month?"
+    assert condense(asked, history, engine.catalog) == asked
+
+
+def test_a_follow_up_pointing_at_that_section_asks_of_the_unit_that_answered(engine):
+    from assistant.chain import condense
+
+    bot = (
+        "Según el manual, se encarga **Sección de Registro** (Gerencia Legal) (a cargo del Jefe Sección de "
+        "Registro), función 3:\n> «Retirar los documentos inscritos …»"
+    )
+    history = [("¿Quién retira del registro los documentos ya inscritos?", bot)]
+    asked = "which department does that section report to?"
+    assert condense(asked, history, engine.catalog) == f"{asked} (Sección de Registro)"
+
+
 def test_a_unit_the_conversation_carried_is_no_topic_word(engine):
     from assistant.engine.duties import topic_phrase
     from assistant.engine.query import FollowUp
@@ -504,3 +593,47 @@ def test_a_level_word_without_a_gerencia_is_no_level_and_a_named_gerencia_leaves
     question = "¿Quién autoriza los desembolsos a nivel de la Gerencia de Créditos?"
     a = engine.analyse(question, question, engine.glossary.expand(question))
     assert tokens(topic_phrase(engine, a)) == ["autoriza", "desembolsos"]
+
+
+def test_a_unit_said_as_one_ordinary_word_narrows_the_question_only_while_its_lines_cover_it(engine, manuals):
+    # "el registro de la zona" says the Sección de Registro's short name; no line of that gerencia covers the
+    # topic (a weak hit), so every manual is asked and the line that covers it (another gerencia's) answers.
+    seed, legal = manuals[0], next(m for m in manuals if m.id == "gerencia-legal")
+    agencias = next(u for u in seed.units if any("registros de la zona" in f.text for f in u.functions))
+    line = next(f for f in agencias.functions if "registros de la zona" in f.text)
+    registro = legal.unit("Sección de Registro")
+    hits = [
+        _hit(seed, agencias.name, line.numeral, dense=0.9),
+        _hit(legal, registro.name, registro.functions[0].numeral, dense=0.5),
+    ]
+    question = "¿Quién gestiona en el registro de la zona que se inscriba rápido la compraventa?"
+    a = engine.analyse(question, question, engine.glossary.expand(question))
+    assert a.scoped and {m.id for m in a.manuals} == {legal.id}
+    assert engine.catalog.by_short_name(a.units[0], [fold(question)])
+    d = engine.answer(question, "es", hits)
+    assert d.answered and (d.citations[0].manual, d.citations[0].unit) == (seed.id, agencias.name)
+    # The unit's full name, or a question its own lines answer, keeps the question in its gerencia.
+    named = "¿Quién gestiona en la Sección de Registro que se inscriba rápido la compraventa?"
+    a = engine.analyse(named, named, engine.glossary.expand(named))
+    assert a.scoped and not engine.catalog.by_short_name(a.units[0], [fold(named)])
+    assert engine._widened(a) is None
+    d = engine.answer(named, "es", hits)
+    assert not d.answered or {c.manual for c in d.citations} == {legal.id}
+
+
+@pytest.mark.parametrize(
+    ("question", "framing"),
+    [
+        ("Which area is supposed to find effective alternatives to boost sales?", "supposed"),
+        ("Which unit is meant to keep the client database up to date?", "meant"),
+        ("¿A quién le toca supervisar la medición del servicio?", "toca"),
+        ("¿A qué unidad le corresponde desarrollar el plan de ventas?", "corresponde"),
+        ("Necesito saber quién desarrolla el plan de ventas", "necesito"),
+    ],
+)
+def test_the_words_that_frame_a_duty_are_no_part_of_its_topic(engine, question, framing):
+    from assistant.engine.duties import topic_phrase
+
+    a = engine.analyse(question, question, engine.glossary.expand(question))
+    topic = tokens(topic_phrase(engine, a))
+    assert framing not in topic and topic, topic

@@ -98,6 +98,7 @@ def test_out_of_scope_declines_before_any_answerer(engine, monkeypatch):
         ("how much commission does a Promotor de Créditos get per sale?", True),
         ("which antivirus does the Fondo use on its computers?", True),
         ("¿con qué aseguradora tiene contratada la póliza colectiva el Fondo?", True),
+        ("¿y cuánto le cuesta al cliente esa cancelación?", True),
         ("which real estate companies do they work with currently?", True),
         ("¿Qué unidad califica a las empresas constructoras?", False),  # who does it: the manual may say
         ("Which units deal with the banks?", False),

@@ -44,6 +44,37 @@ def test_the_positions_of_a_unit(engine, manuals):
     assert [(c.manual, c.quote) for c in d.citations] == [(manual.id, "\n".join(unit.positions))]
 
 
+@pytest.mark.parametrize(
+    "question",
+    [
+        "¿La Unidad de Transporte tiene un dispatcher, o solo motoristas?",
+        "Does the Unidad de Transporte have a driver?",
+        "who runs the Unidad de Transporte, and does it have a coordinator?",
+    ],
+)
+def test_whether_a_unit_has_a_kind_of_post_is_answered_with_its_chart(engine, manuals, question):
+    from assistant.engine.structure import asks_role
+
+    unit, _manual = _unit(manuals, "Unidad de Transporte")
+    assert asks_role(engine, fold(question))
+    d = engine.answer(question, "es", [])
+    assert d.answered and all(f"- {p}" in d.text for p in unit.positions)
+
+
+def test_having_a_thing_is_no_post(engine):
+    from assistant.engine.structure import asks_role
+
+    for question in [
+        "does the unidad de transporte have a budget?",
+        "¿la agencia tiene un objetivo?",
+        "¿el area de activos extraordinarios tiene un inventario de los inmuebles?",
+        "¿la uaci tiene una lista de proveedores?",
+        "does the uaci have a register of suppliers?",
+        "does the area de ventas have someone who organizes fairs?",  # who does a task: the duty lines
+    ]:
+        assert not asks_role(engine, question), question
+
+
 def test_which_gerencia_a_unit_belongs_to(engine, manuals):
     unit, manual = _unit(manuals, "Unidad de Planillas")
     d = engine.answer("¿A qué gerencia pertenece la Unidad de Planillas?", "es", [])

@@ -264,3 +264,41 @@ def test_the_verb_direct_names_no_direccion_and_the_noun_manager_still_names_the
         assert a.units and all(m.unit.parent is None for m in a.units), question
     # Written by the user, the kind word still names it.
     assert _scope_of(served_engine, "¿Qué funciones tiene la Dirección?") == {"Dirección de Administración"}
+
+
+def test_who_approves_is_not_answered_by_a_line_that_only_proposes(multi_assistant):
+    from assistant.engine.duties import decides
+
+    credit = _manual(multi_assistant, CREDIT)
+    proposing = next(
+        f.text
+        for u in credit.units
+        for f in u.functions
+        if fold(f.text).startswith("proponer a la presidencia")
+    )
+    assert not decides(proposing) and decides("Autorizar los movimientos de personal.")
+    assert not decides(
+        "Dar seguimiento a expedientes en trámite y aprobados."
+    )  # a participle decides nothing
+    asked = multi_assistant.ask("¿Quién propone las políticas y condiciones de las líneas de crédito?")
+    assert asked.answered and asked.citations[0].quote == proposing
+    # The decision is someone else's: declined, pointing at the closest line.
+    answer = multi_assistant.ask("¿Quién aprueba las políticas y condiciones de las líneas de crédito?")
+    assert not answer.answered and [c.quote for c in answer.citations] == [proposing]
+    # A line approving something else is no answer either ("Aprobar los planes anuales de trabajo …" beside
+    # "Dirigir la formulación y ejecución del presupuesto …").
+    answer = multi_assistant.ask("¿Quién aprueba el presupuesto?")
+    assert not answer.answered and "presupuesto" in fold(answer.citations[0].quote)
+    # A line that states the decision answers it.
+    answer = multi_assistant.ask("¿Quién autoriza los traslados, ascensos y permisos del personal?")
+    assert answer.answered and fold(answer.citations[0].quote).startswith("autorizar")
+
+
+def test_who_pays_is_answered_only_by_a_line_that_states_a_payment(multi_assistant):
+    answer = multi_assistant.ask("who pays the utilities and municipal taxes on the foreclosed homes?")
+    assert answer.answered and "pago" in fold(answer.citations[0].quote)
+    # Writing the committee's minutes is no paying its members: declined, pointing at the closest line.
+    answer = multi_assistant.ask(
+        "¿Y quién les paga las dietas a los miembros del Comité de Créditos por sesión?"
+    )
+    assert not answer.answered and answer.citations and "pag" not in fold(answer.citations[0].quote)

@@ -260,6 +260,8 @@ def test_glossary_translates_the_manuals_nouns(real_glossary):
     assert "dirección" not in real_glossary.expand("who directs the agencies?").split()
     # A longer phrase keeps the words of the shorter one it takes over: insurance policies are "seguros" too.
     assert {"pólizas", "seguros"} <= set(real_glossary.expand("who handles the insurance policies?").split())
+    # The manuals say "de la zona" / "de la región" where English says "in the regions".
+    assert "zona" in real_glossary.expand("who collects late payments in the regions?").split()
 
 
 def test_glossary_adds_nothing_to_a_question_without_known_terms(real_glossary):

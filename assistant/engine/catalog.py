@@ -312,6 +312,8 @@ class Catalog:
         # A manual named by its code, or by its gerencia's short name where a manual is meant.
         self._manual_patterns = [(_whole_words(fold(m.code)), m) for m in manuals if m.code]
         self._manual_patterns += _short_name_patterns(manuals)
+        short = [(_short_name(m.gerencia), m) for m in manuals]
+        self._short_names = [(n, m) for n, m in short if n and [x for x, _m in short].count(n) == 1]
         self.alias_stems = {stem(t) for a, _u, _m in self.unit_aliases for t in tokens(a)}
         self._former: dict[tuple[str, str], str] = {}
         # Each folded duty line → the units whose own function list holds it, in any manual. An agency that
@@ -345,6 +347,17 @@ class Catalog:
         if name.endswith("s") and " " not in name:
             out.add(name[:-1])  # "agencias" -> "agencia"
         return out
+
+    def by_short_name(self, m: _Mention, texts: Sequence[str]) -> bool:
+        """Whether a unit was named in one of `texts` (folded, as searched) by one word of its name alone that
+        duty lines also use as an ordinary noun ("registro" for the Sección de Registro: "el registro de la
+        zona"), not by its full name, a proper name ("Paseo"), its initials or its meaning."""
+        if m.start < 0 or m.in_expansion or m.unit.parent is None or " " not in fold(m.unit.name):
+            return False
+        words = {a for a, u, _m in self.unit_aliases if u is m.unit and " " not in a}
+        # An ordinary noun: one duty lines use ("registros"), not a proper name ("Paseo") or initials ("UACI").
+        said = {t[m.start : m.end] for t in texts} & words
+        return any(word_family(w) in self._duty_stems for w in said)
 
     @property
     def many(self) -> bool:
@@ -476,6 +489,27 @@ class Catalog:
         name ("el manual de Créditos", "¿y la de Legal?", "the Administración one", "and Legal's?")."""
         folded = fold(text)
         return [m for pattern, m in self._manual_patterns if pattern.search(folded)]
+
+    def swapped_to(self, text: str) -> tuple[Manual, str] | None:
+        """A follow-up that opens by moving the talk to another gerencia by its short name ("¿y en Legal?",
+        "and in Créditos, who reviews …?", "y para la de Administración"): that manual, and the rest of the
+        text after the name (empty for a bare swap), which a punctuation mark or an interrogative follows ("y en
+        créditos hipotecarios …" names no gerencia). None when the text opens otherwise; each short name only
+        one served manual has."""
+        folded = fold(text)
+        for name, m in self._short_names:
+            found = re.match(
+                r"^\W*(?:and|y|(?:and )?(?:what|how) about|que tal)\s+(?:(?:in|en|for|para|at|with|con|of|de)\s+)?"
+                r"(?:(?:the|la|el)\s+)?"
+                r"(?:(?:gerencia|direccion|manual|one|de)\s+(?:(?:de|of)\s+)?(?:la\s+|el\s+)?)*"
+                rf"{re.escape(name)}(?![a-z0-9])(?:'s)?(?:\s+(?:one|manual|mof))?"
+                r"(?:\s*[,;:.?!]|\s+(?=(?:quien|quienes|who|que|which|what|cual|cuales|donde|where|cuando|when|como|how)"
+                r"\b)|\s*$)\W*(?P<rest>.*)$",
+                folded,
+            )
+            if found:
+                return m, found.group("rest").strip()
+        return None
 
     def manual_spans(self, text: str) -> list[tuple[int, int, Manual]]:
         """Where a text (folded) names a manual by its gerencia's short name: the name's own span."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import TYPE_CHECKING
 
 from assistant.chunk import spanish_date
@@ -37,6 +38,11 @@ if TYPE_CHECKING:
     from assistant.engine.engine import GroundedEngine
 
 _NEWS_WORDS = frozenset(cue_words("news_words"))
+
+
+# Creation asked in a clause of its own ("¿en qué versión está, y cuál es su fecha de creación?"), not of the
+# version the question names first ("when was the current version created?" asks that version's date).
+_CREATED_APART = re.compile(r"(?:,|;|\by\b|\band\b)[^,;]*\b(?:creat\w*|creo|creado|creacion)\b")
 
 
 def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Draft | None:
@@ -111,7 +117,7 @@ def _meta_for(m: Manual, q: str, lang: Lang) -> Draft | None:
     if _META_OWNER.search(q) and m.process_owner:
         parts.append(say("document_owner", lang, who=m.process_owner))
         cites.append(_cite(m, None, "documento", None, m.process_owner))
-    if about and _META_CREATED.search(q) and m.created_date and not parts:
+    if about and _META_CREATED.search(q) and m.created_date and (not parts or _CREATED_APART.search(q)):
         parts.append(say("document_created", lang, date=_date(m.created_date, lang)))
         cites.append(_cite(m, None, "documento", None, spanish_date(m.created_date)))
         first = min(m.history, key=lambda h: h.version, default=None)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from assistant.cues import cue, cue_words
 from assistant.engine.catalog import _cognate, _Mention, _whole_words, titled_positions
 from assistant.engine.common import Draft, Lang, _cite, _quote_block, decline, unit_label
 from assistant.engine.query import (
+    _ASKS_DECISION,
     _ASKS_PERSON,
     _GREETINGS,
     _LOCATIVE,
@@ -294,6 +297,10 @@ def _judged(
         if led is None:
             return _uncovered(engine, lang, hits, topic, scored[0], scored[0])
         group, scored = led
+        decided = _action_lead(engine, a, hits, group, scored, scorer.holds(topic))
+        if decided is None:
+            return _uncovered(engine, lang, hits, topic, scored[0], scored[0])
+        group, scored = decided
         lead = scored[0]
         kept = [group[0]] + [
             h for h, s in zip(group[1:], scored[1 : len(group)], strict=False) if s.support >= threshold
@@ -337,6 +344,72 @@ def _follow_up_lead(
 
 
 _QUESTION_STEMS = frozenset(stem(w) for w in _QUESTION_WORDS)
+
+
+@dataclass(frozen=True)
+class _Action:
+    """An action a question asks for that a line must state itself to cover the question: "who approves the
+    budget?" is not answered by a line that prepares it, "who pays the fees?" by one that checks deadlines."""
+
+    asked: re.Pattern[str]
+    stems: frozenset[str]
+    verbs_only: bool  # stated as a verb (the infinitives a MOF line is written with), not as a participle
+
+
+# A MOF line's verbs: its infinitives, and its gerunds ("… determinando la capacidad de pago").
+_INFINITIVE = re.compile(r"^([a-zñ]{2,}(?:ar|er|ir|ando|iendo))(?:se|los|las|lo|la|les|le)?$")
+_ACTIONS = (
+    _Action(_ASKS_DECISION, frozenset(stem(w) for w in cue_words("decision_verbs")), True),
+    _Action(cue("asks_payment"), frozenset(stem(w) for w in cue_words("payment_words")), False),
+)
+
+
+def _states(action: _Action, quote: str) -> bool:
+    """Whether a duty line states an action: one of its words (its verbs, for a decision) is the action's."""
+    words = tokens(quote)
+    if action.verbs_only:
+        words = [m.group(1) for w in words if (m := _INFINITIVE.match(w))]
+    return any(stem(w) in action.stems for w in words)
+
+
+def decides(quote: str) -> bool:
+    """Whether a duty line states a decision: one of its verbs (not a participle such as "expedientes …
+    aprobados") approves, authorises, decides, determines, defines or sanctions."""
+    return _states(_ACTIONS[0], quote)
+
+
+def _action_lead(
+    engine: GroundedEngine,
+    a: Query,
+    hits: list[Hit],
+    group: list[Hit],
+    scored: list[Scored],
+    holds: Callable[[str], set[str]],
+) -> tuple[list[Hit], list[Scored]] | None:
+    """A question asking for a decision or a payment is covered only by a line that states it ("Evaluar y
+    proponer arreglos de pago…" leaves the approval to someone else). The lead leads only if it states the
+    action; else a line that does, passing, and either better supported than the lead or about as well
+    supported (within the switch margin) while holding every topic word the lead holds ("Aprobar los planes
+    de trabajo" is no approval of the budget that "Dirigir la formulación … del presupuesto" names); else
+    none does (None). ``holds`` gives the topic's terms a line holds."""
+    lead = scored[0]
+    for action in _ACTIONS:
+        if not action.asked.search(a.q) or _states(action, lead.chunk.quote):
+            continue
+        floor = max(engine.settings.support_threshold, lead.support - engine.settings.support_switch_margin)
+        object_ = holds(lead.chunk.quote)
+        stating = [
+            s
+            for s in scored
+            if s.support >= floor
+            and _states(action, s.chunk.quote)
+            and (s.support >= lead.support or object_ <= holds(s.chunk.quote))
+        ]
+        if not stating:
+            return None
+        best = max(stating, key=lambda s: s.support)
+        return [_as_hit(hits, best)], [best, *(s for s in scored if s is not best)]
+    return group, scored
 
 
 def _other_manuals_lead(

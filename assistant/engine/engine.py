@@ -8,6 +8,7 @@ and always answers, if only to decline.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from assistant.diff import ManualDiff, diff_manuals
@@ -21,6 +22,7 @@ from assistant.phrases import say
 from assistant.retrieve import Glossary
 from assistant.settings import AnswerSettings
 from assistant.support import Scored, SupportScorer
+from assistant.text import fold
 
 # An answerer returns a draft, or None to let the next one try.
 Answerer = Callable[["GroundedEngine", Query, Lang, list[Hit]], Draft | None]
@@ -84,14 +86,23 @@ class GroundedEngine:
         """Compose the answer for a (standalone, sanitised) question, its hits and its typo-corrected form."""
         a = self.analyse(question, corrected or question, expansion)
         a.follow_up = follow_up
+        every = hits
         hits = self._scoped_hits(a, hits)
         declined = out_of_scope(self, a, lang, hits)
         if declined is not None:
             return declined
-        for _name, answerer in routes_for(a):
+        for name, answerer in routes_for(a):
             draft = answerer(self, a, lang, hits)
-            if draft is not None:
-                return self._with_renames(a, lang, draft)
+            if draft is None:
+                continue
+            wide = self._widened(a) if name == "duties" and not draft.answered else None
+            if wide is not None:
+                # "¿Quién gestiona en el registro de la zona …?": a common noun that is also the short name
+                # of one gerencia's unit ("Sección de Registro") narrowed the question to that gerencia; when
+                # no line there covers the topic, every manual is asked, as if the word named no unit.
+                other = answerer(self, wide, lang, every)
+                draft = other if other is not None and other.answered else draft
+            return self._with_renames(a, lang, draft)
         raise AssertionError("the duties answerer always answers")  # pragma: no cover
 
     def analyse(self, question: str, corrected: str, expansion: str) -> Query:
@@ -130,6 +141,16 @@ class GroundedEngine:
         if not notes:
             return draft
         return Draft(draft.text + "\n\n" + " ".join(notes), draft.answered, draft.citations, draft.support)
+
+    def _widened(self, a: Query) -> Query | None:
+        """The question unscoped, when only a unit's short name said as one ordinary word narrowed it to some
+        gerencias (not a gerencia, a code, a position or a unit's full name); else None."""
+        if not a.scoped or a.positions or a.follow_up is not None or self.catalog.find_manuals(a.q):
+            return None
+        texts = [fold(a.text), *a.q.split(" || ")]
+        if not a.units or not all(self.catalog.by_short_name(m, texts) for m in a.units):
+            return None
+        return replace(a, units=[], manuals=list(self.catalog.manuals), scoped=False)
 
     def _scoped_hits(self, a: Query, hits: list[Hit]) -> list[Hit]:
         """The hits of the manuals a question names ("… en la Gerencia de Créditos"), searched there if few."""

@@ -73,11 +73,44 @@ def answer(engine: GroundedEngine, a: Query, lang: Lang, hits: list[Hit]) -> Dra
     listed = _listed_positions(engine, a, lang, unit, manual)
     if listed is not None:
         return listed
+    if asks_role(engine, a.q) and not _FUNCTIONS.search(q):
+        # "does it have a dispatcher, or just motoristas?", "¿tiene un coordinador de vivienda?": its chart.
+        return _positions(engine, lang, [unit], manual)
     if _OBJECTIVE.search(q):
         return _objective(engine, lang, unit, manual)
     if _FUNCTIONS.search(q) and not topic:
         return functions(engine, lang, unit, manual)
     return None
+
+
+# "does it have a …", "¿tiene un …": asks whether a unit has a kind of post, when a person's noun follows.
+_HAS_ROLE = cue("has_role")
+# An English person's noun ("dispatcher", "coordinator", "lawyer"); position titles are found by their words.
+_PERSON_NOUN = re.compile(r"(?:ist|yst|er|or|ian)s?$")
+# English words of that shape that name things: a register, a server, an order.
+_THING_NOUNS = frozenset(cue_words("thing_nouns"))
+
+
+def asks_role(engine: GroundedEngine, q: str) -> bool:
+    """Whether a question asks if a unit has a kind of post: "does it have a dispatcher?", "¿tiene un
+    coordinador …?" (a title's word, or an English person's noun), not "does it have a register of
+    suppliers?", "¿tiene un inventario …?" or "does it have someone who organizes fairs?" (a duty)."""
+    for m in _HAS_ROLE.finditer(q):
+        if m.group(0).endswith(("someone", "somebody", "anyone", "alguien")):
+            continue  # "someone who organizes fairs": who does a task, the duty lines say
+        after = [w for w in tokens(q[m.end() :]) if w not in STOP_EN and w not in STOP_ES][:1]
+        if not after or after[0] in _THING_NOUNS:
+            continue
+        if engine.catalog.says_a_title(after) or (_PERSON_NOUN.search(after[0]) and _english(after[0])):
+            return True
+    return False
+
+
+def _english(word: str) -> bool:
+    """Whether a word is more common in English than in Spanish (word frequency lists)."""
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word, "en") > zipf_frequency(word, "es")
 
 
 def _about_position(engine: GroundedEngine, a: Query, lang: Lang, topic: bool) -> Draft | None:
