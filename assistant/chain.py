@@ -467,7 +467,9 @@ def _moved(question: str, folded: str, words: list[str], history: History, catal
         manual, rest = moved
         if rest:
             own = question[len(question) - len(rest) :] if len(fold(question)) == len(question) else rest
-            return f"{own} (manual {manual.gerencia})"
+            # Scoped by the manual's code: "manual …" would make "¿quién elabora …?" ask who prepared the manual,
+            # and the gerencia's name would draw retrieval to the gerencia's own lines.
+            return f"{own} ({manual.code})" if manual.code else f"{own} (manual {manual.gerencia})"
         return _swap_manual(condense(last, history[:k], catalog), manual, catalog)
     named = catalog.find_manuals(question)
     if len(named) != 1 or not _SWAP.search(folded) or len(words) > 8:

@@ -311,13 +311,14 @@ def test_a_follow_up_moving_to_another_gerencia_asks_there(engine, manuals):
     history = [
         ("¿Quién revisa los reglamentos?", "Según el manual, se encarga **Área de Asesoría Jurídica** …")
     ]
+    legal = next(m for m in manuals if m.gerencia == "Gerencia Legal")
     own = "and in Créditos, quién revisa los créditos con codeudor?"
     assert (
-        condense(own, history, engine.catalog)
-        == "quién revisa los créditos con codeudor? (manual Gerencia de Créditos)"
+        condense(own, history, engine.catalog) == f"quién revisa los créditos con codeudor? ({credit.code})"
     )
+    # By the code: "(manual Gerencia Legal)" would make "¿quién elabora …?" ask who prepared the manual.
     own = "¿y en Legal quién elabora los contratos que salen de esos procesos?"
-    expected = "quién elabora los contratos que salen de esos procesos? (manual Gerencia Legal)"
+    expected = f"quién elabora los contratos que salen de esos procesos? ({legal.code})"
     assert condense(own, history, engine.catalog) == expected
     # "en lo legal" is no gerencia.
     assert engine.catalog.swapped_to("y en lo legal, ¿quién revisa los antecedentes registrales?") is None
