@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -81,18 +82,19 @@ def _short_name(gerencia: str) -> str:
     return fold(short_name(gerencia))
 
 
+def _unique_short_names(manuals: Sequence[Manual]) -> list[tuple[str, Manual]]:
+    """Each manual's gerencia short name (folded), for the names only one served manual has."""
+    names = [(_short_name(m.gerencia), m) for m in manuals]
+    count = Counter(name for name, _m in names)
+    return [(name, m) for name, m in names if name and count[name] == 1]
+
+
 def _short_name_patterns(manuals: Sequence[Manual]) -> list[tuple[re.Pattern[str], Manual]]:
     """Patterns naming a manual by its gerencia's short name where the words around it say a manual or a
     gerencia is meant (a short name alone, "créditos", is also an everyday word); each name only one manual
     has."""
-    names = [(_short_name(m.gerencia), m) for m in manuals]
-    count: dict[str, int] = {}
-    for name, _m in names:
-        count[name] = count.get(name, 0) + 1
     out = []
-    for name, m in names:
-        if not name or count[name] > 1:
-            continue
+    for name, m in _unique_short_names(manuals):
         n = re.escape(name)
         out.append(
             (
@@ -312,8 +314,7 @@ class Catalog:
         # A manual named by its code, or by its gerencia's short name where a manual is meant.
         self._manual_patterns = [(_whole_words(fold(m.code)), m) for m in manuals if m.code]
         self._manual_patterns += _short_name_patterns(manuals)
-        short = [(_short_name(m.gerencia), m) for m in manuals]
-        self._short_names = [(n, m) for n, m in short if n and [x for x, _m in short].count(n) == 1]
+        self._short_names = _unique_short_names(manuals)
         self.alias_stems = {stem(t) for a, _u, _m in self.unit_aliases for t in tokens(a)}
         self._former: dict[tuple[str, str], str] = {}
         # Each folded duty line → the units whose own function list holds it, in any manual. An agency that

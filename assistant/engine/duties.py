@@ -12,7 +12,6 @@ from assistant.cues import cue, cue_words
 from assistant.engine.catalog import _cognate, _Mention, _whole_words, titled_positions
 from assistant.engine.common import Draft, Lang, _cite, _quote_block, decline, unit_label
 from assistant.engine.query import (
-    _ASKS_DECISION,
     _ASKS_PERSON,
     _GREETINGS,
     _LOCATIVE,
@@ -359,7 +358,7 @@ class _Action:
 # A MOF line's verbs: its infinitives, and its gerunds ("… determinando la capacidad de pago").
 _INFINITIVE = re.compile(r"^([a-zñ]{2,}(?:ar|er|ir|ando|iendo))(?:se|los|las|lo|la|les|le)?$")
 _ACTIONS = (
-    _Action(_ASKS_DECISION, frozenset(stem(w) for w in cue_words("decision_verbs")), True),
+    _Action(cue("asks_decision"), frozenset(stem(w) for w in cue_words("decision_verbs")), True),
     _Action(cue("asks_payment"), frozenset(stem(w) for w in cue_words("payment_words")), False),
 )
 

@@ -81,8 +81,6 @@ CHANGE_KINDS = tuple(cue(f"kind_{k}") for k in ("created", "removed", "renamed",
 _WHICH_POSITION = cue("which_position")
 # "does that area have anyone for quality control?": a person, so a position, is asked for.
 _ASKS_PERSON = cue("asks_person")
-# "Who approves / authorises / decides X?": asks for a decision, which a line preparing or proposing X is not.
-_ASKS_DECISION = cue("asks_decision")
 # A change history entry that gave the manual a new code ("Recodificación del instrumento 901 231 905 por …").
 _RECODE = cue("recode")
 _META_VERSIONS = cue("meta_versions")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from assistant.cues import cue, cue_words
@@ -106,6 +107,7 @@ def asks_role(engine: GroundedEngine, q: str) -> bool:
     return False
 
 
+@lru_cache(maxsize=4096)
 def _english(word: str) -> bool:
     """Whether a word is more common in English than in Spanish (word frequency lists)."""
     from wordfreq import zipf_frequency
